@@ -1,0 +1,36 @@
+# policyfit — the two commands a new user needs:
+#   make quickstart   create .venv, install, run the quickstart demo
+#   make test         create/update .venv with the test extra, run the test suite
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.install-stamp
+PYTEST_WORKERS ?= 2
+
+.PHONY: install quickstart test lint format clean bench
+
+install: $(STAMP)
+
+# Re-installs only when pyproject.toml changed (or the venv is new): fast when nothing changed.
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	@touch $(STAMP)
+
+quickstart: install
+	$(BIN)/policyfit quickstart
+
+test: install
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) tests
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+format: install
+	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,46 @@
+"""policyfit: learn decision policies from logged data.
+
+The public API (everything the CLI uses):
+
+>>> import policyfit
+>>> ds = policyfit.load_dataset("path/to/data.hdf5")            # doctest: +SKIP
+>>> result = policyfit.train("iql", ds, steps=10_000, seed=0)    # doctest: +SKIP
+>>> policy = policyfit.load_policy(result.run_dir)               # doctest: +SKIP
+>>> action = policy(ds.observations[0])                          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# Public name -> module that defines it. Imported lazily so `import policyfit` stays fast.
+_PUBLIC = {
+    "Dataset": "policyfit.data.dataset",
+    "load_dataset": "policyfit.data.io",
+    "save_dataset": "policyfit.data.io",
+    "make_dataset": "policyfit.envs.suite",
+    "diagnose": "policyfit.diagnose.card",
+    "train": "policyfit.train.trainer",
+    "evaluate": "policyfit.evaluate.rollout",
+    "load_policy": "policyfit.algos.policy",
+    "ALGORITHMS": "policyfit.algos.registry",
+    "get_algorithm": "policyfit.algos.registry",
+    "PolicyfitError": "policyfit.errors",
+    "DatasetError": "policyfit.errors",
+    "ConfigError": "policyfit.errors",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'policyfit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_PUBLIC))

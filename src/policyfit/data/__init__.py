@@ -1,0 +1,5 @@
+"""Layer 0: the :class:`Dataset`, its readers and writers, validation and samplers."""
+
+from policyfit.data.dataset import ARRAY_FIELDS, Dataset, Episode, TruncatedEpisodeWarning
+
+__all__ = ["ARRAY_FIELDS", "Dataset", "Episode", "TruncatedEpisodeWarning"]

@@ -1,0 +1,323 @@
+"""The :class:`Dataset`: logged transitions as flat arrays plus episode boundaries and metadata.
+
+Layout (struct of arrays, ``N`` transitions, episodes stored one after another):
+
+=====================  ===================  =========================================
+field                  shape / dtype        meaning
+=====================  ===================  =========================================
+``observations``       ``[N, obs_dim]`` f32 state the action was taken in
+``actions``            ``[N, act_dim]`` f32 continuous actions, or ``[N]`` int64 (discrete)
+``rewards``            ``[N]`` f32          reward received
+``terminals``          ``[N]`` bool         the episode ended in a terminal state
+``timeouts``           ``[N]`` bool         the episode was cut (time limit / truncation)
+``next_observations``  ``[N, obs_dim]`` f32 state after the action
+=====================  ===================  =========================================
+
+An episode ends at every index where ``terminals | timeouts``; the last transition of the dataset
+always ends an episode (a last episode with neither flag is accepted as truncated, with a warning).
+
+Example:
+    >>> import numpy as np
+    >>> from policyfit.data import Dataset
+    >>> ds = Dataset(
+    ...     observations=np.zeros((4, 3)), actions=np.zeros((4, 1)), rewards=np.ones(4),
+    ...     terminals=np.array([0, 1, 0, 0]), timeouts=np.array([0, 0, 0, 1]),
+    ...     next_observations=np.zeros((4, 3)))
+    >>> ds.num_episodes, ds.episode_returns().tolist()
+    (2, [2.0, 2.0])
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from policyfit.errors import DatasetError
+
+ARRAY_FIELDS = (
+    "observations",
+    "actions",
+    "rewards",
+    "terminals",
+    "timeouts",
+    "next_observations",
+)
+REQUIRED_FIELDS = ("observations", "actions", "rewards", "terminals")
+
+
+class TruncatedEpisodeWarning(UserWarning):
+    """The last episode has neither a terminal nor a timeout flag; it is kept as truncated."""
+
+
+@dataclass
+class Episode:
+    """One episode: views into the dataset's arrays (no copies)."""
+
+    index: int
+    start: int
+    stop: int
+    observations: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    terminals: np.ndarray
+    timeouts: np.ndarray
+    next_observations: np.ndarray
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    @property
+    def episode_return(self) -> float:
+        return float(self.rewards.sum(dtype=np.float64))
+
+
+@dataclass
+class Dataset:
+    """Logged transitions; validated once, when constructed.
+
+    ``source`` is the file or name the data came from; it prefixes every error message.
+    ``metadata`` holds ``env_id``, ``observation_space``/``action_space`` (see :mod:`policyfit.data.spaces`),
+    ``ref_min_score``/``ref_max_score`` (for normalized scores), ``card`` (free-form dict) and
+    anything else a reader found.
+    """
+
+    observations: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    terminals: np.ndarray
+    timeouts: np.ndarray | None = None
+    next_observations: np.ndarray | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    source: str = "<memory>"
+    clip_actions: bool = field(default=False, repr=False)
+    _warn_truncated: bool = field(default=True, repr=False)
+
+    def __post_init__(self) -> None:
+        from policyfit.data.validate import validate_dataset
+
+        validate_dataset(self)
+        ends = np.flatnonzero(self.terminals | self.timeouts)
+        self._episode_ends = ends
+        self._episode_starts = np.concatenate([[0], ends[:-1] + 1]).astype(np.int64)
+
+    # ------------------------------------------------------------------ basic properties
+    def __len__(self) -> int:
+        return int(self.rewards.shape[0])
+
+    @property
+    def num_transitions(self) -> int:
+        return len(self)
+
+    @property
+    def num_episodes(self) -> int:
+        return int(self._episode_ends.shape[0])
+
+    @property
+    def observation_dim(self) -> int:
+        return int(self.observations.shape[1])
+
+    @property
+    def discrete(self) -> bool:
+        return self.actions.ndim == 1
+
+    @property
+    def action_dim(self) -> int:
+        """Number of action dimensions; for discrete actions, the number of actions."""
+        if self.discrete:
+            space = self.metadata.get("action_space") or {}
+            return int(space.get("n", int(self.actions.max()) + 1))
+        return int(self.actions.shape[1])
+
+    @property
+    def env_id(self) -> str | None:
+        return self.metadata.get("env_id")
+
+    @property
+    def episode_starts(self) -> np.ndarray:
+        return self._episode_starts
+
+    @property
+    def episode_ends(self) -> np.ndarray:
+        """Inclusive index of each episode's last transition."""
+        return self._episode_ends
+
+    @property
+    def episode_lengths(self) -> np.ndarray:
+        return self._episode_ends - self._episode_starts + 1
+
+    def episode_ids(self) -> np.ndarray:
+        """``[N]`` int: the episode each transition belongs to."""
+        return np.repeat(np.arange(self.num_episodes), self.episode_lengths)
+
+    # ------------------------------------------------------------------ episodes and returns
+    def episode(self, i: int) -> Episode:
+        start, stop = int(self._episode_starts[i]), int(self._episode_ends[i]) + 1
+        s = slice(start, stop)
+        return Episode(
+            i,
+            start,
+            stop,
+            self.observations[s],
+            self.actions[s],
+            self.rewards[s],
+            self.terminals[s],
+            self.timeouts[s],
+            self.next_observations[s],
+        )
+
+    def episodes(self) -> Iterator[Episode]:
+        """Iterate over episodes in storage order."""
+        for i in range(self.num_episodes):
+            yield self.episode(i)
+
+    def episode_returns(self) -> np.ndarray:
+        """Undiscounted return of each episode, ``[num_episodes]`` float64."""
+        sums = np.add.reduceat(self.rewards.astype(np.float64), self._episode_starts)
+        return sums
+
+    def returns_to_go(self, discount: float = 1.0) -> np.ndarray:
+        """``[N]`` return from each transition to the end of its episode (per episode, never across)."""
+        rtg = np.zeros(len(self), dtype=np.float64)
+        rewards = self.rewards.astype(np.float64)
+        if discount == 1.0:
+            for start, end in zip(self._episode_starts, self._episode_ends, strict=True):
+                seg = rewards[start : end + 1]
+                rtg[start : end + 1] = np.cumsum(seg[::-1])[::-1]
+            return rtg
+        for start, end in zip(self._episode_starts, self._episode_ends, strict=True):
+            acc = 0.0
+            for t in range(end, start - 1, -1):
+                acc = rewards[t] + discount * acc
+                rtg[t] = acc
+        return rtg
+
+    def normalized_score(self, returns: np.ndarray | float) -> np.ndarray | float | None:
+        """D4RL normalized score ``100 (R - random) / (expert - random)``; None without references."""
+        lo, hi = self.metadata.get("ref_min_score"), self.metadata.get("ref_max_score")
+        if lo is None or hi is None:
+            return None
+        return 100.0 * (np.asarray(returns, dtype=np.float64) - lo) / (hi - lo)
+
+    # ------------------------------------------------------------------ slicing / combining
+    def select_episodes(self, indices: Sequence[int] | np.ndarray) -> Dataset:
+        """A new dataset holding the given episodes, in the given order."""
+        idx = np.asarray(indices, dtype=np.int64)
+        if idx.size == 0:
+            raise DatasetError("no episodes selected", path=self.source, field="episodes")
+        rows = np.concatenate(
+            [np.arange(self._episode_starts[i], self._episode_ends[i] + 1) for i in idx]
+        )
+        return self._take(rows)
+
+    def _take(self, rows: np.ndarray, metadata: dict[str, Any] | None = None) -> Dataset:
+        arrays = {name: getattr(self, name)[rows] for name in ARRAY_FIELDS}
+        md = copy.deepcopy(self.metadata if metadata is None else metadata)
+        extra = md.get("extra_arrays")
+        if isinstance(extra, dict):
+            md["extra_arrays"] = {k: np.asarray(v)[rows] for k, v in extra.items()}
+        return Dataset(**arrays, metadata=md, source=self.source, _warn_truncated=False)
+
+    def __getitem__(self, item: slice) -> Dataset:
+        """Transition slice ``ds[a:b]``; a cut episode at the end is marked as timed out."""
+        if not isinstance(item, slice):
+            raise TypeError("Dataset supports slicing by transitions (ds[a:b]) or select_episodes()")
+        rows = np.arange(len(self))[item]
+        sub = {name: getattr(self, name)[rows].copy() for name in ARRAY_FIELDS}
+        if rows.size and not (sub["terminals"][-1] or sub["timeouts"][-1]):
+            sub["timeouts"][-1] = True
+        md = copy.deepcopy(self.metadata)
+        extra = md.get("extra_arrays")
+        if isinstance(extra, dict):
+            md["extra_arrays"] = {k: np.asarray(v)[rows] for k, v in extra.items()}
+        return Dataset(**sub, metadata=md, source=self.source)
+
+    @staticmethod
+    def concatenate(datasets: Sequence[Dataset], metadata: dict[str, Any] | None = None) -> Dataset:
+        """Episodes of all datasets, one after another; metadata from the first unless given."""
+        if not datasets:
+            raise DatasetError("nothing to concatenate", field="datasets")
+        first = datasets[0]
+        for other in datasets[1:]:
+            if other.observations.shape[1:] != first.observations.shape[1:] or (
+                other.actions.shape[1:] != first.actions.shape[1:]
+            ):
+                raise DatasetError(
+                    f"shapes differ from {first.source}: observations {other.observations.shape[1:]} "
+                    f"vs {first.observations.shape[1:]}, actions {other.actions.shape[1:]} vs "
+                    f"{first.actions.shape[1:]}",
+                    path=other.source,
+                    field="observations",
+                )
+        arrays = {
+            name: np.concatenate([getattr(d, name) for d in datasets]) for name in ARRAY_FIELDS
+        }
+        md = copy.deepcopy(first.metadata if metadata is None else metadata)
+        md.pop("extra_arrays", None)
+        return Dataset(**arrays, metadata=md, source=first.source)
+
+    # ------------------------------------------------------------------ identity and summary
+    def fingerprint(self) -> str:
+        """Content hash (sha256, 16 hex digits) of the six arrays — independent of format and metadata."""
+        h = hashlib.sha256()
+        for name in ARRAY_FIELDS:
+            arr = np.ascontiguousarray(getattr(self, name))
+            h.update(f"{name}:{arr.dtype.str}:{arr.shape}".encode())
+            h.update(memoryview(arr).cast("B"))
+        return h.hexdigest()[:16]
+
+    def summary(self) -> dict[str, Any]:
+        """Summary statistics (what ``policyfit data inspect --json`` prints)."""
+        rets = self.episode_returns()
+        lengths = self.episode_lengths
+        out: dict[str, Any] = {
+            "source": self.source,
+            "env_id": self.env_id,
+            "transitions": len(self),
+            "episodes": self.num_episodes,
+            "observation_dim": self.observation_dim,
+            "action_dim": self.action_dim,
+            "discrete": self.discrete,
+            "return_mean": float(rets.mean()),
+            "return_std": float(rets.std()),
+            "return_min": float(rets.min()),
+            "return_max": float(rets.max()),
+            "episode_length_mean": float(lengths.mean()),
+            "episode_length_min": int(lengths.min()),
+            "episode_length_max": int(lengths.max()),
+            "reward_mean": float(self.rewards.mean(dtype=np.float64)),
+            "terminals": int(self.terminals.sum()),
+            "timeouts": int(self.timeouts.sum()),
+            "fingerprint": self.fingerprint(),
+        }
+        norm = self.normalized_score(rets)
+        if norm is not None:
+            out["normalized_return_mean"] = float(np.mean(norm))
+            out["normalized_return_std"] = float(np.std(norm))
+            out["ref_min_score"] = float(self.metadata["ref_min_score"])
+            out["ref_max_score"] = float(self.metadata["ref_max_score"])
+        if not self.discrete:
+            out["action_min"] = float(self.actions.min())
+            out["action_max"] = float(self.actions.max())
+        return out
+
+    def __repr__(self) -> str:
+        return (
+            f"Dataset(source={self.source!r}, transitions={len(self)}, episodes={self.num_episodes}, "
+            f"observation_dim={self.observation_dim}, action_dim={self.action_dim}, "
+            f"discrete={self.discrete})"
+        )
+
+
+def warn_truncated(source: str) -> None:
+    warnings.warn(
+        f"{source}: timeouts: the last episode has neither a terminal nor a timeout flag; "
+        "it is kept as a truncated episode (timeout set on its last transition)",
+        TruncatedEpisodeWarning,
+        stacklevel=4,
+    )

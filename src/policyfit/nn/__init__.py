@@ -1,0 +1,21 @@
+"""Flax building blocks shared by every algorithm: MLPs, critic ensembles and policy heads."""
+
+from policyfit.nn.modules import (
+    MLP,
+    CategoricalPolicy,
+    DeterministicPolicy,
+    EnsembleCritic,
+    GaussianPolicy,
+    TanhGaussianPolicy,
+    ValueNet,
+)
+
+__all__ = [
+    "MLP",
+    "CategoricalPolicy",
+    "DeterministicPolicy",
+    "EnsembleCritic",
+    "GaussianPolicy",
+    "TanhGaussianPolicy",
+    "ValueNet",
+]

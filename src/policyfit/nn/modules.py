@@ -1,0 +1,206 @@
+"""Flax (linen) modules: MLP, critic ensemble, value net and policy heads.
+
+All modules take batched inputs ``[..., dim]``. Policy heads return a small distribution object
+(:class:`TanhNormal`, :class:`Normal`) with ``sample``/``log_prob``/``mode`` so algorithms do not
+depend on a distributions library.
+
+Example:
+    >>> import jax, jax.numpy as jnp
+    >>> from policyfit.nn import EnsembleCritic
+    >>> critic = EnsembleCritic(hidden_dims=(32, 32), n_critics=2)
+    >>> params = critic.init(jax.random.PRNGKey(0), jnp.zeros((4, 3)), jnp.zeros((4, 1)))
+    >>> critic.apply(params, jnp.zeros((4, 3)), jnp.zeros((4, 1))).shape
+    (2, 4)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+LOG_STD_MIN = -5.0
+LOG_STD_MAX = 2.0
+
+
+def default_init(scale: float = jnp.sqrt(2.0)):
+    return nn.initializers.orthogonal(scale)
+
+
+class MLP(nn.Module):
+    """Fully connected network; ReLU between layers, none after the last unless ``activate_final``."""
+
+    hidden_dims: Sequence[int]
+    activation: Callable = nn.relu
+    activate_final: bool = False
+    layer_norm: bool = False
+    dropout_rate: float | None = None
+    kernel_init: Callable | None = None
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray, training: bool = False) -> jnp.ndarray:
+        init = self.kernel_init or default_init()
+        for i, size in enumerate(self.hidden_dims):
+            x = nn.Dense(size, kernel_init=init)(x)
+            if i + 1 < len(self.hidden_dims) or self.activate_final:
+                if self.layer_norm:
+                    x = nn.LayerNorm()(x)
+                x = self.activation(x)
+                if self.dropout_rate:
+                    x = nn.Dropout(self.dropout_rate)(x, deterministic=not training)
+        return x
+
+
+class ValueNet(nn.Module):
+    """State value ``V(s)``: MLP with a scalar head; returns ``[...]``."""
+
+    hidden_dims: Sequence[int] = (256, 256)
+    layer_norm: bool = False
+
+    @nn.compact
+    def __call__(self, obs: jnp.ndarray) -> jnp.ndarray:
+        x = MLP(self.hidden_dims, activate_final=True, layer_norm=self.layer_norm)(obs)
+        return nn.Dense(1, kernel_init=default_init(1.0))(x)[..., 0]
+
+
+class _Critic(nn.Module):
+    hidden_dims: Sequence[int]
+    layer_norm: bool = False
+
+    @nn.compact
+    def __call__(self, obs: jnp.ndarray, act: jnp.ndarray) -> jnp.ndarray:
+        x = jnp.concatenate([obs, act], axis=-1)
+        x = MLP(self.hidden_dims, activate_final=True, layer_norm=self.layer_norm)(x)
+        return nn.Dense(1, kernel_init=default_init(1.0))(x)[..., 0]
+
+
+class EnsembleCritic(nn.Module):
+    """``n_critics`` independent Q-networks evaluated in one vectorized call; returns ``[n_critics, ...]``."""
+
+    hidden_dims: Sequence[int] = (256, 256)
+    n_critics: int = 2
+    layer_norm: bool = False
+
+    @nn.compact
+    def __call__(self, obs: jnp.ndarray, act: jnp.ndarray) -> jnp.ndarray:
+        ensemble = nn.vmap(
+            _Critic,
+            variable_axes={"params": 0},
+            split_rngs={"params": True},
+            in_axes=None,
+            out_axes=0,
+            axis_size=self.n_critics,
+        )
+        return ensemble(self.hidden_dims, self.layer_norm)(obs, act)
+
+
+@dataclass(frozen=True)
+class Normal:
+    """Diagonal Gaussian."""
+
+    mean: jnp.ndarray
+    log_std: jnp.ndarray
+
+    def sample(self, key: jax.Array) -> jnp.ndarray:
+        return self.mean + jnp.exp(self.log_std) * jax.random.normal(key, self.mean.shape)
+
+    def log_prob(self, x: jnp.ndarray) -> jnp.ndarray:
+        z = (x - self.mean) * jnp.exp(-self.log_std)
+        return jnp.sum(-0.5 * z**2 - self.log_std - 0.5 * jnp.log(2 * jnp.pi), axis=-1)
+
+    def mode(self) -> jnp.ndarray:
+        return self.mean
+
+
+@dataclass(frozen=True)
+class TanhNormal:
+    """Gaussian squashed by ``tanh`` (SAC's policy, Appendix C of Haarnoja et al. 2018)."""
+
+    mean: jnp.ndarray
+    log_std: jnp.ndarray
+
+    def sample_and_log_prob(self, key: jax.Array) -> tuple[jnp.ndarray, jnp.ndarray]:
+        u = self.mean + jnp.exp(self.log_std) * jax.random.normal(key, self.mean.shape)
+        return jnp.tanh(u), self._log_prob_pre_tanh(u)
+
+    def sample(self, key: jax.Array) -> jnp.ndarray:
+        return self.sample_and_log_prob(key)[0]
+
+    def _log_prob_pre_tanh(self, u: jnp.ndarray) -> jnp.ndarray:
+        base = Normal(self.mean, self.log_std).log_prob(u)
+        # log|d tanh(u)/du| = log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)), numerically stable
+        log_det = jnp.sum(2.0 * (jnp.log(2.0) - u - jax.nn.softplus(-2.0 * u)), axis=-1)
+        return base - log_det
+
+    def log_prob(self, a: jnp.ndarray, eps: float = 1e-6) -> jnp.ndarray:
+        a = jnp.clip(a, -1.0 + eps, 1.0 - eps)
+        return self._log_prob_pre_tanh(jnp.arctanh(a))
+
+    def mode(self) -> jnp.ndarray:
+        return jnp.tanh(self.mean)
+
+
+class TanhGaussianPolicy(nn.Module):
+    """State-dependent tanh-Gaussian policy (SAC, CQL, AWAC, IQL's stochastic variant)."""
+
+    action_dim: int
+    hidden_dims: Sequence[int] = (256, 256)
+    layer_norm: bool = False
+
+    @nn.compact
+    def __call__(self, obs: jnp.ndarray) -> TanhNormal:
+        x = MLP(self.hidden_dims, activate_final=True, layer_norm=self.layer_norm)(obs)
+        mean = nn.Dense(self.action_dim, kernel_init=default_init(1e-2))(x)
+        log_std = nn.Dense(self.action_dim, kernel_init=default_init(1e-2))(x)
+        return TanhNormal(mean, jnp.clip(log_std, LOG_STD_MIN, LOG_STD_MAX))
+
+
+class GaussianPolicy(nn.Module):
+    """Gaussian policy with tanh-bounded mean and a state-independent log-std (IQL's actor)."""
+
+    action_dim: int
+    hidden_dims: Sequence[int] = (256, 256)
+    dropout_rate: float | None = None
+    layer_norm: bool = False
+
+    @nn.compact
+    def __call__(self, obs: jnp.ndarray, training: bool = False) -> Normal:
+        x = MLP(
+            self.hidden_dims,
+            activate_final=True,
+            dropout_rate=self.dropout_rate,
+            layer_norm=self.layer_norm,
+        )(obs, training=training)
+        mean = jnp.tanh(nn.Dense(self.action_dim, kernel_init=default_init(1e-2))(x))
+        log_std = self.param("log_std", nn.initializers.zeros, (self.action_dim,))
+        log_std = jnp.broadcast_to(jnp.clip(log_std, LOG_STD_MIN, LOG_STD_MAX), mean.shape)
+        return Normal(mean, log_std)
+
+
+class DeterministicPolicy(nn.Module):
+    """``a = max_action * tanh(MLP(s))`` (TD3+BC, ReBRAC, deterministic BC)."""
+
+    action_dim: int
+    hidden_dims: Sequence[int] = (256, 256)
+    layer_norm: bool = False
+    max_action: float = 1.0
+
+    @nn.compact
+    def __call__(self, obs: jnp.ndarray) -> jnp.ndarray:
+        x = MLP(self.hidden_dims, activate_final=True, layer_norm=self.layer_norm)(obs)
+        return self.max_action * jnp.tanh(nn.Dense(self.action_dim, kernel_init=default_init(1e-2))(x))
+
+
+class CategoricalPolicy(nn.Module):
+    """Logits over ``n_actions`` discrete actions."""
+
+    n_actions: int
+    hidden_dims: Sequence[int] = (256, 256)
+
+    @nn.compact
+    def __call__(self, obs: jnp.ndarray) -> jnp.ndarray:
+        x = MLP(self.hidden_dims, activate_final=True)(obs)
+        return nn.Dense(self.n_actions, kernel_init=default_init(1e-2))(x)
