@@ -31,5 +31,7 @@ def test_episodes_and_returns():
 def test_nan_rejected_with_field_and_index():
     rewards = np.arange(6, dtype=float)
     rewards[4] = np.nan
-    with pytest.raises(DatasetError, match=r"rewards: contains 1 NaN values \(first at transition 4\)"):
+    with pytest.raises(
+        DatasetError, match=r"rewards: contains 1 NaN values \(first at transition 4\)"
+    ):
         small(rewards=rewards)

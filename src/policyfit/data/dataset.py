@@ -226,7 +226,9 @@ class Dataset:
     def __getitem__(self, item: slice) -> Dataset:
         """Transition slice ``ds[a:b]``; a cut episode at the end is marked as timed out."""
         if not isinstance(item, slice):
-            raise TypeError("Dataset supports slicing by transitions (ds[a:b]) or select_episodes()")
+            raise TypeError(
+                "Dataset supports slicing by transitions (ds[a:b]) or select_episodes()"
+            )
         rows = np.arange(len(self))[item]
         sub = {name: getattr(self, name)[rows].copy() for name in ARRAY_FIELDS}
         if rows.size and not (sub["terminals"][-1] or sub["timeouts"][-1]):

@@ -37,7 +37,9 @@ def space_to_gym(space: dict[str, Any]) -> Any:
         return gym.spaces.Discrete(int(space["n"]))
     low = np.asarray(space["low"], dtype=np.float64)
     high = np.asarray(space["high"], dtype=np.float64)
-    return gym.spaces.Box(low=low.astype(np.float32), high=high.astype(np.float32), dtype=np.float32)
+    return gym.spaces.Box(
+        low=low.astype(np.float32), high=high.astype(np.float32), dtype=np.float32
+    )
 
 
 def infer_box(x: np.ndarray) -> dict[str, Any]:

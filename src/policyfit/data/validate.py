@@ -58,7 +58,11 @@ def validate_dataset(ds: Dataset) -> None:
 
     for name in ("observations", "actions", "rewards", "terminals"):
         if getattr(ds, name) is None:
-            _fail(ds, name, "is missing; every dataset needs observations, actions, rewards, terminals")
+            _fail(
+                ds,
+                name,
+                "is missing; every dataset needs observations, actions, rewards, terminals",
+            )
 
     obs = _as_numeric(ds, "observations", ds.observations, "a float array [N, obs_dim]")
     if obs.ndim == 1:
@@ -186,7 +190,11 @@ def validate_dataset(ds: Dataset) -> None:
     if discrete and space is not None and space.get("type") == "discrete":
         k = int(space["n"])
         if act.min() < 0 or act.max() >= k:
-            _fail(ds, "actions", f"discrete actions must lie in [0, {k}), found {act.min()}..{act.max()}")
+            _fail(
+                ds,
+                "actions",
+                f"discrete actions must lie in [0, {k}), found {act.min()}..{act.max()}",
+            )
 
     ds.observations, ds.actions, ds.rewards = obs, act, rew
     ds.terminals, ds.timeouts, ds.next_observations = term, tout, nxt

@@ -52,8 +52,10 @@ def get_env_spec(env_id: str) -> EnvSpec:
 def normalized_score(env_id: str, returns: np.ndarray | float) -> np.ndarray | float:
     """D4RL normalized score of undiscounted episode return(s)."""
     spec = get_env_spec(env_id)
-    out = 100.0 * (np.asarray(returns, dtype=np.float64) - spec.ref_min_score) / (
-        spec.ref_max_score - spec.ref_min_score
+    out = (
+        100.0
+        * (np.asarray(returns, dtype=np.float64) - spec.ref_min_score)
+        / (spec.ref_max_score - spec.ref_min_score)
     )
     return float(out) if np.ndim(out) == 0 else out
 

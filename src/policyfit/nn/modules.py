@@ -191,7 +191,9 @@ class DeterministicPolicy(nn.Module):
     @nn.compact
     def __call__(self, obs: jnp.ndarray) -> jnp.ndarray:
         x = MLP(self.hidden_dims, activate_final=True, layer_norm=self.layer_norm)(obs)
-        return self.max_action * jnp.tanh(nn.Dense(self.action_dim, kernel_init=default_init(1e-2))(x))
+        return self.max_action * jnp.tanh(
+            nn.Dense(self.action_dim, kernel_init=default_init(1e-2))(x)
+        )
 
 
 class CategoricalPolicy(nn.Module):

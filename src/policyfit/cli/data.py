@@ -1,0 +1,188 @@
+"""``policyfit data ...``: inspect, convert, make and list datasets."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+DATASET_HELP = (
+    "Path (Minari folder, HDF5, .npz), local Minari id, or built-in name such as hopper-medium."
+)
+
+
+def _console():
+    from rich.console import Console
+
+    return Console()
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.4g}" if abs(value) < 1e5 else f"{value:,.1f}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
+def render_summary(summary: dict[str, Any], card: dict[str, Any] | None = None) -> None:
+    """Print a dataset summary (and its card, when it has one) as rich tables."""
+    from rich.table import Table
+
+    console = _console()
+    table = Table(
+        title=f"dataset: {summary.get('source')}", show_header=False, title_justify="left"
+    )
+    table.add_column("field", style="bold cyan")
+    table.add_column("value")
+    for key, value in summary.items():
+        if key == "source":
+            continue
+        table.add_row(key, _fmt(value))
+    console.print(table)
+    if card:
+        card_table = Table(title="dataset card", show_header=False, title_justify="left")
+        card_table.add_column("field", style="bold magenta")
+        card_table.add_column("value", overflow="fold")
+        for key, value in card.items():
+            card_table.add_row(
+                key, value if isinstance(value, str) else json.dumps(value, default=str)
+            )
+        console.print(card_table)
+
+
+def register(group: click.Group) -> None:
+    group.add_command(data)
+
+
+@click.group()
+def data() -> None:
+    """Load, inspect, convert and build datasets."""
+
+
+@data.command()
+@click.argument("dataset")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
+@click.option(
+    "--full", is_flag=True, help="Also run the diagnostics (TQ, SACo, consistency, anomalies)."
+)
+@click.option(
+    "--clip-actions", is_flag=True, help="Clip actions into the action space instead of failing."
+)
+@click.option(
+    "--size", type=int, default=None, help="Size of a built-in dataset (default: D4RL's)."
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of a built-in dataset.")
+def inspect(
+    dataset: str, as_json: bool, full: bool, clip_actions: bool, size: int | None, seed: int
+) -> None:
+    """Summarize DATASET: sizes, returns, episode lengths, flags, fingerprint.
+
+    DATASET is a path (Minari folder, HDF5, .npz), a local Minari id, or a built-in name.
+
+    \b
+    Examples:
+      policyfit data inspect hopper-medium
+      policyfit data inspect logs.hdf5 --json
+    """
+    from policyfit.data.io import load_dataset
+
+    kwargs = {"size": size, "seed": seed} if size is not None else {}
+    ds = load_dataset(dataset, clip_actions=clip_actions, **kwargs)
+    summary = ds.summary()
+    card = ds.metadata.get("card") or None
+    diagnosis = None
+    if full:
+        from policyfit.diagnose.card import diagnose
+
+        diagnosis = diagnose(ds)
+    if as_json:
+        out = dict(summary)
+        if card:
+            out["card"] = card
+        if diagnosis is not None:
+            out["diagnostics"] = diagnosis.to_dict()
+        click.echo(json.dumps(out, default=str))
+        return
+    render_summary(summary, card)
+    if diagnosis is not None:
+        diagnosis.render(_console())
+
+
+@data.command()
+@click.argument("src")
+@click.argument("dst")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["minari", "hdf5", "npz"]),
+    default=None,
+    help="Output format (default: by DST's extension — .hdf5/.h5, .npz — else a Minari folder).",
+)
+@click.option(
+    "--dataset-id", default=None, help="Minari dataset id to record (default policyfit/<name>-v0)."
+)
+@click.option(
+    "--clip-actions", is_flag=True, help="Clip actions into the action space instead of failing."
+)
+def convert(
+    src: str, dst: str, fmt: str | None, dataset_id: str | None, clip_actions: bool
+) -> None:
+    """Convert SRC to DST (Minari <-> HDF5 <-> npz); every array and the fingerprint are kept.
+
+    \b
+    Examples:
+      policyfit data convert logs.hdf5 logs.npz
+      policyfit data convert logs.npz ./logs-minari --format minari
+    """
+    from policyfit.data.io import load_dataset, save_dataset
+
+    ds = load_dataset(src, clip_actions=clip_actions)
+    path = save_dataset(ds, dst, fmt, dataset_id=dataset_id)
+    click.echo(
+        f"wrote {path} ({len(ds):,} transitions, {ds.num_episodes:,} episodes, fingerprint {ds.fingerprint()})"
+    )
+
+
+@data.command()
+@click.argument("name")
+@click.option(
+    "--size", type=int, default=None, help="Transitions (default: D4RL's, 1M; medium-expert 2M)."
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--out", type=click.Path(), default=None, help="Write here instead of $POLICYFIT_HOME."
+)
+def make(name: str, size: int | None, seed: int, out: str | None) -> None:
+    """Build the built-in dataset NAME (e.g. hopper-medium) from its shipped behavior policy.
+
+    Same NAME, --size and --seed give the identical dataset (same fingerprint).
+    """
+    from policyfit.envs import suite
+
+    ds = suite.make_dataset(name, size=size, seed=seed, out=out)
+    click.echo(
+        f"{name}: {len(ds):,} transitions, {ds.num_episodes:,} episodes, fingerprint {ds.fingerprint()}"
+    )
+
+
+@data.command(name="list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def list_(as_json: bool) -> None:
+    """List the built-in datasets, whether each is cached, and its behavior policy's score."""
+    from rich.table import Table
+
+    from policyfit.envs import suite
+
+    rows = suite.list_datasets()
+    if as_json:
+        click.echo(json.dumps(rows, default=str))
+        return
+    table = Table(title="built-in datasets")
+    columns = list(rows[0]) if rows else ["name"]
+    for col in columns:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*(_fmt(row.get(col)) for col in columns))
+    _console().print(table)

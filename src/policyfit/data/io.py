@@ -1,0 +1,562 @@
+"""Readers and writers: Minari datasets, D4RL-style HDF5 and ``.npz``, chosen by sniffing the path.
+
+* :func:`load_dataset` accepts a path (Minari dataset directory, HDF5 file, ``.npz`` file), a
+  Minari dataset id in the local Minari root, or a built-in suite name (``hopper-medium``).
+* :func:`save_dataset` writes any of the three formats; every writer writes to a temporary path
+  in the same directory and renames it into place, so a crash never leaves a half-written file.
+
+Example:
+    >>> import numpy as np, tempfile, os
+    >>> from policyfit.data import Dataset
+    >>> from policyfit.data.io import load_dataset, save_dataset
+    >>> ds = Dataset(observations=np.zeros((3, 2)), actions=np.zeros((3, 1)),
+    ...              rewards=np.ones(3), terminals=np.array([0, 0, 1]))
+    >>> path = save_dataset(ds, os.path.join(tempfile.mkdtemp(), "d.hdf5"))
+    >>> load_dataset(path).fingerprint() == ds.fingerprint()
+    True
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from policyfit.data.dataset import ARRAY_FIELDS, Dataset
+from policyfit.data.spaces import infer_box, space_from_gym, space_to_gym
+from policyfit.errors import DatasetError
+
+FORMATS = ("minari", "hdf5", "npz")
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+ZIP_MAGIC = b"PK\x03\x04"
+METADATA_KEY = "policyfit_metadata"  # JSON text holding Dataset.metadata in HDF5/npz/Minari files
+
+
+# ----------------------------------------------------------------------------- sniffing
+def sniff_format(path: str | os.PathLike) -> str:
+    """Return ``"minari"``, ``"hdf5"`` or ``"npz"`` for an existing path, by content."""
+    p = Path(path)
+    if p.is_dir():
+        if (p / "data" / "metadata.json").is_file() or (p / "metadata.json").is_file():
+            return "minari"
+        raise DatasetError(
+            "directory is not a Minari dataset (no data/metadata.json inside)",
+            path=str(p),
+            field="format",
+        )
+    with open(p, "rb") as fh:
+        head = fh.read(8)
+    if head.startswith(HDF5_MAGIC):
+        return "hdf5"
+    if head.startswith(ZIP_MAGIC):
+        return "npz"
+    raise DatasetError(
+        "not a dataset: unrecognized content (expected a Minari dataset directory, an HDF5 file "
+        "or an .npz file)",
+        path=str(p),
+        field="format",
+    )
+
+
+def format_for_destination(path: str | os.PathLike, fmt: str | None = None) -> str:
+    """Pick a writer format: explicit ``fmt``, else by extension (.hdf5/.h5, .npz), else Minari."""
+    if fmt is not None:
+        if fmt not in FORMATS:
+            raise DatasetError(
+                f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}",
+                path=str(path),
+                field="format",
+            )
+        return fmt
+    suffix = Path(path).suffix.lower()
+    if suffix in (".hdf5", ".h5"):
+        return "hdf5"
+    if suffix == ".npz":
+        return "npz"
+    return "minari"
+
+
+# ----------------------------------------------------------------------------- public API
+def load_dataset(
+    path_or_name: str | os.PathLike | Dataset, *, clip_actions: bool = False, **suite_kwargs: Any
+) -> Dataset:
+    """Load a dataset from a path, a local Minari id, or a built-in suite name.
+
+    Args:
+        path_or_name: Minari directory, HDF5 / ``.npz`` file, Minari dataset id, or suite name
+            (``hopper-medium``; built on first use, then cached under ``$POLICYFIT_HOME``).
+        clip_actions: clip actions into the declared action space instead of rejecting them.
+        **suite_kwargs: ``size``/``seed`` for suite names.
+
+    Raises:
+        DatasetError: one line naming the file, the field and the problem.
+
+    Example:
+        >>> ds = load_dataset("hopper-medium", size=10_000)   # doctest: +SKIP
+    """
+    if isinstance(path_or_name, Dataset):
+        return path_or_name
+    p = Path(path_or_name).expanduser()
+    if p.exists():
+        fmt = sniff_format(p)
+        reader = {"minari": read_minari, "hdf5": read_hdf5, "npz": read_npz}[fmt]
+        return reader(p, clip_actions=clip_actions)
+    name = str(path_or_name)
+    suite = _suite_module()
+    if suite is not None and suite.is_suite_name(name):
+        return suite.make_dataset(name, **suite_kwargs)
+    minari_dir = _local_minari_path(name)
+    if minari_dir is not None:
+        return read_minari(minari_dir, clip_actions=clip_actions)
+    hint = ""
+    if suite is not None:
+        hint = (
+            f"; built-in names: {', '.join(suite.SUITE_NAMES[:3])}, ... (see `policyfit data list`)"
+        )
+    raise DatasetError(
+        f"no such file, Minari dataset or built-in dataset{hint}", path=name, field="path"
+    )
+
+
+def save_dataset(
+    ds: Dataset,
+    path: str | os.PathLike,
+    format: str | None = None,  # noqa: A002 - mirrors the CLI flag
+    *,
+    dataset_id: str | None = None,
+    overwrite: bool = True,
+) -> Path:
+    """Write ``ds`` atomically (temporary path, then rename) and return the final path."""
+    dest = Path(path).expanduser()
+    fmt = format_for_destination(dest, format)
+    if dest.exists() and not overwrite:
+        raise DatasetError(
+            "already exists; pass overwrite=True to replace it", path=str(dest), field="path"
+        )
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    writer = {"minari": write_minari, "hdf5": write_hdf5, "npz": write_npz}[fmt]
+    if fmt == "minari":
+        writer(ds, dest, dataset_id=dataset_id)
+    else:
+        writer(ds, dest)
+    return dest
+
+
+# ----------------------------------------------------------------------------- helpers
+def _suite_module():
+    try:
+        from policyfit.envs import suite
+    except ImportError:
+        return None
+    return suite if hasattr(suite, "is_suite_name") else None
+
+
+def _local_minari_path(dataset_id: str) -> Path | None:
+    root = os.environ.get(
+        "MINARI_DATASETS_PATH", os.path.join(os.path.expanduser("~"), ".minari", "datasets")
+    )
+    candidate = Path(root) / dataset_id
+    return candidate if (candidate / "data" / "metadata.json").is_file() else None
+
+
+def _metadata_to_json(metadata: dict[str, Any]) -> str:
+    md = {k: v for k, v in metadata.items() if k != "extra_arrays"}
+    return json.dumps(md, default=_json_default, sort_keys=True)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, (set, tuple)):
+        return list(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"metadata value of type {type(obj).__name__} is not JSON-serializable")
+
+
+def _metadata_from_json(text: str | bytes, path: Path) -> dict[str, Any]:
+    if isinstance(text, bytes):
+        text = text.decode()
+    try:
+        md = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DatasetError(
+            f"metadata is not valid JSON ({exc})", path=str(path), field=METADATA_KEY
+        ) from None
+    if not isinstance(md, dict):
+        raise DatasetError("metadata must be a JSON object", path=str(path), field=METADATA_KEY)
+    return md
+
+
+@contextlib.contextmanager
+def _atomic_file(dest: Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``dest``; rename it onto ``dest`` only if the block succeeds."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, dest)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def _extra_arrays(ds: Dataset) -> dict[str, np.ndarray]:
+    extra = ds.metadata.get("extra_arrays") or {}
+    return {k: np.asarray(v) for k, v in extra.items()}
+
+
+def _build(
+    arrays: dict[str, Any], metadata: dict[str, Any], path: Path, clip_actions: bool
+) -> Dataset:
+    for name in ("observations", "actions", "rewards", "terminals"):
+        if arrays.get(name) is None:
+            raise DatasetError(
+                "required key is missing (need observations, actions, rewards, terminals; "
+                "timeouts and next_observations are optional)",
+                path=str(path),
+                field=name,
+            )
+    return Dataset(
+        **{name: arrays.get(name) for name in ARRAY_FIELDS},
+        metadata=metadata,
+        source=str(path),
+        clip_actions=clip_actions,
+    )
+
+
+# ----------------------------------------------------------------------------- HDF5 (D4RL style)
+def read_hdf5(path: str | os.PathLike, *, clip_actions: bool = False) -> Dataset:
+    """Read a D4RL-style HDF5 file: flat keys; nested groups are flattened as ``group/key``."""
+    import h5py
+
+    path = Path(path)
+    arrays: dict[str, Any] = {}
+    extra: dict[str, np.ndarray] = {}
+    other: dict[str, Any] = {}
+    metadata: dict[str, Any] = {}
+    try:
+        with h5py.File(path, "r") as f:
+            if METADATA_KEY in f.attrs:
+                metadata = _metadata_from_json(f.attrs[METADATA_KEY], path)
+            keys: list[str] = []
+            f.visititems(
+                lambda name, obj: keys.append(name) if isinstance(obj, h5py.Dataset) else None
+            )
+            n = (
+                f["rewards"].shape[0]
+                if "rewards" in f and isinstance(f["rewards"], h5py.Dataset)
+                else None
+            )
+            for key in keys:
+                dset = f[key]
+                if key in ARRAY_FIELDS:
+                    arrays[key] = dset[()]
+                elif dset.shape and n is not None and dset.shape[0] == n:
+                    extra[key] = dset[()]
+                else:
+                    value = dset[()]
+                    other[key] = value.tolist() if isinstance(value, np.ndarray) else _scalar(value)
+    except DatasetError:
+        raise
+    except (OSError, KeyError, ValueError, RuntimeError) as exc:
+        raise DatasetError(
+            f"cannot be read as HDF5 (truncated or corrupt file?): {exc}",
+            path=str(path),
+            field="file",
+        ) from None
+    if extra:
+        metadata.setdefault("extra_arrays", {}).update(extra)
+    if other:
+        metadata.setdefault("extra", {}).update(other)
+    metadata["source_format"] = "hdf5"
+    return _build(arrays, metadata, path, clip_actions)
+
+
+def _scalar(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def write_hdf5(ds: Dataset, path: str | os.PathLike) -> Path:
+    """Write flat D4RL keys plus our metadata (JSON attribute) and any extra per-transition arrays."""
+    import h5py
+
+    dest = Path(path)
+    with _atomic_file(dest) as tmp, h5py.File(tmp, "w") as f:
+        for name in ARRAY_FIELDS:
+            f.create_dataset(name, data=getattr(ds, name))
+        for key, value in _extra_arrays(ds).items():
+            f.create_dataset(key, data=value)
+        f.attrs[METADATA_KEY] = _metadata_to_json(ds.metadata)
+    return dest
+
+
+# ----------------------------------------------------------------------------- npz
+def read_npz(path: str | os.PathLike, *, clip_actions: bool = False) -> Dataset:
+    """Read an ``.npz`` with the D4RL keys (never unpickles: ``allow_pickle=False``)."""
+    path = Path(path)
+    arrays: dict[str, Any] = {}
+    metadata: dict[str, Any] = {}
+    extra: dict[str, np.ndarray] = {}
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            for key in z.files:
+                if key == METADATA_KEY:
+                    metadata = _metadata_from_json(str(z[key]), path)
+                elif key in ARRAY_FIELDS:
+                    arrays[key] = z[key]
+                else:
+                    extra[key] = z[key]
+    except DatasetError:
+        raise
+    except ValueError as exc:
+        if "pickle" in str(exc).lower():
+            raise DatasetError(
+                "holds Python objects (pickled arrays), which policyfit never loads; store numeric arrays",
+                path=str(path),
+                field="file",
+            ) from None
+        raise DatasetError(f"cannot be read as .npz: {exc}", path=str(path), field="file") from None
+    except (OSError, EOFError, KeyError) as exc:
+        raise DatasetError(
+            f"cannot be read as .npz (truncated or corrupt file?): {exc}",
+            path=str(path),
+            field="file",
+        ) from None
+    if extra:
+        metadata.setdefault("extra_arrays", {}).update(extra)
+    metadata["source_format"] = "npz"
+    return _build(arrays, metadata, path, clip_actions)
+
+
+def write_npz(ds: Dataset, path: str | os.PathLike) -> Path:
+    dest = Path(path)
+    payload = {name: getattr(ds, name) for name in ARRAY_FIELDS}
+    payload.update(_extra_arrays(ds))
+    payload[METADATA_KEY] = np.array(_metadata_to_json(ds.metadata))
+    with _atomic_file(dest) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **payload)
+    return dest
+
+
+# ----------------------------------------------------------------------------- Minari
+def _minari_data_dir(path: Path) -> Path:
+    return path / "data" if (path / "data" / "metadata.json").is_file() else path
+
+
+def read_minari(path: str | os.PathLike, *, clip_actions: bool = False) -> Dataset:
+    """Read a Minari dataset directory (the dataset folder or its ``data/`` folder)."""
+    import minari
+
+    path = Path(path)
+    data_dir = _minari_data_dir(path)
+    try:
+        mds = minari.MinariDataset(data_dir)
+        raw_md = dict(mds.storage.metadata)
+        episodes = list(mds.storage.get_episodes(range(mds.storage.total_episodes)))
+    except DatasetError:
+        raise
+    except Exception as exc:  # minari raises ValueError/AssertionError/OSError on bad folders
+        raise DatasetError(
+            f"cannot be read as a Minari dataset: {exc}", path=str(path), field="file"
+        ) from None
+    if not episodes:
+        raise DatasetError("the dataset is empty (0 episodes)", path=str(path), field="episodes")
+
+    metadata: dict[str, Any] = {}
+    if isinstance(raw_md.get(METADATA_KEY), str):
+        metadata = _metadata_from_json(raw_md[METADATA_KEY], path)
+    metadata["source_format"] = "minari"
+    metadata.setdefault("minari_dataset_id", raw_md.get("dataset_id"))
+    for key in ("ref_min_score", "ref_max_score"):
+        if raw_md.get(key) is not None:
+            metadata.setdefault(key, float(raw_md[key]))
+    try:
+        metadata.setdefault("observation_space", space_from_gym(mds.observation_space))
+        metadata.setdefault("action_space", space_from_gym(mds.action_space))
+    except TypeError as exc:
+        raise DatasetError(str(exc), path=str(path), field="observation_space") from None
+    if "env_id" not in metadata and mds.env_spec is not None:
+        metadata["env_id"] = mds.env_spec.id
+
+    obs, act, rew, term, trunc, nxt = [], [], [], [], [], []
+    extras: dict[str, list[np.ndarray]] = {}
+    for ep in episodes:
+        o = np.asarray(ep["observations"])
+        if o.dtype == object or o.ndim == 0:
+            raise DatasetError(
+                "only flat Box observations are supported (found a dict/tuple observation space)",
+                path=str(path),
+                field="observations",
+            )
+        t = len(ep["rewards"])
+        if o.shape[0] != t + 1:
+            raise DatasetError(
+                f"episode {ep.get('id')} has {o.shape[0]} observations for {t} steps (expected {t + 1})",
+                path=str(path),
+                field="observations",
+            )
+        infos = ep.get("infos") or {}
+        obs.append(o[:-1])
+        nxt.append(
+            np.asarray(infos["next_observations"])[:t] if "next_observations" in infos else o[1:]
+        )
+        act.append(np.asarray(ep["actions"]))
+        rew.append(np.asarray(ep["rewards"]))
+        term.append(np.asarray(ep["terminations"]))
+        tr = np.asarray(ep["truncations"]).astype(bool).copy()
+        if not (tr[-1] or term[-1][-1]):
+            tr[-1] = True  # Minari episodes end where they are stored; an unflagged end is a cut
+        trunc.append(tr)
+        for key, value in (infos.get("policyfit_extra") or {}).items():
+            extras.setdefault(key, []).append(np.asarray(value)[:t])
+    if extras:
+        metadata["extra_arrays"] = {k: np.concatenate(v) for k, v in extras.items()}
+    arrays = {
+        "observations": np.concatenate(obs),
+        "actions": np.concatenate(act),
+        "rewards": np.concatenate(rew),
+        "terminals": np.concatenate(term),
+        "timeouts": np.concatenate(trunc),
+        "next_observations": np.concatenate(nxt),
+    }
+    return _build(arrays, metadata, path, clip_actions)
+
+
+def _minari_buffers(ds: Dataset) -> list[dict[str, Any]]:
+    extra = _extra_arrays(ds)
+    buffers = []
+    for ep in ds.episodes():
+        t = len(ep)
+        observations = np.concatenate([ep.observations, ep.next_observations[-1:]])
+        ep_buffer: dict[str, Any] = {
+            "observations": observations,
+            "actions": ep.actions,
+            "rewards": ep.rewards,
+            "terminations": ep.terminals,
+            "truncations": ep.timeouts,
+        }
+        infos: dict[str, np.ndarray] = {}
+        # Minari stores s_0..s_T, so s'_t must equal s_{t+1}; where it does not (corrupted
+        # dynamics, subsampled logs) the true next observations travel in infos.
+        if t > 1 and not np.array_equal(ep.next_observations[:-1], ep.observations[1:]):
+            infos["next_observations"] = np.concatenate(
+                [ep.next_observations, ep.next_observations[-1:]]
+            )
+        if extra:
+            infos["policyfit_extra"] = {
+                key: np.concatenate([v[ep.start : ep.stop], v[ep.stop - 1 : ep.stop]])
+                for key, v in extra.items()
+            }
+        if infos:
+            ep_buffer["infos"] = infos
+        buffers.append(ep_buffer)
+    return buffers
+
+
+def write_minari(ds: Dataset, path: str | os.PathLike, *, dataset_id: str | None = None) -> Path:
+    """Write a Minari dataset folder at ``path`` (``path/data/main_data.hdf5`` + ``metadata.json``).
+
+    Uses ``minari.create_dataset_from_buffers`` (so ``minari.load_dataset``/``MinariDataset`` read it),
+    built in a temporary root next to ``path`` and renamed into place when complete.
+    """
+    import minari
+    from minari.data_collector.episode_buffer import EpisodeBuffer
+
+    dest = Path(path)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dataset_id = dataset_id or f"policyfit/{_safe_name(dest.name)}-v0"
+    env_id = ds.env_id
+    obs_space = space_to_gym(ds.metadata.get("observation_space") or infer_box(ds.observations))
+    act_md = ds.metadata.get("action_space")
+    if act_md is None:
+        act_md = {"type": "discrete", "n": ds.action_dim} if ds.discrete else infer_box(ds.actions)
+    act_space = space_to_gym(act_md)
+    env_arg = None
+    if env_id:
+        import gymnasium as gym
+
+        if env_id in gym.registry:
+            env_arg = gym.spec(env_id)
+    ref_min, ref_max = ds.metadata.get("ref_min_score"), ds.metadata.get("ref_max_score")
+    refs = {}
+    if ref_min is not None and ref_max is not None:
+        refs = {"ref_min_score": float(ref_min), "ref_max_score": float(ref_max)}
+    buffers = [
+        EpisodeBuffer(
+            observations=b["observations"],
+            actions=b["actions"],
+            rewards=b["rewards"],
+            terminations=b["terminations"],
+            truncations=b["truncations"],
+            infos=b.get("infos"),
+        )
+        for b in _minari_buffers(ds)
+    ]
+    tmp_root = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    old_env = os.environ.get("MINARI_DATASETS_PATH")
+    try:
+        os.environ["MINARI_DATASETS_PATH"] = str(tmp_root)
+        card = ds.metadata.get("card") or {}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            created = minari.create_dataset_from_buffers(
+                dataset_id=dataset_id,
+                buffer=buffers,
+                env=env_arg,
+                observation_space=obs_space,
+                action_space=act_space,
+                algorithm_name=str(card.get("behavior", "unknown")),
+                author="policyfit",
+                description=str(card.get("description", f"Written by policyfit from {ds.source}")),
+                **refs,
+            )
+            created.storage.update_metadata({METADATA_KEY: _metadata_to_json(ds.metadata)})
+        built = tmp_root / dataset_id
+        staging = dest.parent / f".{dest.name}.staging-{os.getpid()}"
+        if staging.exists():
+            shutil.rmtree(staging)
+        shutil.move(str(built), staging)
+        _replace_dir(staging, dest)
+    finally:
+        if old_env is None:
+            os.environ.pop("MINARI_DATASETS_PATH", None)
+        else:
+            os.environ["MINARI_DATASETS_PATH"] = old_env
+        shutil.rmtree(tmp_root, ignore_errors=True)
+    return dest
+
+
+def _replace_dir(src: Path, dest: Path) -> None:
+    """Move directory ``src`` onto ``dest``; an existing ``dest`` is removed only after the move is ready."""
+    if dest.exists():
+        trash = dest.parent / f".{dest.name}.old-{os.getpid()}"
+        os.replace(dest, trash)
+        os.replace(src, dest)
+        if trash.is_dir():
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            trash.unlink(missing_ok=True)
+    else:
+        os.replace(src, dest)
+
+
+def _safe_name(name: str) -> str:
+    stem = Path(name).stem if Path(name).suffix else name
+    cleaned = "".join(c if c.isalnum() or c in "-_" else "-" for c in stem).strip("-_") or "dataset"
+    return cleaned.lower()
