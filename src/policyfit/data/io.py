@@ -24,6 +24,7 @@ import os
 import shutil
 import tempfile
 import warnings
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -332,7 +333,7 @@ def read_npz(path: str | os.PathLike, *, clip_actions: bool = False) -> Dataset:
                 field="file",
             ) from None
         raise DatasetError(f"cannot be read as .npz: {exc}", path=str(path), field="file") from None
-    except (OSError, EOFError, KeyError) as exc:
+    except (OSError, EOFError, KeyError, zipfile.BadZipFile) as exc:
         raise DatasetError(
             f"cannot be read as .npz (truncated or corrupt file?): {exc}",
             path=str(path),

@@ -1,0 +1,3 @@
+from policyfit.cli.main import main
+
+main()

@@ -1,0 +1,59 @@
+"""Shared fixtures: an isolated POLICYFIT_HOME / Minari root per test session, small datasets."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_homes(tmp_path_factory):
+    home = tmp_path_factory.mktemp("policyfit_home")
+    old = {k: os.environ.get(k) for k in ("POLICYFIT_HOME", "MINARI_DATASETS_PATH")}
+    os.environ.setdefault("POLICYFIT_HOME", str(home))
+    os.environ["MINARI_DATASETS_PATH"] = str(home / "minari")
+    yield
+    for key, value in old.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def make_arrays(
+    n: int = 250, obs_dim: int = 4, act_dim: int = 2, episode_len: int = 50, seed: int = 0
+):
+    """Random but well-formed D4RL-style arrays: episodes of ``episode_len`` cut by timeouts."""
+    rng = np.random.default_rng(seed)
+    obs = rng.normal(size=(n + 1, obs_dim)).astype(np.float32)
+    timeouts = (np.arange(n) % episode_len) == episode_len - 1
+    terminals = np.zeros(n, dtype=bool)
+    terminals[episode_len // 2] = True  # one early terminal ends the first episode
+    timeouts[episode_len // 2] = False
+    return {
+        "observations": obs[:-1],
+        "actions": rng.uniform(-1, 1, size=(n, act_dim)).astype(np.float32),
+        "rewards": rng.normal(size=n).astype(np.float32),
+        "terminals": terminals,
+        "timeouts": timeouts,
+        "next_observations": obs[1:],
+    }
+
+
+@pytest.fixture
+def small_dataset():
+    from policyfit.data import Dataset
+
+    return Dataset(
+        **make_arrays(),
+        metadata={
+            "env_id": "Hopper-v5",
+            "ref_min_score": -20.272305,
+            "ref_max_score": 3234.3,
+            "action_space": {"type": "box", "low": [-1.0, -1.0], "high": [1.0, 1.0]},
+            "card": {"behavior": "random", "note": "test"},
+        },
+        source="small",
+    )
