@@ -16,9 +16,11 @@ import click
 
 from policyfit.errors import PolicyfitError
 
-# Each module defines ``register(group)`` and adds its commands to the top-level group.
+# Each module defines ``register(group)`` and adds its commands to the top-level group (a module may
+# also extend a group registered before it, e.g. ``corrupt`` adds ``policyfit data corrupt``).
 COMMAND_MODULES = (
     "data",
+    "corrupt",
     "behavior",
     "train",
     "evaluate",
