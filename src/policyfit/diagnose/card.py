@@ -1,0 +1,512 @@
+"""The data card: everything :func:`diagnose` measures about a dataset, and a verdict in words.
+
+Example:
+    >>> import numpy as np
+    >>> from policyfit.data import Dataset
+    >>> rng = np.random.default_rng(0)
+    >>> n = 2000
+    >>> ds = Dataset(observations=rng.normal(size=(n, 3)), actions=rng.uniform(-1, 1, (n, 2)),
+    ...              rewards=rng.normal(size=n), terminals=np.zeros(n),
+    ...              timeouts=(np.arange(n) % 100 == 99), next_observations=rng.normal(size=(n, 3)),
+    ...              metadata={"ref_min_score": -10.0, "ref_max_score": 10.0})
+    >>> card = diagnose(ds, reference=ds)
+    >>> round(card.tq["value"], 3), card.coverage["saco"]
+    (0.483, 1.0)
+    >>> import json; _ = json.dumps(card.to_dict())
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from policyfit.diagnose.anomalies import (
+    FLAG_TYPES,
+    AnomalyFlags,
+    corruption_mask,
+    detect_anomalies,
+    precision_recall,
+)
+from policyfit.diagnose.coverage import (
+    DEFAULT_BINS,
+    EXACT_MAX_ROWS,
+    state_action_coverage,
+    trajectory_quality,
+)
+from policyfit.diagnose.neighbors import neighbour_spread, standardize
+
+if TYPE_CHECKING:
+    from policyfit.data.dataset import Dataset
+
+# Where "high" and "low" start, for the verdict. Schweighofer et al. 2022 (Fig. 4) find BC matches
+# or beats offline RL on high-TQ data and off-policy methods need high SACo; these cut points put
+# the D4RL-style random/medium-replay/expert datasets on the expected sides.
+TQ_HIGH, TQ_LOW = 0.7, 0.3
+SACO_HIGH, SACO_LOW = 0.6, 0.25
+CONSISTENCY_LOW = 0.5
+ANOMALY_SHARE_HIGH = 0.01
+
+ReferenceResolver = Callable[["Dataset"], "tuple[Dataset, str]"]
+
+
+@dataclass
+class DataCard:
+    """What :func:`diagnose` found. ``to_dict()`` is JSON-able; ``render()`` prints it with rich."""
+
+    source: str
+    env_id: str | None
+    summary: dict[str, Any]
+    tq: dict[str, Any]
+    coverage: dict[str, Any]
+    action_consistency: dict[str, Any]
+    transition_diversity: dict[str, Any]
+    anomalies: dict[str, Any]
+    distributions: dict[str, Any]
+    dimensions: dict[str, Any]
+    verdict: list[str]
+    timings: dict[str, float] = field(default_factory=dict)
+    flags: AnomalyFlags | None = field(default=None, repr=False)
+
+    @property
+    def headline(self) -> str:
+        return self.verdict[0] if self.verdict else ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict (NaN and inf become None)."""
+        out = {
+            "source": self.source,
+            "env_id": self.env_id,
+            "summary": self.summary,
+            "trajectory_quality": self.tq,
+            "state_action_coverage": self.coverage,
+            "action_consistency": self.action_consistency,
+            "transition_diversity": self.transition_diversity,
+            "anomalies": self.anomalies,
+            "distributions": self.distributions,
+            "dimensions": self.dimensions,
+            "verdict": self.verdict,
+            "timings_s": self.timings,
+        }
+        return _jsonable(out)
+
+    def __rich__(self):
+        from policyfit.diagnose.render import card_renderable
+
+        return card_renderable(self)
+
+    def render(self, console=None) -> None:
+        """Print the card to a rich console (a new one on stdout if none is given)."""
+        if console is None:
+            from rich.console import Console
+
+            console = Console()
+        console.print(self)
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
+    if isinstance(x, np.bool_ | bool):
+        return bool(x)
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.floating | float):
+        x = float(x)
+        return x if math.isfinite(x) else None
+    return x
+
+
+# --------------------------------------------------------------------------------- reference data
+def suite_reference(dataset: Dataset) -> tuple[Dataset, str]:
+    """The built-in suite's ``<env>-medium-replay`` dataset for the dataset's environment.
+
+    The suite is looked up at call time (``policyfit.envs.suite.make_dataset``) so that diagnose
+    depends only on the data layer; any failure raises ``LookupError`` with the reason.
+    """
+    env_id = dataset.env_id
+    if not env_id:
+        raise LookupError("the dataset has no env_id, so there is no suite reference")
+    name = f"{env_id.split('-')[0].lower()}-medium-replay"
+    try:
+        suite = importlib.import_module("policyfit.envs.suite")
+    except ImportError as exc:
+        raise LookupError(f"the built-in suite is not available ({exc})") from exc
+    try:
+        return suite.make_dataset(name), f"suite:{name}"
+    except Exception as exc:
+        raise LookupError(f"suite dataset {name} unavailable: {exc}") from exc
+
+
+def _resolve_reference(
+    dataset: Dataset, reference: Any, resolver: ReferenceResolver | None
+) -> tuple[Dataset | None, str]:
+    from policyfit.data.dataset import Dataset
+
+    if reference is None:
+        return None, "no reference dataset given"
+    if isinstance(reference, Dataset):
+        return reference, f"user:{reference.source}"
+    if reference == "auto":
+        try:
+            return (resolver or suite_reference)(dataset)
+        except LookupError as exc:
+            return None, str(exc)
+    raise TypeError(f"reference must be a Dataset, 'auto' or None, not {type(reference).__name__}")
+
+
+# --------------------------------------------------------------------------------- measures
+def _tq(dataset: Dataset, ref_scores: Any) -> dict[str, Any]:
+    if ref_scores is not None:
+        if isinstance(ref_scores, dict):
+            lo, hi = ref_scores["ref_min_score"], ref_scores["ref_max_score"]
+        else:
+            lo, hi = ref_scores
+        origin = "user"
+    else:
+        lo, hi = dataset.metadata.get("ref_min_score"), dataset.metadata.get("ref_max_score")
+        origin = "dataset metadata"
+    if lo is None or hi is None:
+        return {
+            "value": None,
+            "reason": "no reference returns (random/expert): pass ref_scores=(random, expert)",
+        }
+    value = trajectory_quality(dataset.episode_returns(), float(lo), float(hi))
+    return {
+        "value": value,
+        "ref_min_score": float(lo),
+        "ref_max_score": float(hi),
+        "source": origin,
+    }
+
+
+def _coverage(
+    dataset: Dataset, ref: Dataset | None, ref_name: str, bins: int, exact_max_rows: int
+) -> dict[str, Any]:
+    if ref is None:
+        return {"saco": None, "lsaco": None, "reference": None, "reason": ref_name}
+    if ref.observations.shape[1:] != dataset.observations.shape[1:] or (
+        ref.actions.shape[1:] != dataset.actions.shape[1:]
+    ):
+        return {
+            "saco": None,
+            "lsaco": None,
+            "reference": ref_name,
+            "reason": f"reference shapes differ (observations {ref.observations.shape[1:]}, "
+            f"actions {ref.actions.shape[1:]})",
+        }
+    out = state_action_coverage(
+        dataset.observations, dataset.actions, ref.observations, ref.actions, bins, exact_max_rows
+    )
+    return {**out, "reference": ref_name, "reference_transitions": len(ref)}
+
+
+def _subsample(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    return np.arange(n) if n <= size else np.sort(rng.choice(n, size=size, replace=False))
+
+
+def _neighbour_measures(
+    dataset: Dataset, k: int, sample_size: int, seed: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    rng = np.random.default_rng(seed)
+    rows = _subsample(len(dataset), sample_size, rng)
+    groups = dataset.episode_ids()[rows] if dataset.num_episodes > 1 else None
+    states = standardize(dataset.observations[rows])[0]
+    actions = dataset.actions[rows]
+    # action divergence (Belkhale et al. 2023, Sec. 4.1): actions at neighbouring states
+    act = neighbour_spread(states, actions, groups, k=k, seed=seed)
+    ratio = act["ratio"]
+    consistency = {
+        "divergence": ratio,
+        "consistency": None if ratio is None else max(0.0, 1.0 - ratio),
+        "k": k,
+        "sample_size": int(len(rows)),
+        "rows_with_neighbours": act["rows"],
+    }
+    # transition diversity (Belkhale et al. 2023, Sec. 4.2): next states of neighbouring (s, a)
+    if dataset.discrete:
+        act_feat = np.eye(dataset.action_dim, dtype=np.float32)[actions]
+    else:
+        act_feat = standardize(actions)[0]
+    delta = dataset.next_observations[rows] - dataset.observations[rows]
+    trans = neighbour_spread(
+        np.concatenate([states, act_feat], axis=1), delta, groups, k=k, seed=seed + 1
+    )
+    diversity = {
+        "diversity": trans["ratio"],
+        "k": k,
+        "sample_size": int(len(rows)),
+        "rows_with_neighbours": trans["rows"],
+    }
+    return consistency, diversity
+
+
+def _histogram(x: np.ndarray, bins: int = 30) -> dict[str, Any]:
+    x = np.asarray(x, dtype=np.float64)
+    counts, edges = np.histogram(x, bins=bins)
+    q = np.quantile(x, [0.0, 0.25, 0.5, 0.75, 1.0])
+    return {
+        "mean": float(x.mean()),
+        "std": float(x.std()),
+        "min": float(q[0]),
+        "p25": float(q[1]),
+        "median": float(q[2]),
+        "p75": float(q[3]),
+        "max": float(q[4]),
+        "histogram": {"counts": counts.tolist(), "edges": edges.tolist()},
+    }
+
+
+def _dimension_table(x: np.ndarray) -> list[dict[str, float]]:
+    x = np.asarray(x)
+    if x.ndim == 1:
+        x = x[:, None]
+    lo, hi = x.min(axis=0), x.max(axis=0)
+    mean, std = x.mean(axis=0, dtype=np.float64), x.std(axis=0, dtype=np.float64)
+    return [
+        {
+            "dim": d,
+            "min": float(lo[d]),
+            "max": float(hi[d]),
+            "mean": float(mean[d]),
+            "std": float(std[d]),
+        }
+        for d in range(x.shape[1])
+    ]
+
+
+def _anomaly_section(
+    dataset: Dataset, flags: AnomalyFlags, mask: np.ndarray | None, max_examples: int = 20
+) -> dict[str, Any]:
+    n = len(dataset)
+    any_flag = flags.any
+    counts = flags.counts()
+    flagged = np.flatnonzero(any_flag)
+    severity = np.zeros(n)
+    for name in ("dynamics", "reward"):
+        severity = np.maximum(severity, flags.scores.get(name, 0.0))
+    severity = np.maximum(severity, flags.scores["observation"] / 2.0)
+    worst = flagged[np.argsort(-severity[flagged], kind="stable")[:max_examples]]
+    episode_ids = dataset.episode_ids()
+    starts = dataset.episode_starts
+    examples = [
+        {
+            "index": int(i),
+            "episode": int(episode_ids[i]),
+            "step": int(i - starts[episode_ids[i]]),
+            "types": [t for t in FLAG_TYPES if flags.flags[t][i]],
+            "score": float(severity[i]),
+        }
+        for i in worst
+    ]
+    position, _ = np.histogram(flagged, bins=10, range=(0, n))
+    per_episode = np.bincount(episode_ids[flagged], minlength=dataset.num_episodes)
+    out: dict[str, Any] = {
+        "counts": counts,
+        "fraction": counts["any"] / n,
+        "thresholds": flags.thresholds,
+        "continuity_checked": flags.continuity_checked,
+        "examples": examples,
+        "by_position_decile": position.tolist(),
+        "episodes_with_flags": int(np.count_nonzero(per_episode)),
+        "notes": flags.notes,
+    }
+    if mask is not None:
+        out["precision_recall"] = precision_recall(flags, mask)
+    return out
+
+
+# --------------------------------------------------------------------------------- verdict
+def _fmt(x: float | None, digits: int = 2) -> str:
+    return "n/a" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
+
+
+def verdict(card: DataCard) -> list[str]:
+    """Plain-language conclusions, each with the numbers behind it (first = headline)."""
+    tq = card.tq.get("value")
+    saco = card.coverage.get("saco")
+    lines: list[str] = []
+    tq_s, saco_s = f"TQ {_fmt(tq)}", f"SACo {_fmt(saco)}"
+    if tq is not None and saco is not None:
+        high_tq, low_tq = tq >= TQ_HIGH, tq <= TQ_LOW
+        high_saco, low_saco = saco >= SACO_HIGH, saco <= SACO_LOW
+        if high_tq and not high_saco:
+            lines.append(
+                f"High TQ, limited coverage ({tq_s}, {saco_s}): behavior cloning is likely to "
+                "match offline RL here; filtered BC is a strong, cheap baseline."
+            )
+        elif high_tq:
+            lines.append(
+                f"High TQ and high coverage ({tq_s}, {saco_s}): good data; BC and offline RL "
+                "should both do well."
+            )
+        elif low_tq and high_saco:
+            lines.append(
+                f"Low TQ, high coverage ({tq_s}, {saco_s}): off-policy offline RL (IQL, TD3+BC, "
+                "CQL) should clearly beat behavior cloning, which would copy poor behaviour."
+            )
+        elif low_tq and low_saco:
+            lines.append(
+                f"Low TQ and low coverage ({tq_s}, {saco_s}): no algorithm has much to work with; "
+                "expect poor policies and collect better or more diverse data."
+            )
+        elif high_saco:
+            lines.append(
+                f"Medium TQ, high coverage ({tq_s}, {saco_s}): offline RL should improve on the "
+                "data; BC will roughly reproduce its average."
+            )
+        else:
+            lines.append(
+                f"Medium TQ, {'low' if low_saco else 'moderate'} coverage ({tq_s}, {saco_s}): "
+                "offline RL may improve on BC, but with limited coverage stay close to the data "
+                "(TD3+BC, IQL with a high expectile) and compare against BC."
+            )
+    elif tq is not None:
+        level = "high" if tq >= TQ_HIGH else "low" if tq <= TQ_LOW else "medium"
+        lines.append(
+            f"{level.capitalize()} TQ ({tq_s}); coverage unknown ({card.coverage.get('reason')})."
+            + (" BC is a strong baseline on high-TQ data." if level == "high" else "")
+        )
+    elif saco is not None:
+        lines.append(f"{saco_s}; trajectory quality unknown ({card.tq.get('reason')}).")
+    else:
+        lines.append(
+            "Neither TQ nor SACo is available (no reference returns, no reference dataset); "
+            "see the distributions and neighbour measures below."
+        )
+
+    cons = card.action_consistency.get("consistency")
+    div = card.action_consistency.get("divergence")
+    if cons is not None:
+        if cons < CONSISTENCY_LOW:
+            lines.append(
+                f"Actions at similar states disagree (action consistency {_fmt(cons)}, divergence "
+                f"{_fmt(div)} of random pairs): the behaviour is noisy or multimodal, so plain BC "
+                "averages it; prefer filtered BC or value-weighted methods."
+            )
+        else:
+            lines.append(
+                f"Actions at similar states agree (action consistency {_fmt(cons)}): the "
+                "behaviour is consistent and easy to imitate."
+            )
+    n_flag = card.anomalies["counts"]["any"]
+    share = card.anomalies["fraction"]
+    if share >= ANOMALY_SHARE_HIGH:
+        lines.append(
+            f"{n_flag} transitions ({share:.1%}) look anomalous: inspect them "
+            "(see examples) or use a corruption-robust method such as RIQL."
+        )
+    else:
+        lines.append(
+            f"{n_flag} transitions ({share:.2%}) flagged as anomalous: the data looks clean."
+        )
+    pr = card.anomalies.get("precision_recall")
+    if pr is not None:
+        p, r = pr["any"]["precision"], pr["any"]["recall"]
+        lines.append(
+            f"Against the stored corruption mask ({pr['corrupted']} corrupted): flag precision "
+            f"{_fmt(p)}, recall {_fmt(r)}."
+        )
+    if card.summary["episodes"] < 10:
+        lines.append(f"Only {card.summary['episodes']} episodes: every measure here is noisy.")
+    return lines
+
+
+# --------------------------------------------------------------------------------- entry point
+def diagnose(
+    dataset: Dataset,
+    reference: Dataset | str | None = "auto",
+    ref_scores: tuple[float, float] | dict[str, float] | None = None,
+    *,
+    bins: int = DEFAULT_BINS,
+    k: int = 8,
+    sample_size: int = 20_000,
+    z_threshold: float = 6.0,
+    exact_max_rows: int = EXACT_MAX_ROWS,
+    seed: int = 0,
+    reference_resolver: ReferenceResolver | None = None,
+) -> DataCard:
+    """Measure a dataset's quality and return a :class:`DataCard`.
+
+    Args:
+        dataset: the data to diagnose.
+        reference: dataset that SACo is relative to; ``"auto"`` uses the suite's
+            ``<env>-medium-replay`` (via ``reference_resolver`` when given), ``None`` skips SACo.
+        ref_scores: ``(random_return, expert_return)`` for TQ; default: the dataset's
+            ``ref_min_score``/``ref_max_score`` metadata.
+        bins: bins per dimension for SACo (100 in Schweighofer et al. 2022).
+        k: neighbours for action consistency, transition diversity and dynamics residuals.
+        sample_size: rows used for the neighbour measures (a random subsample when larger).
+        z_threshold: robust-z threshold of the anomaly flags.
+        exact_max_rows: up to this many rows SACo counts exactly, beyond with HyperLogLog.
+
+    Example:
+        >>> card = policyfit.diagnose(policyfit.make_dataset("hopper-medium"))  # doctest: +SKIP
+        >>> card.render(); card.to_dict()["trajectory_quality"]["value"]          # doctest: +SKIP
+    """
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[name] = round(now - clock, 3)
+        clock = now
+
+    summary = dataset.summary()
+    tq = _tq(dataset, ref_scores)
+    lap("summary")
+    ref, ref_name = _resolve_reference(dataset, reference, reference_resolver)
+    coverage = _coverage(dataset, ref, ref_name, bins, exact_max_rows)
+    lap("coverage")
+    consistency, diversity = _neighbour_measures(dataset, k, sample_size, seed)
+    lap("neighbours")
+    flags = detect_anomalies(dataset, z_threshold=z_threshold, k=k, seed=seed)
+    anomalies = _anomaly_section(dataset, flags, corruption_mask(dataset))
+    lap("anomalies")
+    distributions = {
+        "episode_returns": _histogram(dataset.episode_returns()),
+        "episode_lengths": _histogram(dataset.episode_lengths),
+        "rewards": _histogram(dataset.rewards),
+        "terminals": int(dataset.terminals.sum()),
+        "timeouts": int(dataset.timeouts.sum()),
+    }
+    norm = dataset.normalized_score(dataset.episode_returns()) if ref_scores is None else None
+    if norm is not None:
+        distributions["normalized_returns"] = _histogram(norm)
+    dimensions = {
+        "observations": _dimension_table(dataset.observations),
+        "actions": _dimension_table(dataset.actions)
+        if not dataset.discrete
+        else [
+            {"action": int(a), "count": int(c)} for a, c in enumerate(np.bincount(dataset.actions))
+        ],
+    }
+    lap("distributions")
+    card = DataCard(
+        source=dataset.source,
+        env_id=dataset.env_id,
+        summary=summary,
+        tq=tq,
+        coverage=coverage,
+        action_consistency=consistency,
+        transition_diversity=diversity,
+        anomalies=anomalies,
+        distributions=distributions,
+        dimensions=dimensions,
+        verdict=[],
+        timings=timings,
+        flags=flags,
+    )
+    card.verdict = verdict(card)
+    timings["total"] = round(sum(v for k_, v in timings.items() if k_ != "total"), 3)
+    return card
