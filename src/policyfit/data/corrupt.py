@@ -266,9 +266,9 @@ def apply_corruption(
     md["extra_arrays"] = extra
 
     measured: dict[str, Any] = {"rate": float(changed.mean())}
-    delta = (column[changed].astype(np.float64) - original[changed].astype(np.float64)).reshape(
-        int(changed.sum()), -1
-    )
+    width = int(np.prod(original.shape[1:], dtype=np.int64))
+    delta = column[changed].astype(np.float64) - original[changed].astype(np.float64)
+    delta = delta.reshape(int(changed.sum()), width)
     if target == "rewards":
         values = column[changed].astype(np.float64)
         measured["reward_min"] = float(values.min()) if values.size else None
