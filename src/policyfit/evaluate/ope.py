@@ -1,0 +1,397 @@
+"""Off-policy evaluation without a simulator: Fitted Q Evaluation (Le, Voloshin & Yue, ICML 2019).
+
+FQE (Algorithm 3 of the paper) evaluates a fixed policy ``pi`` from logged transitions by repeated
+regression onto its own Bellman targets:
+
+    Q_{k+1} = argmin_Q  E_{(s,a,r,s',d) ~ D} [ (Q(s, a) - r - gamma (1 - d) Q_k(s', pi(s')))^2 ]
+    J_gamma(pi) = E_{s_0 ~ D_0} [ Q_K(s_0, pi(s_0)) ]
+
+Each outer iteration ``k`` is ``target_update_every`` Adam steps on minibatches with ``Q_k`` held fixed
+(a hard target-network copy), ``iterations`` steps in all; ``d`` is the *terminal* flag only
+(time-limit cuts bootstrap). ``D_0`` is the first observation of every episode in the data.
+
+**From a discounted value to an undiscounted return and a normalized score.** FQE is fitted with
+``gamma = 0.99`` (stable regression with an effective horizon of 100 steps; ``gamma = 1`` over a
+1000-step horizon diverges without time-indexed Q-functions). Alongside the reward channel the same
+network fits a second output on the constant reward 1 — the policy's *discounted length*
+``L_gamma = E[sum_t gamma^t] = E[(1 - gamma^T) / (1 - gamma)]`` — from which the episode length
+``T_hat = ln(1 - (1 - gamma) L_gamma) / ln(gamma)`` (clipped to ``[1, H]``) follows. Assuming a constant
+reward rate ``rho = J_gamma / L_gamma`` over the episode, the undiscounted return estimate is
+``R_hat = rho * T_hat``, and the D4RL normalized score is computed from ``R_hat``. ``J_gamma`` is the
+primary estimate (it is what FQE estimates without assumptions); ``R_hat`` is an approximation whose
+ranking of policies equals that of ``J_gamma`` when episodes run to the time limit.
+
+**Interval.** ``bootstrap`` extra fits, each on a resample of the dataset's *episodes* with replacement
+(start states included) and its own network initialization; all fits run together, vmapped in one
+jitted ``lax.scan``. The point estimate is the fit on the full data; the interval is the percentile
+interval of the bootstrap fits (with few fits, close to their range).
+
+**The policy.** ``act_fn(obs[B, obs_dim]) -> actions[B, act_dim]``. Because ``pi`` is deterministic
+and fixed, ``pi(s')`` and ``pi(s_0)`` are computed once for the whole dataset (in chunks of
+``act_chunk``) and gathered inside the jitted loop. A jax-traceable ``act_fn`` (e.g.
+``lambda o: algo.act(params, o)``, what :func:`policy_act_fn` builds from a loaded policy) is jitted;
+any numpy callable works as well.
+
+Example:
+    >>> import numpy as np, policyfit
+    >>> ds = policyfit.load_dataset("hopper-medium")                             # doctest: +SKIP
+    >>> policy = policyfit.load_policy("runs/iql-hopper-medium-s0")              # doctest: +SKIP
+    >>> res = fitted_q_evaluation(ds, policy_act_fn(policy), env_id="Hopper-v5")  # doctest: +SKIP
+    >>> res.value, res.normalized_score, res.normalized_ci                       # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from policyfit.data.dataset import Dataset
+from policyfit.errors import PolicyfitError
+from policyfit.nn.modules import MLP
+
+
+@dataclass(frozen=True)
+class FQEConfig:
+    """Hyperparameters of Fitted Q Evaluation."""
+
+    discount: float = 0.99  # gamma
+    iterations: int = 30_000  # gradient steps in all (= K outer iterations x target_update_every)
+    target_update_every: int = (
+        500  # steps per FQE iteration: Q_k is copied to the target this often
+    )
+    batch_size: int = 256
+    learning_rate: float = 3e-4
+    hidden_dims: tuple[int, ...] = (256, 256)
+    layer_norm: bool = True  # stabilizes bootstrapped regression
+    normalize_observations: bool = True
+    bootstrap: int = 4  # extra fits on episode-level bootstrap resamples, for the interval
+    confidence: float = 0.95
+    fuse: int = 500  # steps per jitted call
+    act_chunk: int = 16_384  # observations per act_fn call when precomputing pi(s')
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class FQEResult:
+    """What :func:`fitted_q_evaluation` returns (``to_dict`` gives the JSON of ``policyfit ope``)."""
+
+    value: float  # J_gamma of the fit on the full data
+    value_ci: tuple[float, float]
+    fit_values: list[float]  # J_gamma of every fit: [full data, bootstrap 1, ...]
+    discounted_length: float  # L_gamma
+    episode_length: float  # T_hat
+    return_estimate: float  # R_hat = J_gamma / L_gamma * T_hat
+    return_ci: tuple[float, float]
+    normalized_score: float | None
+    normalized_ci: tuple[float, float] | None
+    discount: float
+    horizon: int
+    start_states: int
+    final_td_loss: float
+    config: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class TwoChannelQ:
+    """``Q(s, a) -> [..., 2]``: channel 0 for the reward, channel 1 for the constant reward 1."""
+
+    def __init__(self, hidden_dims: tuple[int, ...], layer_norm: bool):
+        import flax.linen as nn
+
+        class _Q(nn.Module):
+            @nn.compact
+            def __call__(self, obs, act):
+                x = jnp.concatenate([obs, act], axis=-1)
+                x = MLP(hidden_dims, activate_final=True, layer_norm=layer_norm)(x)
+                return nn.Dense(2)(x)
+
+        self.module = _Q()
+
+    def init(self, key: jax.Array, obs_dim: int, act_dim: int) -> Any:
+        return self.module.init(key, jnp.zeros((1, obs_dim)), jnp.zeros((1, act_dim)))
+
+    def apply(self, params: Any, obs: jnp.ndarray, act: jnp.ndarray) -> jnp.ndarray:
+        return self.module.apply(params, obs, act)
+
+
+def policy_act_fn(policy: Any) -> Callable[[Any], Any]:
+    """A jax-traceable ``obs -> action`` from a :func:`policyfit.load_policy` result.
+
+    Falls back to the policy itself (a numpy callable) when it has no ``algo.act``/``params``.
+    """
+    algo, params = getattr(policy, "algo", None), getattr(policy, "params", None)
+    if algo is not None and params is not None:
+        return lambda obs: algo.act(params, obs)
+    return policy
+
+
+def _actions_for(act_fn: Callable, obs: np.ndarray, chunk: int, discrete: bool, n_actions: int):
+    """``act_fn`` over all rows (jitted when traceable), as float32 inputs for the Q-network."""
+    try:
+        fn = jax.jit(act_fn)
+        fn(jnp.asarray(obs[:1]))
+    except Exception:  # a numpy callable that cannot be traced
+        fn = act_fn
+    out = [np.asarray(fn(obs[i : i + chunk])) for i in range(0, len(obs), chunk)]
+    act = np.concatenate(out) if out else np.zeros((0,))
+    return _encode_actions(act, discrete, n_actions)
+
+
+def _encode_actions(actions: np.ndarray, discrete: bool, n_actions: int) -> np.ndarray:
+    if discrete:
+        return np.eye(n_actions, dtype=np.float32)[np.asarray(actions).astype(np.int64).reshape(-1)]
+    return np.asarray(actions, dtype=np.float32).reshape(len(actions), -1)
+
+
+def _bootstrap_rows(ds: Dataset, fits: int, rng: np.random.Generator):
+    """Row indices (``[fits, N]``) and start-state weights (``[fits, E]``) of each fit.
+
+    Fit 0 is the full data; fit ``k > 0`` resamples episodes with replacement and draws its ``N``
+    training rows from the resampled episodes' transitions.
+    """
+    n, n_ep = len(ds), ds.num_episodes
+    ids = ds.episode_ids()
+    rows = np.empty((fits, n), dtype=np.int32)
+    weights = np.empty((fits, n_ep), dtype=np.float32)
+    rows[0] = np.arange(n)
+    weights[0] = 1.0 / n_ep
+    for k in range(1, fits):
+        counts = np.bincount(rng.integers(0, n_ep, size=n_ep), minlength=n_ep)
+        p = counts[ids].astype(np.float64)
+        rows[k] = rng.choice(n, size=n, p=p / p.sum())
+        weights[k] = counts / counts.sum()
+    return rows, weights
+
+
+def fitted_q_evaluation(
+    dataset: Dataset,
+    act_fn: Callable[[Any], Any],
+    *,
+    config: FQEConfig | None = None,
+    seed: int = 0,
+    env_id: str | None = None,
+    ref_scores: tuple[float, float] | None = None,
+    horizon: int | None = None,
+) -> FQEResult:
+    """Estimate the value of the deterministic policy ``act_fn`` from ``dataset`` by FQE.
+
+    ``env_id`` / ``ref_scores`` give the D4RL normalized score (default: the dataset's env and
+    reference scores); ``horizon`` (default: the env's time limit, else the longest episode) caps the
+    length estimate. See the module docstring for the estimator, the conversion and the interval.
+
+    Example:
+        >>> res = fitted_q_evaluation(ds, lambda o: -o[:, :1], config=FQEConfig(iterations=5_000))  # doctest: +SKIP
+    """
+    cfg = config or FQEConfig()
+    if not 0.0 < cfg.discount < 1.0:
+        raise PolicyfitError(f"must be in (0, 1), got {cfg.discount}", field="discount")
+    if cfg.iterations < cfg.fuse or cfg.iterations % cfg.fuse:
+        raise PolicyfitError(
+            f"iterations ({cfg.iterations}) must be a positive multiple of fuse ({cfg.fuse})",
+            field="iterations",
+        )
+    gamma = cfg.discount
+    env_id = env_id or dataset.env_id
+    discrete = dataset.discrete
+    n_actions = dataset.action_dim
+    obs = dataset.observations.astype(np.float32)
+    next_obs = dataset.next_observations.astype(np.float32)
+    starts = dataset.episode_starts
+
+    # Observation normalization from the data (eps as TD3+BC); values scaled to O(1) for the
+    # regression and scaled back at the end.
+    if cfg.normalize_observations:
+        mean, std = obs.mean(0), obs.std(0) + 1e-3
+    else:
+        mean, std = np.zeros(obs.shape[1], np.float32), np.ones(obs.shape[1], np.float32)
+    rewards = dataset.rewards.astype(np.float64)
+    scale, length_scale = _value_scales(dataset, gamma)
+    pi_next = _actions_for(act_fn, next_obs, cfg.act_chunk, discrete, n_actions)
+    pi_start = _actions_for(act_fn, obs[starts], cfg.act_chunk, discrete, n_actions)
+    actions = _encode_actions(dataset.actions, discrete, n_actions)
+    if pi_next.shape[1] != actions.shape[1]:
+        raise PolicyfitError(
+            f"the policy returns {pi_next.shape[1]} action dimensions, the dataset has "
+            f"{actions.shape[1]}",
+            field="actions",
+        )
+
+    fits = 1 + max(cfg.bootstrap, 0)
+    rng = np.random.default_rng(seed)
+    rows, start_weights = _bootstrap_rows(dataset, fits, rng)
+    data = {
+        "obs": jnp.asarray((obs - mean) / std),
+        "act": jnp.asarray(actions),
+        "rew": jnp.asarray(
+            np.stack([rewards / scale, np.full_like(rewards, 1.0 / length_scale)], -1), jnp.float32
+        ),
+        "not_done": jnp.asarray(1.0 - dataset.terminals.astype(np.float32)),
+        "next_obs": jnp.asarray((next_obs - mean) / std),
+        "next_act": jnp.asarray(pi_next),
+        "rows": jnp.asarray(rows),
+    }
+
+    q = TwoChannelQ(tuple(cfg.hidden_dims), cfg.layer_norm)
+    opt = optax.adam(cfg.learning_rate)
+    keys = jax.random.split(jax.random.PRNGKey(seed), fits)
+    params = jax.vmap(lambda k: q.init(k, obs.shape[1], actions.shape[1]))(keys)
+    state = {
+        "params": params,
+        "target": params,
+        "opt": jax.vmap(opt.init)(params),
+        "step": jnp.zeros((), jnp.int32),
+    }
+
+    def loss_fn(p, target_p, batch):
+        # Bellman target of FQE (Le et al. 2019, Algorithm 3, line 4) for both channels.
+        next_q = q.apply(target_p, batch["next_obs"], batch["next_act"])
+        y = batch["rew"] + gamma * batch["not_done"][:, None] * next_q
+        pred = q.apply(p, batch["obs"], batch["act"])
+        return jnp.mean((pred - jax.lax.stop_gradient(y)) ** 2)
+
+    def one_fit_step(p, target_p, opt_state, fit_rows, key):
+        idx = fit_rows[jax.random.randint(key, (cfg.batch_size,), 0, fit_rows.shape[0])]
+        batch = {k: v[idx] for k, v in data.items() if k != "rows"}
+        loss, grads = jax.value_and_grad(loss_fn)(p, target_p, batch)
+        updates, opt_state = opt.update(grads, opt_state, p)
+        return optax.apply_updates(p, updates), opt_state, loss
+
+    vmapped_step = jax.vmap(one_fit_step)
+
+    def step(state, key):
+        keys = jax.random.split(key, fits)
+        p, o, loss = vmapped_step(
+            state["params"], state["target"], state["opt"], data["rows"], keys
+        )
+        t = state["step"] + 1
+        # Periodic hard copy: Q_{k+1} becomes the regression target of the next FQE iteration.
+        copy = t % cfg.target_update_every == 0
+        target = jax.tree_util.tree_map(lambda a, b: jnp.where(copy, a, b), p, state["target"])
+        return {"params": p, "target": target, "opt": o, "step": t}, loss
+
+    @jax.jit
+    def run_chunk(state, key):
+        keys = jax.random.split(key, cfg.fuse)
+        return jax.lax.scan(step, state, keys)
+
+    base = jax.random.PRNGKey(seed + 1)
+    loss = np.zeros(fits)
+    for c in range(cfg.iterations // cfg.fuse):
+        state, losses = run_chunk(state, jax.random.fold_in(base, c))
+        loss = np.asarray(losses[-50:]).mean(0)
+
+    s0 = jnp.asarray((obs[starts] - mean) / std)
+    q0 = np.asarray(jax.vmap(lambda p: q.apply(p, s0, jnp.asarray(pi_start)))(state["params"]))
+    # J = E_{s0}[Q(s0, pi(s0))], each fit with its own (bootstrap) start-state weights.
+    values = (q0 * start_weights[:, :, None]).sum(1)  # [fits, 2]
+    j = values[:, 0] * scale
+    length = values[:, 1] * length_scale
+
+    if horizon is None:
+        horizon = _horizon(env_id, dataset)
+    returns = np.array(
+        [_undiscounted(jv, lv, gamma, horizon) for jv, lv in zip(j, length, strict=True)]
+    )
+    lo_q, hi_q = 50 * (1 - cfg.confidence), 50 * (1 + cfg.confidence)
+    if fits > 2:
+        j_ci = tuple(float(v) for v in np.percentile(j[1:], [lo_q, hi_q]))
+        r_ci = tuple(float(v) for v in np.percentile(returns[1:], [lo_q, hi_q]))
+    else:
+        j_ci, r_ci = (float(j.min()), float(j.max())), (float(returns.min()), float(returns.max()))
+    refs = ref_scores or _reference_scores(env_id, dataset)
+    norm, norm_ci = None, None
+    if refs is not None:
+        lo, hi = refs
+
+        def to_norm(x):
+            return 100.0 * (x - lo) / (hi - lo)
+
+        norm = float(to_norm(returns[0]))
+        norm_ci = (float(to_norm(r_ci[0])), float(to_norm(r_ci[1])))
+    length0 = float(length[0])
+    return FQEResult(
+        value=float(j[0]),
+        value_ci=j_ci,
+        fit_values=[float(v) for v in j],
+        discounted_length=length0,
+        episode_length=_length_from_discounted(length0, gamma, horizon),
+        return_estimate=float(returns[0]),
+        return_ci=r_ci,
+        normalized_score=norm,
+        normalized_ci=norm_ci,
+        discount=gamma,
+        horizon=int(horizon),
+        start_states=int(len(starts)),
+        final_td_loss=float(loss[0]),
+        config=cfg.to_dict(),
+    )
+
+
+def _value_scales(ds: Dataset, gamma: float) -> tuple[float, float]:
+    """Typical sizes of the two channels' values in the data, so regression targets are O(1).
+
+    Rewards: root mean square of ``r_t * L_t`` with ``L_t`` the discounted number of steps left to a
+    terminal (``1/(1 - gamma)`` in episodes cut by a time limit), a cheap proxy for the size of
+    returns-to-go. Length: the mean of ``L_t``.
+    """
+    ends, starts = ds.episode_ends, ds.episode_starts
+    steps_left = np.empty(len(ds))
+    for start, end in zip(starts, ends, strict=True):
+        steps_left[start : end + 1] = np.arange(end - start + 1, 0, -1)
+    ended = np.repeat(ds.terminals[ends], ds.episode_lengths)
+    disc_len = np.where(ended, (1.0 - gamma**steps_left) / (1.0 - gamma), 1.0 / (1.0 - gamma))
+    r = ds.rewards.astype(np.float64)
+    scale = float(np.sqrt(np.mean((r * disc_len) ** 2))) or 1.0
+    return scale, float(disc_len.mean())
+
+
+def _length_from_discounted(length: float, gamma: float, horizon: int) -> float:
+    """``T`` from ``L = (1 - gamma^T) / (1 - gamma)``, clipped to ``[1, horizon]``."""
+    frac = 1.0 - (1.0 - gamma) * length
+    if frac <= gamma**horizon:
+        return float(horizon)
+    return float(min(max(math.log(frac) / math.log(gamma), 1.0), horizon))
+
+
+def _undiscounted(j: float, length: float, gamma: float, horizon: int) -> float:
+    """``R_hat = (J_gamma / L_gamma) * T_hat``: a constant reward rate over the estimated length."""
+    length = max(float(length), 1.0)
+    return float(j / length * _length_from_discounted(length, gamma, horizon))
+
+
+def _horizon(env_id: str | None, dataset: Dataset) -> int:
+    if env_id:
+        try:
+            import gymnasium as gym
+
+            steps = gym.spec(env_id).max_episode_steps
+            if steps:
+                return int(steps)
+        except Exception:  # unknown to gymnasium: fall back to the data
+            pass
+    return int(dataset.episode_lengths.max())
+
+
+def _reference_scores(env_id: str | None, dataset: Dataset) -> tuple[float, float] | None:
+    if env_id:
+        from policyfit.envs.registry import ENVS, SHORT_NAMES
+
+        spec = ENVS.get(env_id) or ENVS.get(SHORT_NAMES.get(env_id.lower(), ""))
+        if spec is not None:
+            return spec.ref_min_score, spec.ref_max_score
+    lo, hi = dataset.metadata.get("ref_min_score"), dataset.metadata.get("ref_max_score")
+    if lo is not None and hi is not None:
+        return float(lo), float(hi)
+    return None
