@@ -34,7 +34,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from policyfit.diagnose.neighbors import local_residuals, principal_projection, standardize
+from policyfit.diagnose.neighbors import (
+    knn_indices,
+    neighbour_residuals,
+    principal_projection,
+    standardize,
+    temporal_indices,
+)
 
 if TYPE_CHECKING:
     from policyfit.data.dataset import Dataset
@@ -44,15 +50,22 @@ CONTINUITY_TOLERANCE = 1e-3  # max |s'_t - s_{t+1}| in standard deviations still
 CONTINUITY_MAX_BROKEN = 0.2  # more broken links than this: the data is not stored as trajectories
 
 
-def robust_z(x: np.ndarray, axis: int = 0, min_scale: float = 0.0) -> np.ndarray:
+def robust_z(
+    x: np.ndarray, axis: int = 0, min_scale: float = 0.0, sample: int = 200_000, seed: int = 0
+) -> np.ndarray:
     """``(x - median) / (1.4826 MAD)``; falls back to the mean absolute deviation when MAD is 0.
 
     ``min_scale`` floors the scale, so that residuals that are all tiny (a deterministic, perfectly
-    predicted quantity) do not turn rounding noise into outliers.
+    predicted quantity) do not turn rounding noise into outliers. Along ``axis=0`` the median and
+    MAD are estimated on a random ``sample`` of rows when there are more (accurate to well under a
+    percent, and a million-row median per column is the slowest part of the detector otherwise).
     """
     x = np.asarray(x, dtype=np.float64)
-    med = np.median(x, axis=axis, keepdims=True)
-    dev = np.abs(x - med)
+    est = x
+    if axis == 0 and len(x) > sample:
+        est = x[np.random.default_rng(seed).choice(len(x), sample, replace=False)]
+    med = np.median(est, axis=axis, keepdims=True)
+    dev = np.abs(est - med)
     scale = 1.4826 * np.median(dev, axis=axis, keepdims=True)
     fallback = 1.2533 * np.mean(dev, axis=axis, keepdims=True)  # = std for normal data
     scale = np.maximum(np.where(scale > 0, scale, fallback), min_scale)
@@ -68,12 +81,12 @@ def _local_outlier_score(
 
     A residual (in units of the target's global standard deviation) counts only when it is a
     robust-z outlier over the dataset AND large against the neighbours' own disagreement
-    (``1.4826 * spread``); the smaller of the two z-scores is returned. The second test keeps sparse
+    (``1.2533 * spread``, a standard deviation for normal data); the smaller of the two z-scores is returned. The second test keeps sparse
     regions, where every prediction is poor, from being flagged wholesale; ``floor`` keeps
     perfectly predictable targets from turning rounding noise into outliers.
     """
     global_z = robust_z(residual, min_scale=floor)
-    local_z = residual / (1.4826 * spread + floor)
+    local_z = residual / (1.2533 * spread + floor)
     return np.minimum(np.abs(global_z), local_z)
 
 
@@ -187,73 +200,98 @@ def detect_anomalies(
     z_threshold: float = 6.0,
     k: int = 8,
     reference_size: int = 50_000,
+    knn_max_rows: int = 50_000,
     seed: int = 0,
 ) -> AnomalyFlags:
     """Flag outlying transitions of ``dataset`` (see the module docstring for the four flag types).
 
-    ``z_threshold`` applies to the robust z of the k-NN residuals (dynamics, reward); the global
-    robust z of rewards and of each observation dimension uses ``2 * z_threshold``, because
-    skewed, heavy-tailed marginals (and the maximum over many dimensions) reach far even in clean
-    data.
+    Each transition's state change, reward and action are compared with those of two kinds of
+    neighbours: its neighbours in time (``t-2 .. t+2`` of its episode; every row, O(N), used when the
+    data is stored as trajectories) and its k nearest neighbours in (state, action) space (for
+    states only, for the action) among a ``reference_size`` subsample — for every row when
+    ``N <= knn_max_rows``, else for a random ``knn_max_rows`` of them, which keeps a million rows
+    within the time budget.
+
+    ``z_threshold`` applies to these neighbour residuals; the global robust z of rewards and of
+    each observation dimension uses ``2 * z_threshold``, because skewed, heavy-tailed marginals (and
+    the maximum over many dimensions) reach far even in clean data.
     """
     n = len(dataset)
     rng = np.random.default_rng(seed)
     flags = {name: np.zeros(n, dtype=bool) for name in FLAG_TYPES}
-    scores: dict[str, np.ndarray] = {}
+    scores = {name: np.zeros(n, dtype=np.float32) for name in FLAG_TYPES}
     notes: list[str] = []
     wide_threshold = 2.0 * z_threshold
 
     obs_n, _, obs_std = standardize(dataset.observations)
-    rewards = dataset.rewards.astype(np.float64)
 
     # observation outliers: per-dimension robust z, then the worst dimension
-    obs_score = np.max(np.abs(robust_z(dataset.observations)), axis=1)
-    scores["observation"] = obs_score
-    flags["observation"] |= obs_score > wide_threshold
+    scores["observation"] = np.max(np.abs(robust_z(dataset.observations)), axis=1)
+    flags["observation"] |= scores["observation"] > wide_threshold
 
     # reward outliers: global robust z (at the wide threshold: reward distributions are skewed)
+    rewards = dataset.rewards.astype(np.float64)
     reward_global = np.abs(robust_z(rewards))
     flags["reward"] |= reward_global > wide_threshold
+    scores["reward"] = reward_global
 
-    # local (k-NN) residuals of the state change and of the reward, in (state, action) space
+    # s_t / s'_t that disagree with the neighbouring transitions of the same episode
+    checked = _continuity(dataset, obs_std, flags, notes)
+
     if dataset.discrete:
         act_feat = np.eye(dataset.action_dim, dtype=np.float32)[dataset.actions]
     else:
         act_feat = standardize(dataset.actions)[0]
-    features = np.concatenate([obs_n, act_feat], axis=1)
-    reference_rows = np.sort(rng.choice(n, size=min(n, reference_size), replace=False))
-    features = features @ principal_projection(features[reference_rows])
-    delta = dataset.next_observations - dataset.observations
-    delta_n = standardize(delta)[0]
-    targets = np.concatenate([delta_n, standardize(rewards)[0]], axis=1)
+    delta_n = standardize(dataset.next_observations - dataset.observations)[0]
+    reward_n = standardize(rewards)[0]
+    groups = {  # flag type -> standardized targets whose neighbour residuals are scored
+        "dynamics": delta_n,
+        "reward": reward_n,
+        "action": act_feat,
+    }
+
+    def score(name: str, rows: np.ndarray, neighbours: np.ndarray) -> None:
+        if len(rows) == 0:
+            return
+        residual, spread = neighbour_residuals(groups[name], rows, neighbours)
+        rms_res = np.sqrt(np.mean(residual**2, axis=1))
+        rms_spread = np.sqrt(np.mean(spread**2, axis=1))
+        s_ = _local_outlier_score(rms_res, rms_spread)
+        flags[name][rows[s_ > z_threshold]] = True
+        scores[name][rows] = np.maximum(scores[name][rows], s_)
+
+    # neighbours in time (trajectory data only)
+    if checked:
+        neighbours, long_enough = temporal_indices(dataset.episode_starts, dataset.episode_ends, n)
+        # terminal steps are systematically unlike their predecessors (a lost "alive" bonus, a
+        # fall): compare them with similar states (k-NN) only, not with the steps before them
+        rows = np.flatnonzero(long_enough & ~dataset.terminals)
+        for name in groups:
+            score(name, rows, neighbours[rows])
+
+    # neighbours in (state, action) space, and in state space for the action
     if n > k + 1:
-        residual, spread = local_residuals(features, targets, reference_rows, k=k)
-        dyn_res = np.sqrt(np.mean(residual[:, :-1] ** 2, axis=1))
-        dyn_spread = np.sqrt(np.mean(spread[:, :-1] ** 2, axis=1))
-        dyn_score = _local_outlier_score(dyn_res, dyn_spread)
-        rew_local = _local_outlier_score(np.abs(residual[:, -1]), spread[:, -1])
-        flags["dynamics"] |= dyn_score > z_threshold
-        flags["reward"] |= rew_local > z_threshold
-        scores["dynamics"] = dyn_score
-        scores["reward"] = np.maximum(reward_global, rew_local)
+        reference_rows = np.sort(rng.choice(n, size=min(n, reference_size), replace=False))
+        rows = (
+            np.arange(n)
+            if n <= knn_max_rows
+            else np.sort(rng.choice(n, knn_max_rows, replace=False))
+        )
+        if len(rows) < n:
+            notes.append(
+                f"k-NN residuals computed for a random {len(rows):,} of {n:,} transitions"
+                + ("; neighbours in time cover every transition" if checked else "")
+            )
+        sa = np.concatenate([obs_n, act_feat], axis=1)
+        sa = sa @ principal_projection(sa[reference_rows])
+        neighbours = knn_indices(sa, rows, reference_rows, k=k)
+        score("dynamics", rows, neighbours)
+        score("reward", rows, neighbours)
+        states = obs_n @ principal_projection(obs_n[reference_rows])
+        score("action", rows, knn_indices(states, rows, reference_rows, k=k))
     else:
         notes.append(f"only {n} transitions: k-NN residuals skipped")
-        scores["dynamics"] = np.zeros(n)
-        scores["reward"] = reward_global
 
-    # action outliers: the action is far from what the behaviour does at neighbouring states
-    if n > k + 1:
-        state_features = obs_n @ principal_projection(obs_n[reference_rows])
-        act_res, act_spread = local_residuals(state_features, act_feat, reference_rows, k=k)
-        act_score = _local_outlier_score(
-            np.sqrt(np.mean(act_res**2, axis=1)), np.sqrt(np.mean(act_spread**2, axis=1))
-        )
-        flags["action"] |= act_score > z_threshold
-        scores["action"] = act_score
-    else:
-        scores["action"] = np.zeros(n)
-
-    checked = _continuity(dataset, obs_std, flags, notes)
     thresholds = {
         "dynamics": z_threshold,
         "reward": z_threshold,

@@ -429,7 +429,7 @@ def diagnose(
     *,
     bins: int = DEFAULT_BINS,
     k: int = 8,
-    sample_size: int = 20_000,
+    sample_size: int = 10_000,
     z_threshold: float = 6.0,
     exact_max_rows: int = EXACT_MAX_ROWS,
     seed: int = 0,
