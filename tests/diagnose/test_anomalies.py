@@ -151,3 +151,16 @@ def test_tiny_datasets_do_not_crash(n):
     )
     card = diagnose(ds, reference=ds)
     assert card.anomalies["counts"]["any"] >= 0
+
+
+@pytest.mark.parametrize("target", ["observations", "dynamics", "rewards"])
+def test_flags_against_data_corrupt_masks(linear_ds, target):
+    # the corruption protocol of Yang et al. 2024 as implemented by `policyfit data corrupt`
+    from policyfit.data.corrupt import random_corruption
+
+    bad = random_corruption(linear_ds, target, rate=0.1, scale=1.0, seed=0)
+    card = diagnose(bad, reference=None)
+    pr = card.anomalies["precision_recall"]
+    assert pr["corruption"]["target"] == target
+    assert pr["any"]["precision"] > 0.95
+    assert pr["any"]["recall"] > (0.95 if target != "rewards" else 0.5)

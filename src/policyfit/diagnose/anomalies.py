@@ -47,7 +47,10 @@ if TYPE_CHECKING:
 
 FLAG_TYPES = ("dynamics", "reward", "observation", "action")
 CONTINUITY_TOLERANCE = 1e-3  # max |s'_t - s_{t+1}| in standard deviations still counted as equal
-CONTINUITY_MAX_BROKEN = 0.2  # more broken links than this: the data is not stored as trajectories
+CONTINUITY_MAX_BROKEN = (
+    0.6  # more broken links than this: not stored as trajectories (corruption at
+)
+# the usual rates of Yang et al. 2024, c = 0.3 for s and for s', breaks up to about half of them)
 
 
 def robust_z(

@@ -127,22 +127,32 @@ def _jsonable(x: Any) -> Any:
 
 
 # --------------------------------------------------------------------------------- reference data
-def suite_reference(dataset: Dataset) -> tuple[Dataset, str]:
+def suite_reference(dataset: Dataset, build: bool = False) -> tuple[Dataset, str]:
     """The built-in suite's ``<env>-medium-replay`` dataset for the dataset's environment.
 
-    The suite is looked up at call time (``policyfit.envs.suite.make_dataset``) so that diagnose
-    depends only on the data layer; any failure raises ``LookupError`` with the reason.
+    Uses the cached copy; builds it (minutes of rollouts) only with ``build=True``. The suite is
+    looked up at call time (``policyfit.envs.suite``) so that diagnose depends only on the data
+    layer; any failure raises ``LookupError`` with the reason and what to do.
     """
     env_id = dataset.env_id
     if not env_id:
-        raise LookupError("the dataset has no env_id, so there is no suite reference")
+        raise LookupError("the dataset has no env_id, so there is no suite reference; pass one")
     name = f"{env_id.split('-')[0].lower()}-medium-replay"
     try:
         suite = importlib.import_module("policyfit.envs.suite")
     except ImportError as exc:
         raise LookupError(f"the built-in suite is not available ({exc})") from exc
+    if not build:
+        rows = {row["name"]: row for row in suite.list_datasets()}
+        if name not in rows:
+            raise LookupError(f"the suite has no {name} for {env_id}; pass a reference dataset")
+        if not rows[name]["cached"]:
+            raise LookupError(
+                f"suite reference {name} is not built yet: run `policyfit data make {name}` "
+                "or pass a reference dataset"
+            )
     try:
-        return suite.make_dataset(name), f"suite:{name}"
+        return suite.make_dataset(name, progress=False), f"suite:{name}"
     except Exception as exc:
         raise LookupError(f"suite dataset {name} unavailable: {exc}") from exc
 
@@ -322,6 +332,11 @@ def _anomaly_section(
     }
     if mask is not None:
         out["precision_recall"] = precision_recall(flags, mask)
+        record = dataset.metadata.get("corruption")
+        if isinstance(record, dict):
+            out["precision_recall"]["corruption"] = {
+                k: record[k] for k in ("target", "mode", "rate", "scale") if k in record
+            }
     return out
 
 
