@@ -1,0 +1,487 @@
+"""Offline RL under data corruption (Yang et al., ICLR 2024): which algorithms keep their score?
+
+For every dataset, every condition — ``clean``, random corruption of each target
+(``observations``, ``actions``, ``rewards``, ``dynamics``) at ``c = 0.3, ε = 1.0``, and adversarial
+``dynamics`` corruption on the ``--adversarial`` datasets — every algorithm is trained with
+``policyfit.train`` for ``--steps`` updates and scored by its final normalized score. As in the
+paper's code, a trial's seed is also its corruption seed, so each seed sees its own draw.
+
+    python benchmarks/corruption.py                       # the issue's grid (hours of CPU per trial)
+    python benchmarks/corruption.py --steps 200 --seeds 0 --datasets hopper-medium-replay \\
+        --dataset-size 2000 --algos bc iql --targets dynamics --name corruption-smoke
+
+Resumable: a finished trial is recognized by its ``summary.json`` and skipped; an interrupted trial
+resumes from its last checkpoint, and so does a finished one when ``--steps`` grows (the budget can
+be raised across sessions); corrupted datasets are written once (``.npz``, with their mask)
+and reused. Results: ``benchmarks/results/<name>.json`` (machine, versions, commit, budget, every
+trial, the table, the paper's findings checked) and ``benchmarks/results/<name>.md``.
+
+The paper's qualitative findings checked here (averages over datasets and corrupted conditions):
+IQL is the most robust of bc/td3bc/cql/iql; RIQL >= IQL on average; RIQL's largest gain over IQL
+is under dynamics corruption.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS_DIR, write_result  # noqa: E402
+
+DATASETS = ("halfcheetah-medium-replay", "walker2d-medium-replay", "hopper-medium-replay")
+ALGOS = ("bc", "td3bc", "cql", "iql", "riql")
+TARGETS = ("observations", "actions", "rewards", "dynamics")
+BASELINES = ("bc", "td3bc", "cql", "iql")
+WORKDIR = Path(__file__).resolve().parent / "work" / "corruption"
+
+
+# ----------------------------------------------------------------------------- the grid
+def conditions(dataset: str, targets: list[str], adversarial: list[str]) -> list[tuple[str, str]]:
+    """``(mode, target)`` pairs; ``("clean", "")`` first."""
+    out = [("clean", "")] + [("random", t) for t in targets]
+    if dataset in adversarial:
+        out.append(("adversarial", "dynamics"))
+    return out
+
+
+def condition_name(mode: str, target: str) -> str:
+    return "clean" if mode == "clean" else f"{mode}-{target}"
+
+
+def dataset_key(dataset: str) -> str:
+    """A file-system name for a dataset given by name or path."""
+    p = Path(dataset)
+    return p.stem if p.suffix in (".hdf5", ".h5", ".npz") else p.name
+
+
+# ----------------------------------------------------------------------------- data
+def load_clean(dataset: str, size: int | None):
+    import policyfit
+
+    kwargs = {"size": size} if size is not None and not Path(dataset).exists() else {}
+    return policyfit.load_dataset(dataset, **kwargs)
+
+
+def corrupted_path(workdir: Path, dataset: str, mode: str, target: str, args, seed: int) -> Path:
+    name = f"{condition_name(mode, target)}-c{args.rate:g}-e{args.scale:g}-s{seed}.npz"
+    return workdir / "data" / dataset_key(dataset) / name
+
+
+def corrupted_dataset(clean, dataset: str, mode: str, target: str, args, seed: int, workdir: Path):
+    """The corrupted dataset of one trial, computed once and cached as ``.npz`` (mask included)."""
+    from policyfit.corruption import corrupt_dataset
+    from policyfit.data.io import load_dataset, save_dataset
+
+    path = corrupted_path(workdir, dataset, mode, target, args, seed)
+    if path.exists():
+        return load_dataset(path)
+    options: dict[str, Any] = {}
+    if mode == "adversarial":
+        from policyfit.corruption.critic import CriticConfig
+
+        options["critic_config"] = CriticConfig(steps=args.critic_steps)
+    t0 = time.perf_counter()
+    bad = corrupt_dataset(
+        clean, target, mode=mode, rate=args.rate, scale=args.scale, seed=seed, **options
+    )
+    info = bad.metadata["corruption"]
+    attack = info.get("attack", {})
+    note = (
+        f"; critic Q {attack['q_clean_mean']:.4g} -> {attack['q_attacked_mean']:.4g}"
+        if "q_clean_mean" in attack
+        else ""
+    )
+    print(
+        f"  corrupted {dataset_key(dataset)} ({mode} {target}, seed {seed}): "
+        f"{info['n_corrupted']:,}/{info['n_transitions']:,} rows in "
+        f"{time.perf_counter() - t0:.1f}s{note}",
+        flush=True,
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_dataset(bad, path)
+    return load_dataset(path)
+
+
+# ----------------------------------------------------------------------------- trials
+def trial_dir(workdir: Path, dataset: str, cond: str, algo: str, seed: int) -> Path:
+    return workdir / "runs" / dataset_key(dataset) / cond / f"{algo}-s{seed}"
+
+
+def read_summary(run_dir: Path) -> dict[str, Any] | None:
+    path = run_dir / "summary.json"
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+
+
+def train_function():
+    """``policyfit.train``; once the ``policyfit.train`` subpackage is imported its module shadows
+    the lazily exported function, so fall back to where the function lives."""
+    import policyfit
+
+    fn = policyfit.train
+    if callable(fn):
+        return fn
+    from policyfit.train.trainer import train
+
+    return train
+
+
+def run_trial(ds, algo: str, seed: int, run_dir: Path, args) -> dict[str, Any]:
+    """Train one trial (resuming an interrupted one); returns its summary."""
+    train = train_function()
+    common = {
+        "steps": args.steps,
+        "eval_every": args.eval_every,
+        "eval_episodes": args.eval_episodes,
+        "save_every": args.save_every,
+        "progress": False,
+    }
+    if (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()):
+        return train(None, ds, resume=run_dir, **common).summary
+    if run_dir.exists():  # started but never checkpointed: start over
+        shutil.rmtree(run_dir)
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    return train(algo, ds, seed=seed, out=run_dir, **common).summary
+
+
+def score_of(summary: dict[str, Any]) -> tuple[float | None, str]:
+    """The trial's score: final normalized score, else final return (no reference scores)."""
+    if summary.get("final_normalized_score") is not None:
+        return float(summary["final_normalized_score"]), "normalized"
+    if summary.get("final_return_mean") is not None:
+        return float(summary["final_return_mean"]), "return"
+    return None, "none"
+
+
+# ----------------------------------------------------------------------------- aggregation
+def aggregate(trials: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
+    """``cells[dataset][condition][algo] = {mean, std, min, max, n, scores}`` over seeds."""
+    cells: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
+    for t in trials:
+        if t.get("score") is None:
+            continue
+        cell = cells.setdefault(t["dataset"], {}).setdefault(t["condition"], {})
+        cell.setdefault(t["algo"], {"scores": []})["scores"].append(t["score"])
+    for by_cond in cells.values():
+        for by_algo in by_cond.values():
+            for cell in by_algo.values():
+                s = np.asarray(cell["scores"], dtype=np.float64)
+                cell.update(
+                    mean=float(s.mean()),
+                    std=float(s.std(ddof=1)) if s.size > 1 else 0.0,
+                    min=float(s.min()),
+                    max=float(s.max()),
+                    n=int(s.size),
+                )
+    return cells
+
+
+def condition_averages(cells, algos: list[str]) -> dict[str, dict[str, float]]:
+    """``avg[condition][algo]``: mean over datasets of the per-dataset mean score."""
+    out: dict[str, dict[str, float]] = {}
+    conds = sorted({c for by_cond in cells.values() for c in by_cond}, key=_condition_order)
+    for cond in conds:
+        for algo in algos:
+            vals = [
+                by_cond[cond][algo]["mean"]
+                for by_cond in cells.values()
+                if cond in by_cond and algo in by_cond[cond]
+            ]
+            if vals:
+                out.setdefault(cond, {})[algo] = float(np.mean(vals))
+    return out
+
+
+def _condition_order(cond: str) -> tuple[int, str]:
+    if cond == "clean":
+        return (0, cond)
+    return (1 if cond.startswith("random") else 2, cond)
+
+
+def corrupted_average(cells, algo: str, prefix: str = "random-") -> float | None:
+    """Mean over datasets and corrupted conditions (``prefix``) of the algorithm's mean score."""
+    vals = [
+        by_algo[algo]["mean"]
+        for by_cond in cells.values()
+        for cond, by_algo in by_cond.items()
+        if cond.startswith(prefix) and algo in by_algo
+    ]
+    return float(np.mean(vals)) if vals else None
+
+
+def check_findings(cells, avgs: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
+    """The paper's three qualitative findings, each: claim, holds (True/False/None), numbers."""
+    findings = []
+    base = {a: corrupted_average(cells, a) for a in BASELINES}
+    base = {a: v for a, v in base.items() if v is not None}
+    if "iql" in base and len(base) > 1:
+        best = max(base, key=base.get)
+        findings.append(
+            {
+                "claim": "IQL is the most robust baseline (highest mean score under random corruption among bc, td3bc, cql, iql)",
+                "holds": best == "iql",
+                "numbers": base,
+            }
+        )
+    else:
+        findings.append(
+            {"claim": "IQL is the most robust baseline", "holds": None, "numbers": base}
+        )
+    iql, riql = corrupted_average(cells, "iql"), corrupted_average(cells, "riql")
+    findings.append(
+        {
+            "claim": "RIQL >= IQL on average under random corruption",
+            "holds": None if iql is None or riql is None else riql >= iql,
+            "numbers": {"iql": iql, "riql": riql},
+        }
+    )
+    gains = {
+        cond: row["riql"] - row["iql"]
+        for cond, row in avgs.items()
+        if cond.startswith("random-") and "riql" in row and "iql" in row
+    }
+    holds = None
+    if len(gains) > 1 and "random-dynamics" in gains:
+        holds = max(gains, key=gains.get) == "random-dynamics"
+    findings.append(
+        {
+            "claim": "RIQL's largest gain over IQL is under dynamics corruption",
+            "holds": holds,
+            "numbers": gains,
+        }
+    )
+    return findings
+
+
+# ----------------------------------------------------------------------------- output
+def fmt_cell(cell: dict[str, Any] | None) -> str:
+    if not cell:
+        return "—"
+    return f"{cell['mean']:.1f} ± {cell['std']:.1f} (n={cell['n']})"
+
+
+def markdown(payload: dict[str, Any]) -> str:
+    budget, algos = payload["budget"], payload["budget"]["algos"]
+    cells, avgs = payload["table"], payload["condition_averages"]
+    lines = [
+        f"# Offline RL under data corruption — {payload['benchmark']}",
+        "",
+        f"Protocol of Yang et al. (ICLR 2024): each transition corrupted with probability c = "
+        f"{budget['rate']:g}, ε = {budget['scale']:g}; random corruption of each target, adversarial "
+        f"dynamics on {', '.join(budget['adversarial']) or 'none'}.",
+        "",
+        f"**Budget:** {budget['steps']:,} gradient steps per trial, seeds {budget['seeds']}, "
+        f"{budget['eval_episodes']} evaluation episodes at the end"
+        + (
+            f", datasets of {budget['dataset_size']:,} transitions"
+            if budget["dataset_size"]
+            else ""
+        )
+        + f"; adversarial critic {budget['critic_steps']:,} steps. The paper trained far longer: "
+        "absolute scores at this budget are not comparable to its numbers, only the orderings.",
+        "",
+        f"Score: {payload['score_kind']}; cells are mean ± std over seeds (n = seeds finished).",
+        "",
+    ]
+    header = "| dataset | condition | " + " | ".join(algos) + " |"
+    lines += [header, "|" + "---|" * (len(algos) + 2)]
+    for dataset, by_cond in cells.items():
+        for cond in sorted(by_cond, key=_condition_order):
+            row = [fmt_cell(by_cond[cond].get(a)) for a in algos]
+            lines.append(f"| {dataset} | {cond} | " + " | ".join(row) + " |")
+    lines += ["", "Average over datasets:", "", header, "|" + "---|" * (len(algos) + 2)]
+    for cond, row in avgs.items():
+        vals = [f"{row[a]:.1f}" if a in row else "—" for a in algos]
+        lines.append(f"| all | {cond} | " + " | ".join(vals) + " |")
+    lines += ["", "## The paper's findings, checked", ""]
+    for f in payload["findings"]:
+        verdict = {True: "reproduces", False: "does not reproduce", None: "not measured"}[
+            f["holds"]
+        ]
+        numbers = ", ".join(
+            f"{k}: {v:.1f}" if isinstance(v, float) else f"{k}: {v}"
+            for k, v in f["numbers"].items()
+        )
+        lines.append(f"- {f['claim']}: **{verdict}** ({numbers or 'no data'})")
+    failed = [t for t in payload["trials"] if t.get("error")]
+    if failed:
+        lines += ["", f"{len(failed)} trial(s) failed:", ""]
+        lines += [
+            f"- {t['dataset']} {t['condition']} {t['algo']} s{t['seed']}: {t['error']}"
+            for t in failed
+        ]
+    return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------- main
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--datasets", nargs="+", default=list(DATASETS), help="suite names or paths")
+    p.add_argument("--algos", nargs="+", default=list(ALGOS))
+    p.add_argument("--targets", nargs="+", default=list(TARGETS), choices=TARGETS)
+    p.add_argument(
+        "--adversarial", nargs="*", default=[DATASETS[2]],
+        help="datasets that also get adversarial dynamics corruption (default: hopper-medium-replay)",
+    )  # fmt: skip
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    p.add_argument("--steps", type=int, default=100_000, help="gradient steps per trial")
+    p.add_argument("--rate", type=float, default=0.3, help="c")
+    p.add_argument("--scale", type=float, default=1.0, help="ε")
+    p.add_argument("--dataset-size", type=int, default=None, help="transitions of suite datasets")
+    p.add_argument("--eval-episodes", type=int, default=10)
+    p.add_argument("--eval-every", type=int, default=0, help="0: evaluate at the end only")
+    p.add_argument("--save-every", type=int, default=25_000, help="checkpoint cadence (resume)")
+    p.add_argument("--critic-steps", type=int, default=5_000, help="adversarial critic updates")
+    p.add_argument("--workdir", type=Path, default=WORKDIR)
+    p.add_argument("--name", default="corruption", help="results/<name>.json and .md")
+    p.add_argument("--dry-run", action="store_true", help="list the trials and their state only")
+    p.add_argument(
+        "--table-only", action="store_true", help="rebuild the table from finished trials"
+    )
+    p.add_argument("--debug", action="store_true", help="print the traceback of a failed trial")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    adversarial = [d for d in args.adversarial if d in args.datasets]
+    grid = [
+        (dataset, mode, target, algo, seed)
+        for dataset in args.datasets
+        for mode, target in conditions(dataset, args.targets, adversarial)
+        for algo in args.algos
+        for seed in args.seeds
+    ]
+    print(
+        f"{len(grid)} trials x {args.steps:,} steps; workdir {args.workdir}; finished trials "
+        "(summary.json) are skipped",
+        flush=True,
+    )
+    trials: list[dict[str, Any]] = []
+    clean_cache: dict[str, Any] = {}
+    t_start = time.perf_counter()
+    for dataset, mode, target, algo, seed in grid:
+        cond = condition_name(mode, target)
+        run_dir = trial_dir(args.workdir, dataset, cond, algo, seed)
+        record: dict[str, Any] = {
+            "dataset": dataset_key(dataset),
+            "condition": cond,
+            "algo": algo,
+            "seed": seed,
+            "run_dir": str(run_dir),
+        }
+        summary = read_summary(run_dir)
+        if summary is not None and summary.get("steps") != args.steps:
+            if summary.get("steps", 0) > args.steps:
+                record["error"] = (
+                    f"finished with {summary.get('steps')} steps > --steps {args.steps}; "
+                    "use another --workdir for a smaller budget"
+                )
+            summary = None  # fewer steps than asked: resumed below up to --steps
+        if summary is None and "error" not in record and not (args.dry_run or args.table_only):
+            try:
+                if dataset not in clean_cache:
+                    clean_cache = {dataset: load_clean(dataset, args.dataset_size)}
+                clean = clean_cache[dataset]
+                ds = (
+                    clean
+                    if mode == "clean"
+                    else corrupted_dataset(clean, dataset, mode, target, args, seed, args.workdir)
+                )
+                t0 = time.perf_counter()
+                summary = run_trial(ds, algo, seed, run_dir, args)
+                print(
+                    f"{record['dataset']:>28} {cond:<22} {algo:<6} s{seed}: "
+                    f"score {score_of(summary)[0]}  ({time.perf_counter() - t0:.0f}s)",
+                    flush=True,
+                )
+            except KeyboardInterrupt:
+                raise
+            except Exception as exc:  # one broken trial (e.g. an algorithm not registered yet) must not stop the grid
+                record["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+                print(
+                    f"{record['dataset']} {cond} {algo} s{seed}: FAILED {record['error']}",
+                    flush=True,
+                )
+                if args.debug:
+                    traceback.print_exc()
+        if summary is not None:
+            record["score"], record["score_kind"] = score_of(summary)
+            record["steps"] = summary.get("steps")
+            record["wall_seconds"] = summary.get("wall_seconds")
+            record["data_normalized_return_mean"] = summary.get("data_normalized_return_mean")
+            path = corrupted_path(args.workdir, dataset, mode, target, args, seed)
+            if mode != "clean" and path.exists():
+                from policyfit.data.io import load_dataset
+
+                info = load_dataset(path).metadata.get("corruption", {})
+                record["corruption"] = {
+                    k: info.get(k) for k in ("n_corrupted", "n_transitions", "measured")
+                }
+                if "attack" in info:
+                    record["corruption"]["attack"] = {
+                        k: info["attack"].get(k)
+                        for k in ("q_clean_mean", "q_attacked_mean", "rows_lowered")
+                    }
+        elif "error" not in record:
+            record["state"] = "pending"
+        trials.append(record)
+
+    if args.dry_run:
+        done = sum("score" in t for t in trials)
+        print(f"{done}/{len(trials)} trials finished")
+        return {"trials": trials}
+    cells = aggregate(trials)
+    avgs = condition_averages(cells, args.algos)
+    kinds = {t.get("score_kind") for t in trials if t.get("score") is not None}
+    payload = {
+        "benchmark": args.name,
+        "budget": {
+            "steps": args.steps,
+            "seeds": args.seeds,
+            "rate": args.rate,
+            "scale": args.scale,
+            "datasets": [dataset_key(d) for d in args.datasets],
+            "algos": args.algos,
+            "targets": args.targets,
+            "adversarial": [dataset_key(d) for d in adversarial],
+            "dataset_size": args.dataset_size,
+            "eval_episodes": args.eval_episodes,
+            "critic_steps": args.critic_steps,
+        },
+        "score_kind": "final normalized score (D4RL-style, 0 = random, 100 = expert)"
+        if kinds <= {"normalized"}
+        else f"mixed ({sorted(k for k in kinds if k)}): normalized where reference scores exist, else return",
+        "trials_finished": sum(t.get("score") is not None for t in trials),
+        "trials_total": len(trials),
+        "this_invocation_seconds": round(time.perf_counter() - t_start, 1),
+        "table": cells,
+        "condition_averages": avgs,
+        "findings": check_findings(cells, avgs),
+        "trials": trials,
+    }
+    out = write_result(args.name, payload)
+    payload = json.loads(out.read_text())
+    md = RESULTS_DIR / f"{args.name}.md"
+    md.write_text(markdown(payload))
+    print(f"{payload['trials_finished']}/{payload['trials_total']} trials finished -> {out}, {md}")
+    return payload
+
+
+if __name__ == "__main__":
+    main()
