@@ -46,3 +46,30 @@ def stats_from_spec(spec: Any, eps: float = 1e-3, enabled: bool = True) -> dict[
 def normalize_observations(obs: Any, stats: dict[str, Any]) -> Any:
     """``(obs - mean) / std``."""
     return (obs - stats["mean"]) / stats["std"]
+
+
+def action_scale_from_spec(spec: Any) -> dict[str, jnp.ndarray]:
+    """Affine map between the dataset's action box and ``[-1, 1]`` (where tanh heads live).
+
+    Unbounded or missing dimensions keep the identity map.
+    """
+    dim = spec.action_dim
+    low = np.asarray(spec.action_low if spec.action_low else [-1.0] * dim, dtype=np.float64)
+    high = np.asarray(spec.action_high if spec.action_high else [1.0] * dim, dtype=np.float64)
+    finite = np.isfinite(low) & np.isfinite(high) & (high > low)
+    center = np.where(finite, (high + low) / 2.0, 0.0)
+    half_range = np.where(finite, (high - low) / 2.0, 1.0)
+    return {
+        "center": jnp.asarray(center, jnp.float32),
+        "half_range": jnp.asarray(half_range, jnp.float32),
+    }
+
+
+def to_unit_actions(actions: Any, scale: dict[str, Any]) -> Any:
+    """Dataset actions -> ``[-1, 1]``."""
+    return (actions - scale["center"]) / scale["half_range"]
+
+
+def from_unit_actions(actions: Any, scale: dict[str, Any]) -> Any:
+    """``[-1, 1]`` -> the environment's action box."""
+    return actions * scale["half_range"] + scale["center"]

@@ -1,0 +1,73 @@
+"""Pieces that more than one algorithm uses: regression losses, AWR weights, target updates.
+
+Each function is pure and works on batched ``jnp`` arrays; the formula is in its docstring.
+
+Example:
+    >>> import jax.numpy as jnp
+    >>> from policyfit.algos.losses import expectile_loss
+    >>> float(expectile_loss(jnp.array([1.0, -2.0]), 0.7).mean())  # (0.7*1 + 0.3*4) / 2
+    0.95
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+
+def expectile_loss(diff: jnp.ndarray, expectile: float) -> jnp.ndarray:
+    """Asymmetric L2, ``L_tau(u) = |tau - 1(u < 0)| u^2`` (Eq. 3 of Kostrikov et al. 2021, IQL).
+
+    ``diff`` is ``Q(s, a) - V(s)``; ``expectile`` is IQL's ``tau``. Returns the elementwise loss.
+    """
+    weight = jnp.where(diff > 0, expectile, 1.0 - expectile)
+    return weight * diff**2
+
+
+def huber_loss(diff: jnp.ndarray, delta: float) -> jnp.ndarray:
+    """Huber loss, ``u^2 / (2 delta)`` inside ``|u| <= delta`` and ``|u| - delta / 2`` outside.
+
+    Scaled as in RIQL (Yang et al. 2024, Eq. 8) so that it tends to ``|u|`` for small ``delta`` and
+    to ``u^2 / (2 delta)`` for large ``delta``; elementwise.
+    """
+    abs_diff = jnp.abs(diff)
+    return jnp.where(abs_diff <= delta, 0.5 * diff**2 / delta, abs_diff - 0.5 * delta)
+
+
+def ensemble_quantile(values: jnp.ndarray, quantile: float | None) -> jnp.ndarray:
+    """Reduce a critic ensemble ``[K, ...]`` to ``[...]``: the minimum, or the ``quantile``-quantile.
+
+    ``quantile=None`` is the clipped double-Q minimum (Fujimoto et al. 2018); a number in ``(0, 1)``
+    is RIQL's ``alpha``-quantile over the ensemble (Yang et al. 2024, Eq. 7), linear interpolation.
+    """
+    if quantile is None:
+        return jnp.min(values, axis=0)
+    return jnp.quantile(values, quantile, axis=0)
+
+
+def awr_weights(advantage: jnp.ndarray, temperature: float, max_weight: float) -> jnp.ndarray:
+    """Advantage-weighted regression weights ``min(exp(beta * A), max_weight)``.
+
+    IQL's policy extraction (Eq. 7 of Kostrikov et al. 2021) with inverse temperature ``beta``; AWAC
+    uses ``exp(A / lambda)`` (Eq. 12 of Nair et al. 2020), i.e. ``temperature = 1 / lambda``. Both
+    clip at 100 in the reference code. The weights are constants for the actor's gradient.
+    """
+    return jax.lax.stop_gradient(jnp.minimum(jnp.exp(temperature * advantage), max_weight))
+
+
+def soft_update(target: Any, online: Any, tau: float) -> Any:
+    """Polyak averaging ``theta' <- tau * theta + (1 - tau) * theta'`` of two parameter pytrees."""
+    return optax.incremental_update(online, target, tau)
+
+
+def td_target(
+    rewards: jnp.ndarray, terminals: jnp.ndarray, next_values: jnp.ndarray, discount: float
+) -> jnp.ndarray:
+    """One-step bootstrap ``r + gamma (1 - d) V(s')``; constant for the gradient.
+
+    Only terminals stop the bootstrap: a time-limit cut (``timeouts``) is not the end of the task.
+    """
+    return jax.lax.stop_gradient(rewards + discount * (1.0 - terminals) * next_values)

@@ -1,0 +1,34 @@
+"""``policyfit eval RUN_DIR``: roll out a trained policy; mean/std return and normalized score."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+
+def register(group: click.Group) -> None:
+    group.add_command(eval_command)
+
+
+@click.command("eval")
+@click.argument("run_dir")
+@click.option("--episodes", type=int, default=10, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--env", "env_id", default=None, help="Environment id (default: the dataset's).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def eval_command(run_dir: str, episodes: int, seed: int, env_id: str | None, as_json: bool) -> None:
+    """Evaluate the deterministic policy of RUN_DIR in its environment."""
+    import policyfit
+
+    result = policyfit.evaluate(run_dir, env_id, episodes=episodes, seed=seed)
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    line = (
+        f"{result['env_id']}: return {result['return_mean']:.1f} +- {result['return_std']:.1f} "
+        f"over {result['episodes']} episodes"
+    )
+    if result["normalized_score"] is not None:
+        line += f", normalized score {result['normalized_score']:.1f} +- {result['normalized_score_std']:.1f}"
+    click.echo(line)

@@ -1,0 +1,168 @@
+"""``policyfit train ALGO --dataset NAME_OR_PATH`` and ``policyfit algos``."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+
+import click
+
+
+def register(group: click.Group) -> None:
+    group.add_command(train_command)
+    group.add_command(algos)
+
+
+def parse_overrides(pairs: tuple[str, ...]) -> dict[str, str]:
+    """``("key=value", ...)`` -> dict; values stay strings (the config converts and checks them)."""
+    from policyfit import ConfigError
+
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"expected key=value, got {pair!r}", field="--set")
+        out[key.strip()] = value
+    return out
+
+
+@click.command("train")
+@click.argument("algo", required=False)
+@click.option(
+    "--dataset", "dataset", default=None, help="Path, Minari id or built-in name (hopper-medium)."
+)
+@click.option(
+    "--steps", type=int, default=1_000_000, show_default=True, help="Gradient updates in total."
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a config field (repeatable); see `policyfit algos`.",
+)
+@click.option(
+    "--eval-every",
+    type=int,
+    default=10_000,
+    show_default=True,
+    help="Evaluate every N steps (0: only at the end).",
+)
+@click.option("--eval-episodes", type=int, default=10, show_default=True)
+@click.option(
+    "--save-every",
+    type=int,
+    default=50_000,
+    show_default=True,
+    help="Checkpoint every N steps (0: only at the end).",
+)
+@click.option(
+    "--resume",
+    "resume",
+    default=None,
+    metavar="RUN_DIR",
+    help="Continue a killed run exactly from its last checkpoint.",
+)
+@click.option(
+    "--out",
+    default=None,
+    metavar="DIR",
+    help="Run directory (default ./runs/<algo>-<dataset>-s<seed>).",
+)
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+def train_command(
+    algo: str | None,
+    dataset: str | None,
+    steps: int,
+    seed: int,
+    overrides: tuple[str, ...],
+    eval_every: int,
+    eval_episodes: int,
+    save_every: int,
+    resume: str | None,
+    out: str | None,
+    no_progress: bool,
+    as_json: bool,
+) -> None:
+    """Train ALGO on a dataset; writes a run directory with config, metrics, checkpoints, policy.
+
+    \b
+    policyfit train iql --dataset hopper-medium --steps 100000
+    policyfit train td3bc --dataset data.hdf5 --set alpha=5 --set batch_size=512
+    policyfit train --resume runs/iql-hopper-medium-s0 --steps 100000
+    """
+    import policyfit
+
+    if algo is None and resume is None:
+        raise policyfit.ConfigError(
+            f"name an algorithm: {', '.join(sorted(policyfit.ALGORITHMS))}", field="ALGO"
+        )
+    config = parse_overrides(overrides)
+    if algo is not None:
+        # Validate the algorithm and every --set key before any data is loaded.
+        cls = policyfit.get_algorithm(algo)
+        cls.Config.from_dict(config, algo=cls.name)
+    result = policyfit.train(
+        algo,
+        dataset,
+        steps=steps,
+        seed=seed,
+        config=config or None,
+        out=out,
+        eval_every=eval_every,
+        eval_episodes=eval_episodes,
+        save_every=save_every,
+        resume=resume,
+        progress=not no_progress,
+    )
+    if as_json:
+        click.echo(json.dumps(result.summary, default=str))
+        return
+    s = result.summary
+    score = s["final_normalized_score"]
+    click.echo(
+        f"{s['algorithm']} on {s['dataset']} (seed {s['seed']}): {s['steps']:,} steps in "
+        f"{s['wall_seconds']:.0f}s ({s['steps_per_second']:,.0f} steps/s)"
+    )
+    if s["final_return_mean"] is not None:
+        shown = (
+            f", normalized score {score:.1f} (best {s['best_normalized_score']:.1f})"
+            if score is not None
+            else ""
+        )
+        click.echo(
+            f"final return {s['final_return_mean']:.1f} +- {s['final_return_std']:.1f}{shown}"
+        )
+    click.echo(f"run directory: {result.run_dir}")
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def algos(as_json: bool) -> None:
+    """List the algorithms and their config fields with defaults (set them with --set key=value)."""
+    import policyfit
+
+    listing = {}
+    for name, cls in sorted(policyfit.ALGORITHMS.items()):
+        cfg = cls.Config()
+        listing[name] = {
+            "doc": (sys.modules[cls.__module__].__doc__ or name).strip().splitlines()[0],
+            "config": {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)},
+        }
+    if as_json:
+        click.echo(json.dumps(listing, default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for name, info in listing.items():
+        table = Table(title=f"{name}: {info['doc']}", title_justify="left", show_header=False)
+        table.add_column("field", style="bold cyan")
+        table.add_column("default")
+        for key, value in info["config"].items():
+            table.add_row(key, str(value))
+        console.print(table)

@@ -1,0 +1,60 @@
+"""The registry and config validation: the errors a user can cause are clear ConfigErrors."""
+
+import pytest
+
+from policyfit.algos.registry import ALGORITHMS, get_algorithm
+from policyfit.errors import ConfigError
+
+
+def test_all_algorithms_registered_with_paper_defaults():
+    assert set(ALGORITHMS) == {"bc", "td3bc", "iql", "cql", "awac", "rebrac"}
+    assert get_algorithm("TD3+BC") is ALGORITHMS["td3bc"]
+    assert get_algorithm("td3bc").Config().alpha == 2.5
+    iql = get_algorithm("iql").Config()
+    assert (iql.expectile, iql.temperature, iql.max_weight) == (0.7, 3.0, 100.0)
+    assert get_algorithm("bc").Config().top_fraction == 1.0
+
+
+def test_unknown_algorithm_lists_valid_ones():
+    with pytest.raises(ConfigError, match="valid: awac, bc, cql, iql, rebrac, td3bc"):
+        get_algorithm("sac-n")
+
+
+def test_unknown_key_lists_valid_keys():
+    with pytest.raises(ConfigError) as info:
+        get_algorithm("iql").Config.from_dict({"expectle": "0.8"}, algo="iql")
+    assert "expectile" in str(info.value) and "valid keys" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("expectile", "high"),
+        ("batch_size", "2.5"),
+        ("cosine_schedule", "maybe"),
+        ("hidden_dims", "a,b"),
+    ],
+)
+def test_bad_value_types_rejected(key, value):
+    with pytest.raises(ConfigError, match="cannot read"):
+        get_algorithm("iql").Config.from_dict({key: value}, algo="iql")
+
+
+def test_strings_are_converted():
+    cfg = get_algorithm("iql").Config.from_dict(
+        {"expectile": "0.9", "hidden_dims": "64,64", "value_quantile": "0.25", "huber_delta": "1"}
+    )
+    assert cfg.expectile == 0.9 and cfg.hidden_dims == (64, 64)
+    assert cfg.value_quantile == 0.25 and cfg.huber_delta == 1
+
+
+def test_out_of_range_values_rejected_at_setup():
+    from policyfit.algos.base import DatasetSpec
+
+    spec = DatasetSpec(observation_dim=3, action_dim=1)
+    cls = get_algorithm("iql")
+    with pytest.raises(ConfigError, match="expectile"):
+        cls(cls.Config(expectile=1.5)).setup(spec)
+    bc = get_algorithm("bc")
+    with pytest.raises(ConfigError, match="policy"):
+        bc(bc.Config(policy="diffusion")).setup(spec)

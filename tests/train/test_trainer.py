@@ -1,0 +1,114 @@
+"""The trainer: run directory contents, exact resume, policy round trip, clear errors."""
+
+import json
+import shutil
+
+import jax
+import numpy as np
+import pytest
+
+import policyfit
+from pendulum_data import pendulum_dataset
+from policyfit.errors import ConfigError, PolicyfitError
+from policyfit.train.checkpoint import list_checkpoints
+from policyfit.train.trainer import train
+
+TINY = {"hidden_dims": (32, 32), "batch_size": 64}
+KW = dict(
+    steps=60,
+    seed=3,
+    config=TINY,
+    eval_every=30,
+    save_every=20,
+    eval_episodes=2,
+    progress=False,
+    fuse=10,
+)
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    return pendulum_dataset(episodes=6)
+
+
+@pytest.fixture(scope="module")
+def full_run(dataset, tmp_path_factory):
+    return train("td3bc", dataset, out=tmp_path_factory.mktemp("runs") / "full", **KW)
+
+
+def leaves(state):
+    return [np.asarray(x) for x in jax.tree_util.tree_leaves(state)]
+
+
+def test_run_directory_contents(full_run, dataset):
+    run = full_run.run_dir
+    config = json.loads((run / "config.json").read_text())
+    assert config["algorithm"] == "td3bc"
+    assert config["config"]["alpha"] == 2.5 and config["config"]["hidden_dims"] == [32, 32]
+    assert config["dataset"]["fingerprint"] == dataset.fingerprint()
+    assert config["versions"]["jax"] == jax.__version__
+    summary = json.loads((run / "summary.json").read_text())
+    for key in (
+        "algorithm",
+        "dataset",
+        "seed",
+        "steps",
+        "wall_seconds",
+        "steps_per_second",
+        "final_normalized_score",
+        "best_normalized_score",
+        "final_return_mean",
+    ):
+        assert key in summary
+    assert (
+        summary["steps"] == 60 and summary["seed"] == 3 and summary["dataset"] == "pendulum-mixed"
+    )
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "eval/return_mean" in r] == [30, 60]
+    assert [r["step"] for r in rows if "train/critic_loss" in r] == list(range(10, 61, 10))
+    assert [s for s, _ in list_checkpoints(run)] == [40, 60]  # keeps the last two
+    assert not list(run.rglob("*.pkl")) and not list(run.rglob("*.pickle"))
+
+
+def test_resume_is_exact(full_run, dataset, tmp_path):
+    # Simulate a run killed after its step-40 checkpoint: drop everything written later.
+    run = tmp_path / "killed"
+    shutil.copytree(full_run.run_dir, run)
+    shutil.rmtree(run / "checkpoints" / "step_60")
+    (run / "summary.json").unlink()
+    resumed = train(None, dataset, steps=60, resume=run, progress=False)
+    assert resumed.summary["resumed_from_step"] == 40
+    for a, b in zip(leaves(full_run.state), leaves(resumed.state), strict=True):
+        np.testing.assert_array_equal(a, b)  # bit-exact
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "eval/return_mean" in r] == [30, 60]
+
+
+def test_load_policy_round_trip(full_run, dataset):
+    policy = policyfit.load_policy(full_run.run_dir)
+    obs = dataset.observations[:7]
+    batched = policy(obs)
+    assert batched.shape == (7, 1) and batched.dtype == np.float32
+    np.testing.assert_allclose(policy(obs[0]), batched[0], rtol=1e-6)
+    np.testing.assert_allclose(batched, full_run.policy(obs), rtol=1e-6)
+    assert np.all(np.abs(batched) <= 2.0 + 1e-6)  # Pendulum's action box
+    with pytest.raises(PolicyfitError, match="expects 3"):
+        policy(np.zeros(5))
+
+
+def test_new_run_never_overwrites(full_run, dataset):
+    with pytest.raises(PolicyfitError, match="already holds a run"):
+        train("td3bc", dataset, out=full_run.run_dir, **KW)
+
+
+def test_bad_config_rejected_before_training(dataset, tmp_path):
+    with pytest.raises(ConfigError, match="valid keys"):
+        train(
+            "iql", dataset, steps=10, config={"expectil": 0.8}, out=tmp_path / "a", progress=False
+        )
+    with pytest.raises(ConfigError, match="cannot read"):
+        train(
+            "iql", dataset, steps=10, config={"expectile": "x"}, out=tmp_path / "b", progress=False
+        )
+    with pytest.raises(ConfigError, match="unknown algorithm"):
+        train("dqn", dataset, steps=10, out=tmp_path / "c", progress=False)
