@@ -43,6 +43,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -195,6 +196,9 @@ def fitted_q_evaluation(
         >>> res = fitted_q_evaluation(ds, lambda o: -o[:, :1], config=FQEConfig(iterations=5_000))  # doctest: +SKIP
     """
     cfg = config or FQEConfig()
+    cfg = dataclasses.replace(
+        cfg, hidden_dims=tuple(cfg.hidden_dims)
+    )  # hashable: programs are cached
     if not 0.0 < cfg.discount < 1.0:
         raise PolicyfitError(f"must be in (0, 1), got {cfg.discount}", field="discount")
     if cfg.iterations < cfg.fuse or cfg.iterations % cfg.fuse:
@@ -243,53 +247,12 @@ def fitted_q_evaluation(
         "rows": jnp.asarray(rows),
     }
 
-    q = TwoChannelQ(tuple(cfg.hidden_dims), cfg.layer_norm)
-    opt = optax.adam(cfg.learning_rate)
-    keys = jax.random.split(jax.random.PRNGKey(seed), fits)
-    params = jax.vmap(lambda k: q.init(k, obs.shape[1], actions.shape[1]))(keys)
-    state = {
-        "params": params,
-        "target": params,
-        "opt": jax.vmap(opt.init)(params),
-        "step": jnp.zeros((), jnp.int32),
-    }
-
-    def loss_fn(p, target_p, batch):
-        # Bellman target of FQE (Le et al. 2019, Algorithm 3, line 4) for both channels.
-        next_q = q.apply(target_p, batch["next_obs"], batch["next_act"])
-        y = batch["rew"] + gamma * batch["not_done"][:, None] * next_q
-        pred = q.apply(p, batch["obs"], batch["act"])
-        return jnp.mean((pred - jax.lax.stop_gradient(y)) ** 2)
-
-    def one_fit_step(p, target_p, opt_state, fit_rows, key):
-        idx = fit_rows[jax.random.randint(key, (cfg.batch_size,), 0, fit_rows.shape[0])]
-        batch = {k: v[idx] for k, v in data.items() if k != "rows"}
-        loss, grads = jax.value_and_grad(loss_fn)(p, target_p, batch)
-        updates, opt_state = opt.update(grads, opt_state, p)
-        return optax.apply_updates(p, updates), opt_state, loss
-
-    vmapped_step = jax.vmap(one_fit_step)
-
-    def step(state, key):
-        keys = jax.random.split(key, fits)
-        p, o, loss = vmapped_step(
-            state["params"], state["target"], state["opt"], data["rows"], keys
-        )
-        t = state["step"] + 1
-        # Periodic hard copy: Q_{k+1} becomes the regression target of the next FQE iteration.
-        copy = t % cfg.target_update_every == 0
-        target = jax.tree_util.tree_map(lambda a, b: jnp.where(copy, a, b), p, state["target"])
-        return {"params": p, "target": target, "opt": o, "step": t}, loss
-
-    @jax.jit
-    def run_chunk(state, key):
-        keys = jax.random.split(key, cfg.fuse)
-        return jax.lax.scan(step, state, keys)
-
+    q, init_state, run_chunk = _fqe_program(cfg, fits, obs.shape[1], actions.shape[1])
+    state = init_state(jax.random.PRNGKey(seed))
     base = jax.random.PRNGKey(seed + 1)
     loss = np.zeros(fits)
     for c in range(cfg.iterations // cfg.fuse):
-        state, losses = run_chunk(state, jax.random.fold_in(base, c))
+        state, losses = run_chunk(state, data, jax.random.fold_in(base, c))
         loss = np.asarray(losses[-50:]).mean(0)
 
     s0 = jnp.asarray((obs[starts] - mean) / std)
@@ -355,6 +318,62 @@ def _value_scales(ds: Dataset, gamma: float) -> tuple[float, float]:
     r = ds.rewards.astype(np.float64)
     scale = float(np.sqrt(np.mean((r * disc_len) ** 2))) or 1.0
     return scale, float(disc_len.mean())
+
+
+@functools.lru_cache(maxsize=8)
+def _fqe_program(cfg: FQEConfig, fits: int, obs_dim: int, act_dim: int):
+    """The Q-network, a state initializer and the jitted ``fuse``-step chunk, built once per shape.
+
+    The data are an argument of the jitted chunk (not constants baked into the program), so
+    evaluating many policies on one dataset compiles once.
+    """
+    gamma = cfg.discount
+    q = TwoChannelQ(tuple(cfg.hidden_dims), cfg.layer_norm)
+    opt = optax.adam(cfg.learning_rate)
+
+    def init_state(key: jax.Array) -> dict[str, Any]:
+        params = jax.vmap(lambda k: q.init(k, obs_dim, act_dim))(jax.random.split(key, fits))
+        return {
+            "params": params,
+            "target": params,
+            "opt": jax.vmap(opt.init)(params),
+            "step": jnp.zeros((), jnp.int32),
+        }
+
+    def loss_fn(p, target_p, batch):
+        # Bellman target of FQE (Le et al. 2019, Algorithm 3, line 4) for both channels.
+        next_q = q.apply(target_p, batch["next_obs"], batch["next_act"])
+        y = batch["rew"] + gamma * batch["not_done"][:, None] * next_q
+        pred = q.apply(p, batch["obs"], batch["act"])
+        return jnp.mean((pred - jax.lax.stop_gradient(y)) ** 2)
+
+    def one_fit_step(p, target_p, opt_state, fit_rows, data, key):
+        idx = fit_rows[jax.random.randint(key, (cfg.batch_size,), 0, fit_rows.shape[0])]
+        batch = {k: v[idx] for k, v in data.items() if k != "rows"}
+        loss, grads = jax.value_and_grad(loss_fn)(p, target_p, batch)
+        updates, opt_state = opt.update(grads, opt_state, p)
+        return optax.apply_updates(p, updates), opt_state, loss
+
+    vmapped_step = jax.vmap(one_fit_step, in_axes=(0, 0, 0, 0, None, 0))
+
+    def step(carry, key):
+        state, data = carry
+        keys = jax.random.split(key, fits)
+        p, o, loss = vmapped_step(
+            state["params"], state["target"], state["opt"], data["rows"], data, keys
+        )
+        t = state["step"] + 1
+        # Periodic hard copy: Q_{k+1} becomes the regression target of the next FQE iteration.
+        copy = t % cfg.target_update_every == 0
+        target = jax.tree_util.tree_map(lambda a, b: jnp.where(copy, a, b), p, state["target"])
+        return ({"params": p, "target": target, "opt": o, "step": t}, data), loss
+
+    @jax.jit
+    def run_chunk(state, data, key):
+        (state, _), losses = jax.lax.scan(step, (state, data), jax.random.split(key, cfg.fuse))
+        return state, losses
+
+    return q, jax.jit(init_state), run_chunk
 
 
 def _length_from_discounted(length: float, gamma: float, horizon: int) -> float:
