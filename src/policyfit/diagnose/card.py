@@ -72,6 +72,7 @@ class DataCard:
     verdict: list[str]
     timings: dict[str, float] = field(default_factory=dict)
     flags: AnomalyFlags | None = field(default=None, repr=False)
+    reference: Dataset | None = field(default=None, repr=False)  # SACo's reference, for plots
 
     @property
     def headline(self) -> str:
@@ -521,6 +522,7 @@ def diagnose(
         verdict=[],
         timings=timings,
         flags=flags,
+        reference=ref,
     )
     card.verdict = verdict(card)
     timings["total"] = round(sum(v for k_, v in timings.items() if k_ != "total"), 3)

@@ -1,0 +1,432 @@
+"""One self-contained HTML report for datasets and training runs (``policyfit report``).
+
+Everything is inline — CSS, and plots as base64 PNG — so the file can be mailed, attached to an
+issue or opened offline. It is written to a temporary file and renamed into place.
+
+Example:
+    >>> write_report(["hopper-medium"], "report.html")                              # doctest: +SKIP
+    >>> write_report(["runs/iql-hopper-medium-s0", "runs/bc-hopper-medium-s0"], "runs.html")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from policyfit.diagnose.render import fmt, measure_rows
+from policyfit.report import plots
+from policyfit.report.runs import Run, is_run_dir, load_run
+
+if TYPE_CHECKING:
+    from policyfit.data.dataset import Dataset
+    from policyfit.diagnose.card import DataCard
+
+CSS = """
+body { font-family: -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif; margin: 2em auto;
+       max-width: 1100px; color: #222; line-height: 1.4; padding: 0 1em; }
+h1 { font-size: 1.6em; } h2 { border-bottom: 2px solid #ddd; padding-bottom: .2em; margin-top: 2em; }
+h3 { margin-top: 1.4em; }
+table { border-collapse: collapse; margin: .8em 0; font-size: .92em; }
+th, td { border: 1px solid #ddd; padding: .3em .7em; text-align: left; vertical-align: top; }
+th { background: #f4f4f4; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.verdict { background: #eef7ee; border-left: 5px solid #3a3; padding: .6em 1em; margin: 1em 0; }
+.verdict p { margin: .3em 0; }
+.note { color: #777; font-size: .88em; }
+.plots { display: flex; flex-wrap: wrap; gap: 1em; align-items: flex-start; }
+.plots figure { margin: 0; } figcaption { font-size: .85em; color: #555; text-align: center; }
+img.plot { max-width: 100%; border: 1px solid #eee; }
+"""
+
+
+def esc(x: Any) -> str:
+    return html.escape(str(x), quote=True)
+
+
+def table(
+    header: Sequence[str], rows: Sequence[Sequence[Any]], numeric: Sequence[bool] | None = None
+) -> str:
+    """An HTML table; ``numeric[i]`` right-aligns column ``i`` (class ``num``)."""
+    numeric = numeric or [False] * len(header)
+    head = "".join(f"<th>{esc(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f'<td class="num">{esc(c)}</td>' if numeric[i] else f"<td>{esc(c)}</td>"
+            for i, c in enumerate(row)
+        )
+        + "</tr>"
+        for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def figure(uri: str | None, caption: str, plot_id: str) -> str:
+    if uri is None:
+        return f'<p class="note">({esc(caption)}: not enough data to plot)</p>'
+    return (
+        f'<figure><img class="plot" id="{esc(plot_id)}" src="{uri}" alt="{esc(caption)}">'
+        f"<figcaption>{esc(caption)}</figcaption></figure>"
+    )
+
+
+# ------------------------------------------------------------------------------------- datasets
+def dataset_section(dataset: Dataset, card: DataCard, index: int = 0) -> str:
+    """The data card of one dataset, with its plots, as an HTML ``<section>``."""
+    s = card.summary
+    parts = [
+        f'<section class="dataset" id="dataset-{index}">',
+        f"<h2>Dataset: {esc(card.source)}</h2>",
+    ]
+    parts.append(
+        '<div class="verdict">' + "".join(f"<p>{esc(v)}</p>" for v in card.verdict) + "</div>"
+    )
+    parts.append(
+        table(
+            [
+                "environment",
+                "transitions",
+                "episodes",
+                "obs dim",
+                "action dim",
+                "terminals",
+                "timeouts",
+            ],
+            [
+                [
+                    card.env_id or "unknown",
+                    fmt(s["transitions"]),
+                    fmt(s["episodes"]),
+                    s["observation_dim"],
+                    str(s["action_dim"]) + (" (discrete)" if s["discrete"] else ""),
+                    fmt(s["terminals"]),
+                    fmt(s["timeouts"]),
+                ]
+            ],
+            [False, True, True, True, True, True, True],
+        )
+    )
+    parts.append("<h3>Quality measures</h3>")
+    parts.append(table(["measure", "value", "detail"], measure_rows(card), [False, True, False]))
+
+    returns = dataset.episode_returns()
+    plot_html = [
+        figure(
+            plots.plot_or_none(
+                plots.histogram_png, returns, "episode return", "episodes", "Episode returns"
+            ),
+            "return histogram",
+            f"plot-returns-{index}",
+        ),
+        figure(
+            plots.plot_or_none(
+                plots.histogram_png,
+                dataset.episode_lengths,
+                "episode length",
+                "episodes",
+                "Episode lengths",
+            ),
+            "episode lengths",
+            f"plot-lengths-{index}",
+        ),
+        figure(
+            plots.plot_or_none(plots.coverage_png, dataset, card.reference),
+            "state coverage (principal axes)",
+            f"plot-coverage-{index}",
+        ),
+    ]
+    if card.flags is not None and card.anomalies["counts"]["any"]:
+        plot_html.append(
+            figure(
+                plots.plot_or_none(plots.anomalies_png, card.flags, dataset.episode_ends),
+                "where the flagged transitions are",
+                f"plot-anomalies-{index}",
+            )
+        )
+    parts.append('<h3>Plots</h3><div class="plots">' + "".join(plot_html) + "</div>")
+
+    parts.append("<h3>Distributions</h3>")
+    rows = []
+    for key in ("episode_returns", "normalized_returns", "episode_lengths", "rewards"):
+        d = card.distributions.get(key)
+        if d:
+            rows.append(
+                [key.replace("_", " ")]
+                + [fmt(d[c], 2) for c in ("mean", "std", "min", "p25", "median", "p75", "max")]
+            )
+    parts.append(
+        table(
+            ["quantity", "mean", "std", "min", "p25", "median", "p75", "max"],
+            rows,
+            [False] + [True] * 7,
+        )
+    )
+
+    parts.append('<h3>State and action marginals</h3><div class="plots">')
+    parts.append(
+        figure(
+            plots.plot_or_none(plots.marginals_png, dataset.observations, "obs"),
+            "observation marginals",
+            f"plot-obs-marginals-{index}",
+        )
+    )
+    if not dataset.discrete:
+        parts.append(
+            figure(
+                plots.plot_or_none(plots.marginals_png, dataset.actions, "action"),
+                "action marginals",
+                f"plot-action-marginals-{index}",
+            )
+        )
+    parts.append("</div>")
+
+    parts.append("<h3>Per-dimension ranges</h3>")
+    dim_rows = [
+        [name, row["dim"], *(fmt(row[c], 3) for c in ("min", "max", "mean", "std"))]
+        for name, rows_ in card.dimensions.items()
+        for row in rows_
+        if "dim" in row
+    ]
+    parts.append(
+        table(["array", "dim", "min", "max", "mean", "std"], dim_rows, [False] + [True] * 5)
+    )
+
+    examples = card.anomalies.get("examples") or []
+    if examples:
+        parts.append("<h3>Most anomalous transitions</h3>")
+        parts.append(
+            table(
+                ["index", "episode", "step", "flags", "score"],
+                [
+                    [e["index"], e["episode"], e["step"], ", ".join(e["types"]), fmt(e["score"], 1)]
+                    for e in examples
+                ],
+                [True, True, True, False, True],
+            )
+        )
+    pr = card.anomalies.get("precision_recall")
+    if pr:
+        parts.append("<h3>Flags against the stored corruption mask</h3>")
+        pr_rows = [
+            [name, fmt(v["tp"]), fmt(v["fp"]), fmt(v["fn"]), fmt(v["precision"]), fmt(v["recall"])]
+            for name, v in pr.items()
+            if isinstance(v, dict) and "tp" in v
+        ]
+        parts.append(
+            table(["flag", "TP", "FP", "FN", "precision", "recall"], pr_rows, [False] + [True] * 5)
+        )
+    for note in card.anomalies.get("notes", []):
+        parts.append(f'<p class="note">note: {esc(note)}</p>')
+    parts.append(
+        f"<details><summary>data card (JSON)</summary><pre>{esc(json.dumps(card.to_dict(), indent=1))}</pre></details>"
+    )
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+# ------------------------------------------------------------------------------------- runs
+def runs_section(runs: Sequence[Run]) -> str:
+    """Learning curves of each run and, for several runs, a comparison table and plot."""
+    parts = ['<section class="runs">', f"<h2>Training runs ({len(runs)})</h2>"]
+    rows = []
+    for run in runs:
+        final, best = run.final_and_best()
+        steps = run.summary.get("steps") or (run.metrics[-1]["step"] if run.metrics else None)
+        rows.append(
+            [
+                run.name,
+                run.algorithm or "?",
+                run.dataset or "?",
+                fmt(steps),
+                fmt(final, 1),
+                fmt(best, 1),
+                fmt(run.summary.get("wall_seconds"), 0),
+            ]
+        )
+    parts.append(
+        table(
+            [
+                "run",
+                "algorithm",
+                "dataset",
+                "steps",
+                "final normalized score",
+                "best normalized score",
+                "wall s",
+            ],
+            rows,
+            [False, False, False, True, True, True, True],
+        )
+    )
+    score_curves = []
+    for run in runs:
+        key = run.score_key()
+        if key is not None:
+            x, y = run.curve(key)
+            score_curves.append((run.name, x, y))
+    plot_html = []
+    if score_curves:
+        ylabel = (
+            "normalized score"
+            if all(r.score_key() == SCORE for r in runs if r.score_key())
+            else "score"
+        )
+        plot_html.append(
+            figure(
+                plots.plot_or_none(
+                    plots.curves_png, score_curves, ylabel, "Evaluation during training"
+                ),
+                "learning curves",
+                "plot-learning-curves",
+            )
+        )
+    if len(runs) > 1:
+        finals = [run.final_and_best()[0] for run in runs]
+        if any(f is not None for f in finals):
+            plot_html.append(
+                figure(
+                    plots.plot_or_none(
+                        plots.bars_png,
+                        [r.name for r in runs],
+                        finals,
+                        "normalized score",
+                        "Final score per run",
+                    ),
+                    "comparison of final scores",
+                    "plot-comparison",
+                )
+            )
+    parts.append('<div class="plots">' + "".join(plot_html) + "</div>")
+    for i, run in enumerate(runs):
+        parts.append(f'<h3 id="run-{i}">{esc(run.name)}</h3>')
+        losses = [(k, *run.curve(k)) for k in run.loss_keys()]
+        losses = [(k, x, y) for k, x, y in losses if len(x)]
+        if losses:
+            parts.append(
+                '<div class="plots">'
+                + figure(
+                    plots.plot_or_none(
+                        plots.curves_png,
+                        losses,
+                        "value",
+                        f"Training losses: {run.name}",
+                        log_y=True,
+                    ),
+                    f"losses of {run.name}",
+                    f"plot-losses-{i}",
+                )
+                + "</div>"
+            )
+        scalars = [
+            [k, fmt(v) if isinstance(v, int | float) else str(v)]
+            for k, v in run.summary.items()
+            if isinstance(v, int | float | str)
+        ]
+        if scalars:
+            parts.append(
+                "<details><summary>summary.json</summary>"
+                + table(["key", "value"], scalars, [False, True])
+                + "</details>"
+            )
+        for note in run.notes:
+            parts.append(f'<p class="note">note: {esc(note)}</p>')
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+SCORE = "eval/normalized_score"
+
+
+# ------------------------------------------------------------------------------------- page
+def page(title: str, sections: Sequence[str]) -> str:
+    from policyfit import __version__
+
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{esc(title)}</title><style>{CSS}</style></head><body>"
+        f'<h1>{esc(title)}</h1><p class="note">policyfit {esc(__version__)}, {stamp}</p>'
+        + "\n".join(sections)
+        + "</body></html>\n"
+    )
+
+
+def write_html(text: str, out: str | Path) -> Path:
+    """Write atomically: a temporary file in the same directory, then rename."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; a report is not
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out
+
+
+def build_report(
+    targets: Sequence[str | Path | Dataset | Run],
+    reference: str | Path | Dataset | None = "auto",
+    ref_scores: tuple[float, float] | None = None,
+    title: str | None = None,
+) -> str:
+    """The report's HTML for run directories and datasets (paths, suite names or objects).
+
+    ``reference`` is SACo's reference for every dataset: ``"auto"`` (the suite's
+    ``<env>-medium-replay`` when built), a path/name, a Dataset, or ``None``.
+    """
+    from policyfit.data.dataset import Dataset
+    from policyfit.data.io import load_dataset
+    from policyfit.diagnose.card import diagnose
+
+    runs: list[Run] = []
+    datasets: list[Dataset] = []
+    for t in targets:
+        if isinstance(t, Run):
+            runs.append(t)
+        elif isinstance(t, Dataset):
+            datasets.append(t)
+        elif is_run_dir(t):
+            runs.append(load_run(t))
+        else:
+            datasets.append(load_dataset(t))
+    ref_ds: Dataset | str | None = reference
+    if reference is not None and not isinstance(reference, Dataset) and reference != "auto":
+        ref_ds = load_dataset(reference)
+    sections = []
+    if runs:
+        sections.append(runs_section(runs))
+    for i, ds in enumerate(datasets):
+        card = diagnose(ds, reference=ref_ds, ref_scores=ref_scores)
+        sections.append(dataset_section(ds, card, index=i))
+    if title is None:
+        names = [r.name for r in runs] + [d.source for d in datasets]
+        title = (
+            "policyfit report: "
+            + ", ".join(str(n) for n in names[:4])
+            + (" ..." if len(names) > 4 else "")
+        )
+    return page(title, sections)
+
+
+def write_report(
+    targets: Sequence[str | Path | Dataset | Run],
+    out: str | Path = "report.html",
+    reference: str | Path | Dataset | None = "auto",
+    ref_scores: tuple[float, float] | None = None,
+    title: str | None = None,
+) -> Path:
+    """Build the report for ``targets`` and write it to ``out`` (atomically); returns the path."""
+    if not targets:
+        raise ValueError("nothing to report: give at least one run directory or dataset")
+    return write_html(build_report(targets, reference, ref_scores, title), out)
