@@ -304,7 +304,10 @@ def plot_certificate(report: CertificateReport) -> Any:
     ax.set_xlabel("ℓ2 attack budget B (whole episode)")
     ax.set_ylabel("expected return")
     what = "E[R]" if report.floor_kind == "given" else "E[max(R, min clean R)]"
-    ax.set_title(f"{report.env_id}: certified {what}, α={report.alpha:g}, m={report.episodes}")
+    ax.set_title(
+        f"{report.env_id}: certified {what}\nα={report.alpha:g}, m={report.episodes} clean episodes",
+        fontsize=9,
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize="x-small", loc="best")
     fig.tight_layout()
