@@ -7,7 +7,8 @@ gait policy (cached under ``$POLICYFIT_HOME/benchmarks``). SACo is measured agai
 
     .venv/bin/python benchmarks/diagnose.py [--transitions 1000000] [--repeats 1]
 
-Writes ``benchmarks/results/diagnose.json`` (machine, versions, git commit, seconds per stage).
+Writes ``benchmarks/results/diagnose.json`` (machine, versions, git commit, seconds per stage, and
+the machine's load average: the dev machine is shared, so the load is part of the figure).
 """
 
 from __future__ import annotations
@@ -15,19 +16,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+import scipy
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import write_result  # noqa: E402
 
 from policyfit.data import Dataset
 from policyfit.diagnose.card import diagnose
 from policyfit.paths import home
-
-RESULTS = Path(__file__).resolve().parent / "results" / "diagnose.json"
 
 
 def rollout_dataset(env_id: str, transitions: int, seed: int = 0) -> Dataset:
@@ -98,18 +99,13 @@ def load_data(transitions: int) -> tuple[Dataset, Dataset | None, str]:
     return ds, ds, "rollouts:HalfCheetah-v5 gait policy (reference: itself)"
 
 
-def git_commit() -> str | None:
-    try:
-        return subprocess.check_output(["git", "rev-parse", "HEAD"], text=True).strip()
-    except Exception:
-        return None
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--transitions", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--name", default="diagnose", help="result file benchmarks/results/NAME.json"
+    )
     args = parser.parse_args()
 
     t0 = time.perf_counter()
@@ -120,10 +116,7 @@ def main() -> None:
         start = time.perf_counter()
         card = diagnose(ds, reference=ref)
         runs.append({"seconds": time.perf_counter() - start, "stages_s": card.timings})
-    import scipy
-
     result = {
-        "benchmark": "diagnose",
         "data": data_name,
         "transitions": len(ds),
         "observation_dim": ds.observation_dim,
@@ -132,27 +125,13 @@ def main() -> None:
         "runs": runs,
         "budget_seconds": 30.0,
         "data_load_seconds": load_s,
+        "load_average_1m_at_end": os.getloadavg()[0],
+        "scipy": scipy.__version__,
         "flagged_fraction": card.anomalies["fraction"],
         "flag_counts": card.anomalies["counts"],
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(),
-            "load_average_1m": os.getloadavg()[0],
-        },
-        "versions": {
-            "python": platform.python_version(),
-            "numpy": np.__version__,
-            "scipy": scipy.__version__,
-            "policyfit": __import__("policyfit").__version__,
-        },
-        "git_commit": git_commit(),
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, args.out)
+    path = write_result(args.name, result)
+    print(f"wrote {path}")
     print(json.dumps({k: result[k] for k in ("data", "transitions", "seconds", "flag_counts")}))
     print("\n".join(card.verdict))
 

@@ -1,0 +1,267 @@
+"""The paper check: TQ and SACo of the 15 suite datasets next to BC / offline-RL scores.
+
+Schweighofer et al. 2022, "A Dataset Perspective on Offline Reinforcement Learning", find that
+(1) behavior cloning is competitive with offline RL on datasets of high trajectory quality (TQ), and
+(2) off-policy offline RL needs high state-action coverage (SACo) to beat the data. This script
+measures TQ, SACo and lSACo of every built-in dataset (SACo relative to its environment's
+``<env>-medium-replay``, the suite's stand-in for the paper's online replay buffer) and, when the
+algorithms benchmark has written ``benchmarks/results/scores.json``, checks both findings against the
+normalized scores of ``bc`` and ``iql`` / ``td3bc`` there (scores are reused, never retrained here).
+
+    .venv/bin/python benchmarks/dataset_quality.py            # cached suite datasets only
+    .venv/bin/python benchmarks/dataset_quality.py --build    # build missing datasets (slow)
+    .venv/bin/python benchmarks/dataset_quality.py --scores path/to/scores.json
+
+Writes ``benchmarks/results/dataset_quality.json`` and ``.md`` (the table and the findings).
+``scores.json`` is read in any of these shapes: ``{"results": [{"dataset", "algorithm",
+"normalized_score" | "final_normalized_score" | "score", ...}, ...]}``, a top-level list of such
+rows, or ``{dataset: {algorithm: score | {"mean": score} | [scores]}}`` (optionally under "table");
+several rows for one (dataset, algorithm) — seeds — are averaged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS_DIR, write_result  # noqa: E402
+
+OFFLINE_RL = ("iql", "td3bc")
+TQ_HIGH = 0.7  # policyfit.diagnose.card.TQ_HIGH: where the verdict calls TQ high
+BC_COMPETITIVE = 0.9  # BC within 10 % of the best offline-RL score counts as competitive
+
+
+# ------------------------------------------------------------------------------- measuring
+def measure(build: bool, full: bool) -> tuple[list[dict[str, Any]], list[str]]:
+    from policyfit.diagnose.card import diagnose
+    from policyfit.diagnose.coverage import state_action_coverage, trajectory_quality
+    from policyfit.envs.suite import list_datasets, make_dataset
+
+    rows_available = {r["name"]: r for r in list_datasets()}
+    references: dict[str, Any] = {}
+    rows, skipped = [], []
+    for name, info in rows_available.items():
+        if not info["available"] or not (info["cached"] or build):
+            why = "no behavior policies shipped" if not info["available"] else "not built"
+            skipped.append(f"{name}: {why}")
+            continue
+        env = name.split("-")[0]
+        ref_name = f"{env}-medium-replay"
+        if ref_name not in references:
+            ref_info = rows_available.get(ref_name, {})
+            references[ref_name] = (
+                make_dataset(ref_name, progress=False)
+                if ref_info.get("cached") or (build and ref_info.get("available"))
+                else None
+            )
+        ref = references[ref_name]
+        t0 = time.perf_counter()
+        ds = make_dataset(name, progress=False)
+        row: dict[str, Any] = {"dataset": name, "transitions": len(ds), "episodes": ds.num_episodes}
+        if full:
+            card = diagnose(ds, reference=ref)
+            row["tq"] = card.tq.get("value")
+            row["saco"] = card.coverage.get("saco")
+            row["lsaco"] = card.coverage.get("lsaco")
+            row["action_consistency"] = card.action_consistency.get("consistency")
+            row["flagged_fraction"] = card.anomalies["fraction"]
+        else:
+            md = ds.metadata
+            row["tq"] = trajectory_quality(
+                ds.episode_returns(), md["ref_min_score"], md["ref_max_score"]
+            )
+            if ref is not None:
+                cov = state_action_coverage(
+                    ds.observations, ds.actions, ref.observations, ref.actions
+                )
+                row["saco"], row["lsaco"] = cov["saco"], cov["lsaco"]
+        row["reference"] = (
+            f"suite:{ref_name} ({len(ref):,} transitions)" if ref is not None else None
+        )
+        row["seconds"] = round(time.perf_counter() - t0, 2)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return rows, skipped
+
+
+# ------------------------------------------------------------------------------- scores
+def _score_value(v: Any) -> float | None:
+    if isinstance(v, int | float) and math.isfinite(v):
+        return float(v)
+    if isinstance(v, dict):
+        for key in ("mean", "normalized_score", "final_normalized_score", "score"):
+            if key in v:
+                return _score_value(v[key])
+    if isinstance(v, list):
+        vals = [x for x in (_score_value(u) for u in v) if x is not None]
+        return float(np.mean(vals)) if vals else None
+    return None
+
+
+def load_scores(path: Path) -> dict[tuple[str, str], float]:
+    """(dataset, algorithm) -> mean normalized score, from any of the documented shapes."""
+    raw = json.loads(path.read_text())
+    acc: dict[tuple[str, str], list[float]] = {}
+
+    def add(dataset: Any, algo: Any, value: Any) -> None:
+        v = _score_value(value)
+        if isinstance(dataset, str) and isinstance(algo, str) and v is not None:
+            acc.setdefault((dataset.lower(), algo.lower()), []).append(v)
+
+    rows = raw.get("results", raw.get("rows")) if isinstance(raw, dict) else raw
+    if isinstance(rows, list):
+        for r in rows:
+            if isinstance(r, dict):
+                value = next(
+                    (
+                        r[k]
+                        for k in ("normalized_score", "final_normalized_score", "score", "mean")
+                        if k in r
+                    ),
+                    None,
+                )
+                add(r.get("dataset"), r.get("algorithm") or r.get("algo"), value)
+    table = raw.get("table", raw) if isinstance(raw, dict) else {}
+    if isinstance(table, dict):
+        for dataset, per_algo in table.items():
+            if isinstance(per_algo, dict):
+                for algo, value in per_algo.items():
+                    add(dataset, algo, value)
+    return {k: float(np.mean(v)) for k, v in acc.items()}
+
+
+# ------------------------------------------------------------------------------- findings
+def check_findings(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Test the paper's two findings on the rows that have scores."""
+    from scipy.stats import spearmanr
+
+    scored = [r for r in rows if r.get("bc") is not None and r.get("offline_rl_best") is not None]
+    if len(scored) < 3:
+        return {"status": "pending", "reason": f"scores for {len(scored)} datasets (need >= 3)"}
+    out: dict[str, Any] = {"status": "checked", "datasets_with_scores": len(scored)}
+
+    # (1) BC competitive on high-TQ data: BC / best offline RL, high-TQ vs the rest
+    def ratio(r: dict[str, Any]) -> float:
+        return r["bc"] / max(r["offline_rl_best"], 1e-9)
+
+    high = [r for r in scored if r["tq"] is not None and r["tq"] >= TQ_HIGH]
+    rest = [r for r in scored if r["tq"] is not None and r["tq"] < TQ_HIGH]
+    f1: dict[str, Any] = {
+        "high_tq_datasets": [r["dataset"] for r in high],
+        "bc_over_offline_rl_high_tq": float(np.mean([ratio(r) for r in high])) if high else None,
+        "bc_over_offline_rl_other": float(np.mean([ratio(r) for r in rest])) if rest else None,
+    }
+    tq = [r["tq"] for r in scored]
+    f1["spearman_tq_vs_bc_score"] = _spearman(spearmanr, tq, [r["bc"] for r in scored])
+    f1["holds"] = bool(
+        f1["bc_over_offline_rl_high_tq"] is not None
+        and f1["bc_over_offline_rl_high_tq"] >= BC_COMPETITIVE
+        and (
+            f1["bc_over_offline_rl_other"] is None
+            or f1["bc_over_offline_rl_high_tq"] > f1["bc_over_offline_rl_other"]
+        )
+    )
+    out["bc_competitive_on_high_tq"] = f1
+
+    # (2) off-policy methods need coverage: offline RL's gain over BC rises with SACo
+    with_saco = [r for r in scored if r.get("saco") is not None]
+    f2: dict[str, Any] = {"datasets": len(with_saco)}
+    if len(with_saco) >= 3:
+        gain = [r["offline_rl_best"] - r["bc"] for r in with_saco]
+        f2["spearman_saco_vs_gain_over_bc"] = _spearman(
+            spearmanr, [r["saco"] for r in with_saco], gain
+        )
+        f2["spearman_lsaco_vs_gain_over_bc"] = _spearman(
+            spearmanr, [r["lsaco"] for r in with_saco], gain
+        )
+        for algo in OFFLINE_RL:
+            pts = [(r["saco"], r[algo]) for r in with_saco if r.get(algo) is not None]
+            if len(pts) >= 3:
+                f2[f"spearman_saco_vs_{algo}"] = _spearman(spearmanr, *zip(*pts, strict=True))
+        rho = f2["spearman_saco_vs_gain_over_bc"]["rho"]
+        f2["holds"] = bool(rho is not None and rho > 0)
+    else:
+        f2["holds"] = None
+        f2["reason"] = "SACo needs the medium-replay reference datasets"
+    out["offline_rl_needs_coverage"] = f2
+    return out
+
+
+def _spearman(fn, x, y) -> dict[str, Any]:
+    res = fn(list(x), list(y))
+    rho, p = float(res.statistic), float(res.pvalue)
+    return {
+        "rho": rho if math.isfinite(rho) else None,
+        "p": p if math.isfinite(p) else None,
+        "n": len(list(x)),
+    }
+
+
+def markdown(rows: list[dict[str, Any]], findings: dict[str, Any], skipped: list[str]) -> str:
+    def f(x: Any, d: int = 2) -> str:
+        return "–" if x is None else f"{x:.{d}f}" if isinstance(x, float) else str(x)
+
+    lines = [
+        "# Dataset quality (Schweighofer et al. 2022) vs algorithm scores",
+        "",
+        "| dataset | transitions | TQ | SACo | lSACo | bc | iql | td3bc |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['dataset']} | {r['transitions']:,} | {f(r.get('tq'))} | {f(r.get('saco'))} | "
+            f"{f(r.get('lsaco'))} | {f(r.get('bc'), 1)} | {f(r.get('iql'), 1)} | {f(r.get('td3bc'), 1)} |"
+        )
+    lines += ["", "## Findings", "", "```", json.dumps(findings, indent=1), "```"]
+    if skipped:
+        lines += ["", "Not measured: " + "; ".join(skipped)]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--build", action="store_true", help="build suite datasets that are missing"
+    )
+    parser.add_argument("--full", action="store_true", help="run the whole diagnose (slower)")
+    parser.add_argument("--scores", type=Path, default=RESULTS_DIR / "scores.json")
+    parser.add_argument("--name", default="dataset_quality")
+    args = parser.parse_args()
+
+    rows, skipped = measure(args.build, args.full)
+    scores = load_scores(args.scores) if args.scores.is_file() else {}
+    for r in rows:
+        for algo in ("bc", *OFFLINE_RL):
+            r[algo] = scores.get((r["dataset"], algo))
+        rl = [r[a] for a in OFFLINE_RL if r[a] is not None]
+        r["offline_rl_best"] = max(rl) if rl else None
+    findings = (
+        check_findings(rows)
+        if scores
+        else {
+            "status": "pending",
+            "reason": f"{args.scores} not found (written by the algorithms benchmark)",
+        }
+    )
+    path = write_result(
+        args.name,
+        {"rows": rows, "findings": findings, "skipped": skipped, "scores_file": str(args.scores)},
+    )
+    md = RESULTS_DIR / f"{args.name}.md"
+    tmp = md.with_suffix(".md.tmp")
+    tmp.write_text(markdown(rows, findings, skipped))
+    tmp.replace(md)
+    print(f"wrote {path} and {md}")
+    print(json.dumps(findings, indent=1))
+
+
+if __name__ == "__main__":
+    main()
