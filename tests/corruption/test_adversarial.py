@@ -101,3 +101,11 @@ def test_fresh_adam_step_is_a_signed_gradient_step(clean, critic):
     )
     np.testing.assert_allclose(np.abs(p), 0.005, rtol=1e-3)
     assert np.all(q1 <= q0 + 1e-6)
+
+
+def test_nothing_selected_needs_no_critic(clean):
+    """rate 0: no transition is attacked, so no critic is fitted (critic=None is never used)."""
+    bad = corrupt_dataset(clean, "actions", mode="adversarial", rate=0.0, seed=0)
+    assert bad.metadata["corruption"]["n_corrupted"] == 0
+    assert "critic" not in bad.metadata["corruption"]
+    np.testing.assert_array_equal(bad.actions, clean.actions)

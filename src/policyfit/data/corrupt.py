@@ -258,6 +258,8 @@ def apply_corruption(
     changed = diff.reshape(len(diff), -1).any(axis=1)
 
     md = copy.deepcopy({k: v for k, v in ds.metadata.items() if k != "extra_arrays"})
+    if field == "next_observations":  # s' is no longer the s_{t+1} it may have been derived from
+        md.pop("derived_next_observations", None)
     extra = {k: np.asarray(v).copy() for k, v in (ds.metadata.get("extra_arrays") or {}).items()}
     previous_mask = extra.get("corrupted")
     union = changed if previous_mask is None else (np.asarray(previous_mask, bool) | changed)
