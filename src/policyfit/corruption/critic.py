@@ -117,12 +117,12 @@ class CleanCritic:
 
     def q_values(self, obs: np.ndarray, act: np.ndarray, batch_size: int = 8192) -> np.ndarray:
         """``[K, N]`` Q-values of the ensemble (numpy in, numpy out; batched)."""
-        fn = jax.jit(self.q_fn())
+        fn = partial(_q_jit, self.config, self.action_dim, self.params)
         return _batched(fn, batch_size, obs, act, axis=1)
 
     def policy_actions(self, obs: np.ndarray, batch_size: int = 8192) -> np.ndarray:
         """``[N, act_dim]`` actions of the BC policy."""
-        fn = jax.jit(self.policy_fn())
+        fn = partial(_policy_jit, self.config, self.action_dim, self.params)
         return _batched(fn, batch_size, obs, axis=0)
 
     def description(self) -> str:
@@ -188,6 +188,11 @@ def policy_apply(
         {"params": params["policy"]}, normalize_observations(obs, params["obs_stats"])
     )
     return unit * params["action_scale"]["half_range"] + params["action_scale"]["center"]
+
+
+# Compiled once per (config, shapes): the parameters are arguments, not baked-in constants.
+_q_jit = jax.jit(q_apply, static_argnums=(0, 1))
+_policy_jit = jax.jit(policy_apply, static_argnums=(0, 1))
 
 
 # ----------------------------------------------------------------------------- fitting
