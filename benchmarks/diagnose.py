@@ -113,9 +113,16 @@ def main() -> None:
     load_s = time.perf_counter() - t0
     runs = []
     for _ in range(args.repeats):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         card = diagnose(ds, reference=ref)
-        runs.append({"seconds": time.perf_counter() - start, "stages_s": card.timings})
+        runs.append(
+            {
+                "seconds": time.perf_counter() - start,
+                "cpu_seconds": time.process_time() - cpu,  # all threads; wall >> cpu = contention
+                "load_average_1m": os.getloadavg()[0],
+                "stages_s": card.timings,
+            }
+        )
     result = {
         "data": data_name,
         "transitions": len(ds),

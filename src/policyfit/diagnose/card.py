@@ -218,7 +218,13 @@ def _coverage(
     out = state_action_coverage(
         dataset.observations, dataset.actions, ref.observations, ref.actions, bins, exact_max_rows
     )
-    return {**out, "reference": ref_name, "reference_transitions": len(ref)}
+    same = len(ref) == len(dataset) and ref.fingerprint() == dataset.fingerprint()
+    return {
+        **out,
+        "reference": ref_name + (" (the dataset itself: SACo is 1 by definition)" if same else ""),
+        "reference_transitions": len(ref),
+        "reference_is_dataset": same,
+    }
 
 
 def _subsample(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
