@@ -45,3 +45,26 @@ def test_card_action_consistency_orders_noise_levels(make_linear_ds):
 def test_standardize_constant_column():
     z, mean, std = standardize(np.array([[1.0, 5.0], [3.0, 5.0]]))
     assert z[:, 1].tolist() == [0.0, 0.0] and z[:, 0].tolist() == [-1.0, 1.0]
+
+
+def test_discrete_action_dataset_gets_a_full_card():
+    from policyfit.data import Dataset
+    from policyfit.diagnose.card import diagnose
+
+    rng = np.random.default_rng(0)
+    n = 3000
+    obs = rng.uniform(-1, 1, size=(n, 2))
+    actions = (obs[:, 0] > 0).astype(np.int64) + 2 * (obs[:, 1] > 0)
+    ds = Dataset(
+        observations=obs,
+        actions=actions,
+        rewards=obs[:, 0],
+        terminals=np.arange(n) % 30 == 29,
+        next_observations=obs + 0.01,
+        metadata={"action_space": {"type": "discrete", "n": 4}},
+    )
+    card = diagnose(ds, reference=ds)
+    assert card.coverage["saco"] == 1.0 and card.coverage["reference_is_dataset"]
+    assert card.action_consistency["consistency"] > 0.8
+    assert [row["count"] for row in card.dimensions["actions"]] == np.bincount(actions).tolist()
+    assert card.to_dict()["summary"]["discrete"] is True

@@ -88,3 +88,14 @@ def test_report_needs_a_target():
 
     with pytest.raises(ValueError):
         write_report([], "x.html")
+
+
+def test_report_on_a_users_hdf5_file(tmp_path, toy_dataset):
+    from policyfit.data.io import save_dataset
+    from policyfit.report import write_report
+
+    path = tmp_path / "logs.hdf5"
+    save_dataset(toy_dataset, path)
+    out = write_report([path], tmp_path / "r.html", reference=None, ref_scores=(-10.0, 10.0))
+    text = out.read_text()
+    assert "logs.hdf5" in text and "random -10.0, expert 10.0 (user)" in text
