@@ -63,18 +63,19 @@ def robust_z(
     MAD are estimated on a random ``sample`` of rows when there are more (accurate to well under a
     percent, and a million-row median per column is the slowest part of the detector otherwise).
     """
-    x = np.asarray(x, dtype=np.float64)
+    x = np.asarray(x)
     est = x
     if axis == 0 and len(x) > sample:
         est = x[np.random.default_rng(seed).choice(len(x), sample, replace=False)]
+    est = est.astype(np.float64)
     med = np.median(est, axis=axis, keepdims=True)
     dev = np.abs(est - med)
     scale = 1.4826 * np.median(dev, axis=axis, keepdims=True)
     fallback = 1.2533 * np.mean(dev, axis=axis, keepdims=True)  # = std for normal data
     scale = np.maximum(np.where(scale > 0, scale, fallback), min_scale)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = np.where(scale > 0, (x - med) / np.where(scale > 0, scale, 1.0), 0.0)
-    return z
+    inv = np.where(scale > 0, 1.0 / np.where(scale > 0, scale, 1.0), 0.0)
+    work = np.float32 if x.dtype == np.float32 else np.float64
+    return (x.astype(work) - med.astype(work)) * inv.astype(work)
 
 
 def _local_outlier_score(
@@ -202,8 +203,8 @@ def detect_anomalies(
     dataset: Dataset,
     z_threshold: float = 6.0,
     k: int = 8,
-    reference_size: int = 50_000,
-    knn_max_rows: int = 50_000,
+    reference_size: int = 30_000,
+    knn_max_rows: int = 40_000,
     seed: int = 0,
 ) -> AnomalyFlags:
     """Flag outlying transitions of ``dataset`` (see the module docstring for the four flag types).
@@ -285,13 +286,23 @@ def detect_anomalies(
                 f"k-NN residuals computed for a random {len(rows):,} of {n:,} transitions"
                 + ("; neighbours in time cover every transition" if checked else "")
             )
-        sa = np.concatenate([obs_n, act_feat], axis=1)
-        sa = sa @ principal_projection(sa[reference_rows])
-        neighbours = knn_indices(sa, rows, reference_rows, k=k)
+        # project only the rows the trees and queries use, not all N
+        needed = np.union1d(rows, reference_rows)
+        position = np.full(n, -1, dtype=np.int64)
+        position[needed] = np.arange(len(needed))
+        sa = np.concatenate([obs_n[needed], act_feat[needed]], axis=1)
+        sa = sa @ principal_projection(sa[position[reference_rows]])
+        local = knn_indices(sa, position[rows], position[reference_rows], k=k)
+        neighbours = needed[local]
         score("dynamics", rows, neighbours)
         score("reward", rows, neighbours)
-        states = obs_n @ principal_projection(obs_n[reference_rows])
-        score("action", rows, knn_indices(states, rows, reference_rows, k=k))
+        states = obs_n[needed]
+        states = states @ principal_projection(states[position[reference_rows]])
+        score(
+            "action",
+            rows,
+            needed[knn_indices(states, position[rows], position[reference_rows], k=k)],
+        )
     else:
         notes.append(f"only {n} transitions: k-NN residuals skipped")
 

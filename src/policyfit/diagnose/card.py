@@ -438,6 +438,11 @@ def verdict(card: DataCard) -> list[str]:
             f"Against the stored corruption mask ({pr['corrupted']} corrupted): flag precision "
             f"{_fmt(p)}, recall {_fmt(r)}."
         )
+    if card.coverage.get("reference_is_dataset"):
+        lines.append(
+            "SACo is 1 by definition here: the dataset is its own reference (pass another "
+            "dataset's reference, e.g. the environment's medium-replay, for a comparison)."
+        )
     if card.summary["episodes"] < 10:
         lines.append(f"Only {card.summary['episodes']} episodes: every measure here is noisy.")
     return lines
