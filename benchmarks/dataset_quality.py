@@ -13,10 +13,11 @@ normalized scores of ``bc`` and ``iql`` / ``td3bc`` there (scores are reused, ne
     .venv/bin/python benchmarks/dataset_quality.py --scores path/to/scores.json
 
 Writes ``benchmarks/results/dataset_quality.json`` and ``.md`` (the table and the findings).
-``scores.json`` is read in any of these shapes: ``{"results": [{"dataset", "algorithm",
-"normalized_score" | "final_normalized_score" | "score", ...}, ...]}``, a top-level list of such
-rows, or ``{dataset: {algorithm: score | {"mean": score} | [scores]}}`` (optionally under "table");
-several rows for one (dataset, algorithm) — seeds — are averaged.
+``scores.json`` is read in the shape ``benchmarks/scores.py`` writes (``{"runs": [run summaries
+with "algorithm", "dataset", "final_normalized_score"], "table": {algorithm: {dataset: {"mean":
+...}}}}``) and also as ``{"results": [rows]}``, a top-level list of rows, or a table keyed either
+way round (dataset names have a dash, algorithm names do not); several runs of one (dataset,
+algorithm) — seeds — are averaged.
 """
 
 from __future__ import annotations
@@ -116,25 +117,33 @@ def load_scores(path: Path) -> dict[tuple[str, str], float]:
         if isinstance(dataset, str) and isinstance(algo, str) and v is not None:
             acc.setdefault((dataset.lower(), algo.lower()), []).append(v)
 
-    rows = raw.get("results", raw.get("rows")) if isinstance(raw, dict) else raw
+    rows = raw
+    if isinstance(raw, dict):
+        rows = next(
+            (raw[k] for k in ("runs", "results", "rows") if isinstance(raw.get(k), list)), None
+        )
     if isinstance(rows, list):
         for r in rows:
             if isinstance(r, dict):
                 value = next(
                     (
                         r[k]
-                        for k in ("normalized_score", "final_normalized_score", "score", "mean")
+                        for k in ("final_normalized_score", "normalized_score", "score", "mean")
                         if k in r
                     ),
                     None,
                 )
                 add(r.get("dataset"), r.get("algorithm") or r.get("algo"), value)
+    if acc:  # per-run rows found: the table is their summary
+        return {k: float(np.mean(v)) for k, v in acc.items()}
     table = raw.get("table", raw) if isinstance(raw, dict) else {}
     if isinstance(table, dict):
-        for dataset, per_algo in table.items():
-            if isinstance(per_algo, dict):
-                for algo, value in per_algo.items():
-                    add(dataset, algo, value)
+        for outer, inner in table.items():
+            if isinstance(inner, dict):
+                for key, value in inner.items():
+                    # suite names have a dash (hopper-medium); algorithm names do not
+                    dataset_first = "-" in str(outer)
+                    add(outer if dataset_first else key, key if dataset_first else outer, value)
     return {k: float(np.mean(v)) for k, v in acc.items()}
 
 
