@@ -185,19 +185,29 @@ def _plot(rows, correlations, env_id: str, path: Path) -> None:
 
     fig = Figure(figsize=(5.5, 4.0), dpi=110)
     ax = fig.add_subplot(1, 1, 1)
-    x = [r["true_discounted_return"] for r in rows]
-    y = [r["fqe_value"] for r in rows]
-    err = np.array(
-        [
-            [r["fqe_value"] - r["fqe_value_ci"][0], r["fqe_value_ci"][1] - r["fqe_value"]]
-            for r in rows
-        ]
-    ).T
-    ax.errorbar(x, y, yerr=np.maximum(err, 0), fmt="o", capsize=3)
-    for r, xi, yi in zip(rows, x, y, strict=True):
-        ax.annotate(r["policy"], (xi, yi), fontsize=7, xytext=(4, 4), textcoords="offset points")
-    lo, hi = min(x + y), max(x + y)
-    ax.plot([lo, hi], [lo, hi], ls=":", color="gray", lw=1)
+    x = np.array([r["true_discounted_return"] for r in rows])
+    y = np.array([r["fqe_value"] for r in rows])
+    lo_ci = np.array([r["fqe_value_ci"][0] for r in rows])
+    hi_ci = np.array([r["fqe_value_ci"][1] for r in rows])
+    # Keep the axes on the true values' range; estimates far outside it are drawn at the edge.
+    span = max(x.max() - x.min(), 1.0)
+    y_lo, y_hi = x.min() - 0.5 * span, x.max() + 0.5 * span
+    shown = np.clip(y, y_lo, y_hi)
+    ax.errorbar(
+        x,
+        shown,
+        yerr=[
+            np.clip(shown - np.clip(lo_ci, y_lo, y_hi), 0, None),
+            np.clip(np.clip(hi_ci, y_lo, y_hi) - shown, 0, None),
+        ],
+        fmt="o",
+        capsize=3,
+    )
+    for r, xi, yi, si in zip(rows, x, y, shown, strict=True):
+        label = r["policy"] if yi == si else f"{r['policy']} (J={yi:.0f}, off scale)"
+        ax.annotate(label, (xi, si), fontsize=7, xytext=(4, 4), textcoords="offset points")
+    ax.plot([y_lo, y_hi], [y_lo, y_hi], ls=":", color="gray", lw=1)
+    ax.set_ylim(y_lo - 0.05 * span, y_hi + 0.05 * span)
     ax.set_xlabel("true discounted return (rollouts)")
     ax.set_ylabel("FQE estimate J (γ = 0.99)")
     rho = correlations["spearman_fqe_value_vs_true_discounted"]

@@ -7,7 +7,12 @@ import numpy as np
 import pytest
 
 from policyfit.data import Dataset
-from policyfit.evaluate.ope import FQEConfig, _length_from_discounted, fitted_q_evaluation
+from policyfit.evaluate.ope import (
+    FQEConfig,
+    _fit_interval,
+    _length_from_discounted,
+    fitted_q_evaluation,
+)
 
 GAMMA = 0.9
 
@@ -114,3 +119,10 @@ def test_length_from_discounted_length():
     for t in (1, 10, 100, 300):
         assert _length_from_discounted((1 - g**t) / (1 - g), g, 1000) == pytest.approx(t)
     assert _length_from_discounted(1 / (1 - g), g, 1000) == 1000
+
+
+def test_fit_interval_holds_the_full_data_estimate():
+    assert _fit_interval(np.array([5.0]), 0.95) == (5.0, 5.0)
+    lo, hi = _fit_interval(np.array([1.0, 2.0, 3.0, 4.0]), 0.95)
+    assert 1.0 == lo < 2.1 and 3.9 < hi <= 4.0
+    assert _fit_interval(np.array([10.0, 2.0, 3.0]), 0.95)[1] == 10.0

@@ -24,7 +24,8 @@ ranking of policies equals that of ``J_gamma`` when episodes run to the time lim
 **Interval.** ``bootstrap`` extra fits, each on a resample of the dataset's *episodes* with replacement
 (start states included) and its own network initialization; all fits run together, vmapped in one
 jitted ``lax.scan``. The point estimate is the fit on the full data; the interval is the percentile
-interval of the bootstrap fits (with few fits, close to their range).
+interval of the bootstrap fits (with few fits, close to their range), widened to include the point
+estimate when it falls outside.
 
 **The policy.** ``act_fn(obs[B, obs_dim]) -> actions[B, act_dim]``. Because ``pi`` is deterministic
 and fixed, ``pi(s')`` and ``pi(s_0)`` are computed once for the whole dataset (in chunks of
@@ -267,12 +268,8 @@ def fitted_q_evaluation(
     returns = np.array(
         [_undiscounted(jv, lv, gamma, horizon) for jv, lv in zip(j, length, strict=True)]
     )
-    lo_q, hi_q = 50 * (1 - cfg.confidence), 50 * (1 + cfg.confidence)
-    if fits > 2:
-        j_ci = tuple(float(v) for v in np.percentile(j[1:], [lo_q, hi_q]))
-        r_ci = tuple(float(v) for v in np.percentile(returns[1:], [lo_q, hi_q]))
-    else:
-        j_ci, r_ci = (float(j.min()), float(j.max())), (float(returns.min()), float(returns.max()))
+    j_ci = _fit_interval(j, cfg.confidence)
+    r_ci = _fit_interval(returns, cfg.confidence)
     refs = ref_scores or _reference_scores(env_id, dataset)
     norm, norm_ci = None, None
     if refs is not None:
@@ -300,6 +297,20 @@ def fitted_q_evaluation(
         final_td_loss=float(loss[0]),
         config=cfg.to_dict(),
     )
+
+
+def _fit_interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
+    """Percentile interval of the bootstrap fits (``values[1:]``), widened to hold the full-data fit.
+
+    With a handful of fits the percentile interval is close to their range, and network
+    initialization alone can put it beside the full-data estimate; reporting the union keeps the
+    point estimate inside its interval. Without bootstrap fits the interval is the point.
+    """
+    point = float(values[0])
+    if len(values) < 2:
+        return point, point
+    lo, hi = np.percentile(values[1:], [50 * (1 - confidence), 50 * (1 + confidence)])
+    return min(float(lo), point), max(float(hi), point)
 
 
 def _value_scales(ds: Dataset, gamma: float) -> tuple[float, float]:
