@@ -311,11 +311,7 @@ def runs_section(runs: Sequence[Run]) -> str:
                 '<div class="plots">'
                 + figure(
                     plots.plot_or_none(
-                        plots.curves_png,
-                        losses,
-                        "value",
-                        f"Training losses: {run.name}",
-                        log_y=True,
+                        plots.small_multiples_png, losses, f"Training losses: {run.name}"
                     ),
                     f"losses of {run.name}",
                     f"plot-losses-{i}",

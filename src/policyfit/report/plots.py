@@ -171,6 +171,33 @@ def curves_png(
     return _draw(6.0, 3.4, draw)
 
 
+def small_multiples_png(
+    curves: Sequence[tuple[str, np.ndarray, np.ndarray]], title: str, cols: int = 3
+) -> str:
+    """One small panel per (label, steps, values) curve, each on its own scale (losses differ by
+    orders of magnitude and in sign, so one shared axis hides most of them); log scale where a
+    positive curve spans more than a factor of 20."""
+    cols = min(cols, len(curves))
+    rows = -(-len(curves) // cols)
+    fig = _figure(3.2 * cols + 0.3, 2.4 * rows + 0.5)
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for i in range(rows * cols):
+        ax = axes[i // cols][i % cols]
+        if i >= len(curves):
+            ax.set_visible(False)
+            continue
+        label, x, y = curves[i]
+        ax.plot(x, y, color=COLORS[i % len(COLORS)], lw=1.4, marker="." if len(x) < 30 else None)
+        if np.all(y > 0) and y.max() > 20 * y.min():
+            ax.set_yscale("log")
+        ax.set_title(label, fontsize=9)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+        ax.set_xlabel("step", fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    return figure_png(fig)
+
+
 def bars_png(labels: Sequence[str], values: Sequence[float], ylabel: str, title: str) -> str:
     """A bar chart (e.g. final normalized score per run)."""
 
