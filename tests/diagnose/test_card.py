@@ -72,3 +72,13 @@ def test_verdict_follows_the_paper_quadrants(linear_ds):
     card.tq["value"], card.coverage["saco"] = 0.1, 0.1
     assert "Low TQ and low coverage" in verdict(card)[0]
     assert np.isfinite(card.anomalies["fraction"])
+
+
+def test_public_name_stays_callable_after_the_package_is_imported(linear_ds):
+    import policyfit
+    import policyfit.diagnose.card  # binds policyfit.diagnose to the package
+
+    assert policyfit.diagnose(linear_ds, reference=None).tq["value"] is not None
+    from policyfit import diagnose as public
+
+    assert public(linear_ds, reference=None).summary["transitions"] == len(linear_ds)
