@@ -22,6 +22,7 @@ _PUBLIC = {
     "load_dataset": "policyfit.data.io",
     "save_dataset": "policyfit.data.io",
     "make_dataset": "policyfit.envs.suite",
+    "corrupt_dataset": "policyfit.corruption",
     "diagnose": "policyfit.diagnose.card",
     "train": "policyfit.train.trainer",
     "evaluate": "policyfit.evaluate.rollout",
