@@ -68,6 +68,8 @@ def test_same_name_size_seed_same_fingerprint_and_card(tmp_path):
     assert len(a) == 600 and a.fingerprint() == b.fingerprint() != c.fingerprint()
     assert a.timeouts[-1] or a.terminals[-1]
     assert a.episode_lengths.max() <= 1000
+    medium = suite.make_dataset("hopper-medium", size=300, seed=3, progress=False)
+    np.testing.assert_array_equal(a.observations[:300], medium.observations)  # medium + expert
 
     md = a.metadata
     assert md["env_id"] == "Hopper-v5"

@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from policyfit.data.dataset import Dataset
+from policyfit.data.dataset import ARRAY_FIELDS, Dataset
 from policyfit.envs.registry import ENVS, SHORT_NAMES, get_env_spec
 from policyfit.errors import PolicyfitError
 
@@ -53,7 +53,7 @@ DEFAULT_SIZE = 1_000_000
 NUM_ENVS = 32  # environments stepped side by side; part of the recipe (changes episode order)
 POLICIES_DIR = Path(__file__).parent / "policies"
 POLICIES_INDEX = POLICIES_DIR / "policies.json"
-RECIPE_VERSION = 1  # bump when generation changes in a way that changes the arrays
+RECIPE_VERSION = 2  # bump when generation changes in a way that changes the arrays
 
 RECIPES = {
     "random": "the untrained SAC actor (random initialisation); actions sampled from it",
@@ -67,7 +67,9 @@ RECIPES = {
         "warm-up first), each rolled out, in training order, for as many steps as it acted during "
         "training; the total is the size the SAC replay buffer had when the medium policy was saved"
     ),
-    "medium-expert": "the medium dataset followed by the expert dataset, size/2 transitions each",
+    "medium-expert": (
+        "the medium dataset followed by the expert dataset (same seed), size/2 transitions each"
+    ),
 }
 
 DIFFERENCES_FROM_D4RL = [
@@ -507,14 +509,23 @@ def generate_arrays(
     if size < 1:
         raise PolicyfitError("size must be at least 1", path=name, field="size")
     entry = _policy_entry(env_id)
+    if kind == "medium-expert":
+        # Literally the medium dataset followed by the expert one (same seed), as in D4RL; each
+        # half comes from (and lands in) the cache of its own name.
+        short = get_env_spec(env_id).short_name
+        half = size // 2
+        halves = [
+            make_dataset(f"{short}-medium", half, seed, progress=progress),
+            make_dataset(f"{short}-expert", size - half, seed, progress=progress),
+        ]
+        arrays = {k: np.concatenate([getattr(d, k) for d in halves]) for k in ARRAY_FIELDS}
+        parts = [
+            {"policy": part, "file": _resolve_policy(env_id, part)["file"], "transitions": len(d)}
+            for part, d in zip(("medium", "expert"), halves, strict=True)
+        ]
+        return arrays, parts
     if kind in ("random", "medium", "expert"):
         plan = [(kind, _resolve_policy(env_id, kind), size)]
-    elif kind == "medium-expert":
-        half = size // 2
-        plan = [
-            ("medium", _resolve_policy(env_id, "medium"), half),
-            ("expert", _resolve_policy(env_id, "expert"), size - half),
-        ]
     else:
         plan = [
             ("uniform-random warm-up" if rec is None else f"snapshot step {rec['step']}", rec, n)
