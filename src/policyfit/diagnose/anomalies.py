@@ -8,8 +8,12 @@ Every transition gets four flags:
 * **reward** — the reward is a robust-z outlier, globally or against its neighbours' rewards;
 * **observation** — some dimension is a robust-z outlier, or ``observations[t]`` disagrees with
   ``next_observations[t - 1]`` and the temporal neighbours say ``s`` is the odd one;
-* **action** — the action is far from the actions taken at neighbouring states (only possible
-  where the behaviour is consistent: where neighbours disagree, nothing is flagged).
+* **action** — the action is far from the actions of transitions with nearly the same state and
+  next state (an inverse-dynamics check: the same (s, s') should need the same action) or, along a
+  trajectory, from the neighbouring steps' actions. Only a large change stands out: perturbations
+  of one standard deviation, the usual rate in Yang et al. 2024, hide inside the spread of a noisy
+  behaviour policy (measured: recall ~0 on hopper-medium-replay at scale 1, 4 % at scale 3 with
+  precision 0.99).
 
 Robust z uses the median and the median absolute deviation (``1.4826 * MAD`` estimates the standard
 deviation of normal data), so a few large outliers cannot hide themselves by inflating the scale —
@@ -212,7 +216,7 @@ def detect_anomalies(
     Each transition's state change, reward and action are compared with those of two kinds of
     neighbours: its neighbours in time (``t-2 .. t+2`` of its episode; every row, O(N), used when the
     data is stored as trajectories) and its k nearest neighbours in (state, action) space (for
-    states only, for the action) among a ``reference_size`` subsample — for every row when
+    (state, state change), for the action) among a ``reference_size`` subsample — for every row when
     ``N <= knn_max_rows``, else for a random ``knn_max_rows`` of them, which keeps a million rows
     within the time budget.
 
@@ -296,7 +300,8 @@ def detect_anomalies(
         neighbours = needed[local]
         score("dynamics", rows, neighbours)
         score("reward", rows, neighbours)
-        states = obs_n[needed]
+        # inverse dynamics: transitions with the same (s, s') should have taken the same action
+        states = np.concatenate([obs_n[needed], delta_n[needed]], axis=1)
         states = states @ principal_projection(states[position[reference_rows]])
         score(
             "action",
