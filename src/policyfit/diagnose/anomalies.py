@@ -215,8 +215,8 @@ def detect_anomalies(
 
     Each transition's state change, reward and action are compared with those of two kinds of
     neighbours: its neighbours in time (``t-2 .. t+2`` of its episode; every row, O(N), used when the
-    data is stored as trajectories) and its k nearest neighbours in (state, action) space (for
-    (state, state change), for the action) among a ``reference_size`` subsample — for every row when
+    data is stored as trajectories) and its k nearest neighbours in (state, action) space — in
+    (state, state change) space for the action — among a ``reference_size`` subsample — for every row when
     ``N <= knn_max_rows``, else for a random ``knn_max_rows`` of them, which keeps a million rows
     within the time budget.
 
