@@ -99,3 +99,13 @@ def test_report_on_a_users_hdf5_file(tmp_path, toy_dataset):
     out = write_report([path], tmp_path / "r.html", reference=None, ref_scores=(-10.0, 10.0))
     text = out.read_text()
     assert "logs.hdf5" in text and "random -10.0, expert 10.0 (user)" in text
+
+
+def test_several_datasets_are_compared_in_the_tq_saco_plane(tmp_path, toy_dataset):
+    from policyfit.report import build_report
+
+    half = toy_dataset.select_episodes(range(10))
+    text = build_report([toy_dataset, half], reference=toy_dataset)
+    assert "Datasets compared (2)" in text
+    assert 'id="plot-tq-saco" src="data:image/png;base64,' in text
+    assert 'id="plot-returns-1"' in text  # each dataset still gets its own section

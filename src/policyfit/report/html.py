@@ -222,9 +222,64 @@ def dataset_section(dataset: Dataset, card: DataCard, index: int = 0) -> str:
         )
     for note in card.anomalies.get("notes", []):
         parts.append(f'<p class="note">note: {esc(note)}</p>')
+    provenance = dataset.metadata.get("card")
+    if isinstance(provenance, dict) and provenance:
+        parts.append("<h3>Provenance (the dataset's own card)</h3>")
+        parts.append(
+            table(
+                ["field", "value"],
+                [
+                    [k, v if isinstance(v, str) else json.dumps(v, default=str)]
+                    for k, v in provenance.items()
+                ],
+            )
+        )
     parts.append(
         f"<details><summary>data card (JSON)</summary><pre>{esc(json.dumps(card.to_dict(), indent=1))}</pre></details>"
     )
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def datasets_comparison(cards: Sequence[DataCard]) -> str:
+    """One row per dataset: the measures side by side, and TQ against SACo as a scatter plot
+    (the plane Schweighofer et al. 2022 use to explain which algorithm suits which data)."""
+    rows = [
+        [
+            c.source,
+            fmt(c.summary["transitions"]),
+            fmt(c.tq.get("value")),
+            fmt(c.coverage.get("saco")),
+            fmt(c.coverage.get("lsaco")),
+            fmt(c.action_consistency.get("consistency")),
+            f"{c.anomalies['fraction']:.2%}",
+        ]
+        for c in cards
+    ]
+    parts = [
+        '<section class="datasets-comparison">',
+        f"<h2>Datasets compared ({len(cards)})</h2>",
+        table(
+            ["dataset", "transitions", "TQ", "SACo", "lSACo", "action consistency", "flagged"],
+            rows,
+            [False] + [True] * 6,
+        ),
+    ]
+    points = [
+        (c.source, c.tq.get("value"), c.coverage.get("saco"))
+        for c in cards
+        if c.tq.get("value") is not None and c.coverage.get("saco") is not None
+    ]
+    if points:
+        parts.append(
+            '<div class="plots">'
+            + figure(
+                plots.plot_or_none(plots.tq_saco_png, points),
+                "TQ vs SACo",
+                "plot-tq-saco",
+            )
+            + "</div>"
+        )
     parts.append("</section>")
     return "\n".join(parts)
 
@@ -402,8 +457,10 @@ def build_report(
     sections = []
     if runs:
         sections.append(runs_section(runs))
-    for i, ds in enumerate(datasets):
-        card = diagnose(ds, reference=ref_ds, ref_scores=ref_scores)
+    cards = [diagnose(ds, reference=ref_ds, ref_scores=ref_scores) for ds in datasets]
+    if len(datasets) > 1:
+        sections.append(datasets_comparison(cards))
+    for i, (ds, card) in enumerate(zip(datasets, cards, strict=True)):
         sections.append(dataset_section(ds, card, index=i))
     if title is None:
         names = [r.name for r in runs] + [d.source for d in datasets]

@@ -198,6 +198,27 @@ def small_multiples_png(
     return figure_png(fig)
 
 
+def tq_saco_png(points: Sequence[tuple[str, float, float]]) -> str:
+    """Datasets in the (SACo, TQ) plane of Schweighofer et al. 2022 (Fig. 1), labelled."""
+
+    def draw(ax: Axes) -> None:
+        for i, (label, tq, saco) in enumerate(points):
+            ax.scatter([saco], [tq], color=COLORS[i % len(COLORS)], s=40)
+            ax.annotate(
+                str(label).split("/")[-1],
+                (saco, tq),
+                fontsize=7,
+                xytext=(4, 3),
+                textcoords="offset points",
+            )
+        ax.set_xlabel("SACo (state-action coverage)")
+        ax.set_ylabel("TQ (trajectory quality)")
+        ax.set_title("datasets by quality and coverage")
+        ax.grid(alpha=0.3)
+
+    return _draw(5.0, 4.0, draw)
+
+
 def bars_png(labels: Sequence[str], values: Sequence[float], ylabel: str, title: str) -> str:
     """A bar chart (e.g. final normalized score per run)."""
 
