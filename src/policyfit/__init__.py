@@ -26,6 +26,7 @@ _PUBLIC = {
     "diagnose": "policyfit.diagnose.card",
     "train": "policyfit.train.trainer",
     "evaluate": "policyfit.evaluate.rollout",
+    "write_report": "policyfit.report",
     "load_policy": "policyfit.algos.policy",
     "ALGORITHMS": "policyfit.algos.registry",
     "get_algorithm": "policyfit.algos.registry",
