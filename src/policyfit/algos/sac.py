@@ -80,9 +80,15 @@ class SAC(Algorithm):
     name: ClassVar[str] = "sac"
     Config = SACConfig
 
-    def __init__(self, config: SACConfig | None = None, action_dim: int | None = None):
+    def __init__(self, config: SACConfig | None = None):
         super().__init__(config)
-        self._action_dim = action_dim
+
+    # Equal configs give equal (pure) functions: lets callers cache jitted code per config.
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other.config == self.config
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.config))
 
     # ------------------------------------------------------------------ networks
     def networks(self, action_dim: int) -> tuple[TanhGaussianPolicy, EnsembleCritic]:
@@ -103,7 +109,6 @@ class SAC(Algorithm):
     def init(self, spec: DatasetSpec, key: Any) -> SACState:
         """Fresh networks, target critics equal to the critics, Adam states, ``alpha = init_alpha``."""
         cfg: SACConfig = self.config  # type: ignore[assignment]
-        self._action_dim = spec.action_dim
         actor, critic = self.networks(spec.action_dim)
         k_actor, k_critic = jax.random.split(key)
         obs = jnp.zeros((1, spec.observation_dim), jnp.float32)

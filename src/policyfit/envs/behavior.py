@@ -28,6 +28,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import shutil
@@ -85,6 +86,7 @@ def _scale_action(action: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.n
     return low + (action + 1.0) * 0.5 * (high - low)
 
 
+@functools.lru_cache(maxsize=8)
 def make_actor_fns(algo: SAC, action_dim: int) -> tuple[Callable, Callable, Callable]:
     """Jitted ``sample(params, obs[obs_dim], key, step)``, ``uniform(key, step)`` and the batched
     deterministic ``mode(params, obs[n, obs_dim])``."""
@@ -107,6 +109,7 @@ def make_actor_fns(algo: SAC, action_dim: int) -> tuple[Callable, Callable, Call
     return sample, uniform, mode
 
 
+@functools.lru_cache(maxsize=8)
 def make_chunk_fns(algo: SAC, batch_size: int) -> tuple[Callable, Callable]:
     """Jitted ``insert(buffer, new, pos)`` and ``train(state, buffer, new, pos, size, key)``.
 
