@@ -59,3 +59,51 @@ def test_choose_policies_follows_d4rl_recipe():
     # one third of the way from the random return to the expert's: 10 + 2990/3 = 1007
     assert picks["medium"]["step"] == 30_000
     assert [s["step"] for s in picks["medium_replay"]] == [0, 10_000, 20_000]
+
+
+def test_export_ships_chosen_snapshots_with_measured_scores(tmp_path):
+    """A synthetic Hopper run (random tiny actors, made-up training evals) exported to a folder."""
+    from click.testing import CliRunner
+
+    from policyfit.algos.base import DatasetSpec
+    from policyfit.algos.sac import SAC
+    from policyfit.cli.behavior import behavior
+    from policyfit.envs.behavior import BehaviorConfig
+
+    sac = SACConfig(hidden_dims=(8, 8))
+    run = tmp_path / "run"
+    (run / "snapshots").mkdir(parents=True)
+    cfg = BehaviorConfig(env_id="Hopper-v5", steps=60_000, sac=sac)
+    (run / "config.json").write_text(json.dumps({"behavior": cfg.to_dict()}))
+    returns = [5.0, 300.0, 800.0, 1000.0, 2900.0, 3000.0]
+    with open(run / "snapshots" / "index.jsonl", "w") as f:
+        for i, ret in enumerate(returns):
+            params = SAC(sac).init(DatasetSpec(11, 3), jax.random.PRNGKey(i)).actor_params
+            name = f"step_{i * 10_000:08d}.msgpack"
+            (run / "snapshots" / name).write_bytes(
+                flax.serialization.msgpack_serialize(jax.tree_util.tree_map(np.asarray, params))
+            )
+            f.write(json.dumps({"step": i * 10_000, "file": name, "return_mean": ret}) + "\n")
+
+    dest = tmp_path / "policies"
+    result = CliRunner().invoke(
+        behavior, ["export", str(run), "--dest", str(dest), "--episodes", "2"]
+    )
+    assert result.exit_code == 0, result.output
+    entry = json.loads((dest / "policies.json").read_text())["Hopper-v5"]
+    assert entry["policies"]["medium"]["step"] == 30_000  # 1/3 of the way to the best
+    assert entry["policies"]["expert"]["step"] in (40_000, 50_000)  # best re-measured of top 3
+    assert entry["medium_replay_size"] == 30_000
+    assert [s["step"] for s in entry["medium_replay"]] == [0, 10_000, 20_000]
+    # the step-0 snapshot is both "random" and the first medium-replay one: stored once
+    assert entry["medium_replay"][0]["file"] == entry["policies"]["random"]["file"]
+    files = {p.name for p in dest.glob("*.msgpack")}
+    assert files == {
+        "hopper_random.msgpack",
+        "hopper_medium.msgpack",
+        "hopper_expert.msgpack",
+        "hopper_medium_replay_01.msgpack",
+        "hopper_medium_replay_02.msgpack",
+    }
+    for rec in entry["policies"].values():
+        assert rec["eval_episodes"] == 2 and np.isfinite(rec["normalized_score"])

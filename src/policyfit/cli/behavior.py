@@ -44,7 +44,7 @@ def train_cmd(
     checkpoint_every,
     no_progress,
 ):
-    """Train SAC on ENV_ID (e.g. Hopper-v5) for --steps environment steps.
+    """Train SAC on ENV_ID, such as Hopper-v5, for --steps environment steps.
 
     \b
     policyfit behavior train Hopper-v5 --steps 1000000 --out runs/behavior/hopper
@@ -72,6 +72,34 @@ def train_cmd(
         **overrides,
     )
     click.echo(json.dumps(summary, indent=1))
+
+
+@behavior.command("status")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def status_cmd(run_dir, as_json):
+    """Steps trained, latest and best evaluation of a behavior-training RUN_DIR."""
+    from policyfit.envs.behavior import read_snapshots
+
+    snaps = read_snapshots(run_dir)
+    best = max(snaps, key=lambda r: r["return_mean"])
+    info = {
+        "run_dir": str(run_dir),
+        "steps": snaps[-1]["step"],
+        "latest": {k: snaps[-1].get(k) for k in ("step", "return_mean", "normalized_score")},
+        "best": {k: best.get(k) for k in ("step", "return_mean", "normalized_score")},
+        "snapshots": len(snaps),
+    }
+    if as_json:
+        click.echo(json.dumps(info))
+        return
+    for key in ("latest", "best"):
+        rec = info[key]
+        score = rec.get("normalized_score")
+        click.echo(
+            f"{key:>6}: step {rec['step']:>8}  return {rec['return_mean']:9.1f}"
+            + (f"  normalized {score:6.1f}" if score is not None else "")
+        )
 
 
 def register(group: click.Group) -> None:
