@@ -44,6 +44,7 @@ def test_learns_better_than_random(case, dataset, tmp_path):
         save_every=0,
         eval_episodes=5,
         progress=False,
+        fast_compile=True,
     )
     final = result.summary["final_return_mean"]
     assert np.isfinite(final)

@@ -58,3 +58,29 @@ def test_out_of_range_values_rejected_at_setup():
     bc = get_algorithm("bc")
     with pytest.raises(ConfigError, match="policy"):
         bc(bc.Config(policy="diffusion")).setup(spec)
+
+
+def test_percent_bc_keeps_the_best_trajectories():
+    import numpy as np
+
+    from policyfit.data import Dataset
+
+    lengths, returns = [3, 2, 4, 1], [5.0, 1.0, 9.0, 3.0]
+    rewards = np.concatenate([np.full(n, r / n) for n, r in zip(lengths, returns, strict=True)])
+    ends = np.cumsum(lengths) - 1
+    timeouts = np.zeros(len(rewards), bool)
+    timeouts[ends] = True
+    ds = Dataset(
+        observations=np.arange(len(rewards), dtype=float)[:, None],
+        actions=np.zeros((len(rewards), 1)),
+        rewards=rewards,
+        terminals=np.zeros(len(rewards)),
+        timeouts=timeouts,
+    )
+    bc = get_algorithm("bc")
+    top = bc(bc.Config(top_fraction=0.5)).prepare_dataset(ds)
+    # the two best episodes (returns 9 and 5), in storage order
+    np.testing.assert_allclose(sorted(top.episode_returns()), [5.0, 9.0])
+    assert top.num_transitions == 7
+    assert bc(bc.Config()).prepare_dataset(ds) is ds
+    assert bc(bc.Config(top_fraction=0.01)).prepare_dataset(ds).num_episodes == 1

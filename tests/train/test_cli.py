@@ -18,7 +18,7 @@ def data_path(tmp_path_factory):
 
 
 def test_train_then_eval(data_path, tmp_path):
-    runner = CliRunner()
+    runner = CliRunner(env={"POLICYFIT_FAST_COMPILE": "1"})
     out = tmp_path / "run"
     args = [
         "train",
@@ -41,6 +41,8 @@ def test_train_then_eval(data_path, tmp_path):
         str(out),
         "--no-progress",
         "--json",
+        "--seed",
+        "0",
     ]
     result = runner.invoke(cli, args)
     assert result.exit_code == 0, result.output

@@ -23,6 +23,7 @@ KW = dict(
     eval_episodes=2,
     progress=False,
     fuse=10,
+    fast_compile=True,
 )
 
 

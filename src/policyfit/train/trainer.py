@@ -37,6 +37,7 @@ from policyfit.algos.base import AlgoConfig, Algorithm, DatasetSpec
 from policyfit.algos.policy import (
     Policy,
     atomic_write_bytes,
+    compiler_options,
     policy_params,
     read_run_config,
     save_policy,
@@ -175,7 +176,11 @@ def enable_compilation_cache() -> None:
 
 
 def make_train_chunk(
-    algo: Algorithm, sampler: TransitionSampler, train_key: jax.Array, batch_size: int
+    algo: Algorithm,
+    sampler: TransitionSampler,
+    train_key: jax.Array,
+    batch_size: int,
+    options: dict | None = None,
 ):
     """``chunk(state, data, start, n) -> (state, mean metrics)``: ``n`` fused updates, jitted.
 
@@ -191,7 +196,7 @@ def make_train_chunk(
         state, metrics = jax.lax.scan(body, state, start + jnp.arange(n, dtype=jnp.int32))
         return state, jax.tree_util.tree_map(jnp.nanmean, metrics)
 
-    return jax.jit(chunk, static_argnums=3)
+    return jax.jit(chunk, static_argnums=3, compiler_options=options)
 
 
 class _Progress:
@@ -254,6 +259,7 @@ def train(
     progress: bool = True,
     fuse: int = DEFAULT_FUSE,
     keep_checkpoints: int = 2,
+    fast_compile: bool | None = None,
 ) -> TrainResult:
     """Train ``algo`` on ``dataset`` for ``steps`` gradient updates; return policy and summary.
 
@@ -271,6 +277,8 @@ def train(
             exact — the final parameters equal those of an uninterrupted run.
         progress: show a progress bar.
         fuse: updates fused into one jitted ``lax.scan`` call.
+        fast_compile: compile with low XLA optimization (seconds instead of tens of seconds on
+            a busy CPU, slower updates); default from ``$POLICYFIT_FAST_COMPILE``.
 
     Example:
         >>> result = train("td3bc", "hopper-medium", steps=100_000, seed=1)  # doctest: +SKIP
@@ -353,6 +361,7 @@ def train(
             "steps": steps,
             "batch_size": cfg.batch_size,
             "fuse": fuse,
+            "fast_compile": compiler_options(fast_compile) is not None,
             "eval_every": eval_every,
             "eval_episodes": eval_episodes,
             "save_every": save_every,
@@ -371,13 +380,19 @@ def train(
         }
         _write_json(run_dir / "config.json", run_config)
     else:
+        # The same chunking and compiler options as the original run: bit-exact continuation.
         fuse = int(run_config.get("fuse", fuse))
+        fast_compile = bool(run_config.get("fast_compile", False))
         spec = spec_from_dict(run_config["spec"])
 
     key = jax.random.PRNGKey(seed)
     init_key, train_key = jax.random.split(key)
     # One compiled program instead of hundreds of eager ops (much faster on a busy CPU).
-    state = jax.jit(learner.init, static_argnums=0)(spec, init_key)
+    options = compiler_options(fast_compile)
+    # init and act run rarely and are small: always compile them for compile speed.
+    state = jax.jit(learner.init, static_argnums=0, compiler_options=compiler_options(True))(
+        spec, init_key
+    )
     start, meta = 0, {}
     if resume is not None:
         found = list_checkpoints(run_dir)
@@ -389,8 +404,8 @@ def train(
         raise ConfigError(f"the run is already at step {start} > --steps {steps}", field="steps")
 
     sampler = TransitionSampler(train_ds)
-    chunk = make_train_chunk(learner, sampler, train_key, cfg.batch_size)
-    act = jax.jit(learner.act)
+    chunk = make_train_chunk(learner, sampler, train_key, cfg.batch_size, options)
+    act = jax.jit(learner.act, compiler_options=compiler_options(True))
     refs = None
     if env_id is not None:
         from policyfit.evaluate.rollout import reference_scores
@@ -418,7 +433,7 @@ def train(
             lambda obs: np.asarray(act(params, obs)),
             env_id,
             episodes=eval_episodes,
-            seed=seed + 1_000_000,
+            seed=seed,
             ref_scores=refs,
         )
         row = {

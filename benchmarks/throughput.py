@@ -1,0 +1,277 @@
+"""Updates per second of every algorithm, policyfit vs d3rlpy, side by side in one run.
+
+Same data (a Hopper-v5-shaped dataset: obs 11, act 3, 100k transitions of real random rollouts),
+same widths (256 units; the algorithm's number of layers: 2 for BC/TD3+BC/IQL, 3 for CQL, AWAC and
+ReBRAC), batch 256, float32, CPU. For each algorithm the two libraries run back to back, and the
+pair is repeated ``--rounds`` times (the machine is shared; the best round of each is reported).
+
+* policyfit: the trainer's fused program (``lax.scan`` over ``--fuse`` updates, batches sampled on
+  the device) after one warm-up call that compiles it;
+* d3rlpy: ``algo.fit`` (its own replay sampling and update loop, no logging/saving) after a warm-up
+  fit, in its own virtual environment (``--d3rlpy-python``; it pins gymnasium 1.0.0).
+
+Also reports the achieved GFLOP/s of each policyfit update (XLA's cost analysis of the compiled
+program / time) against this CPU's measured float32 matmul peak (2048x2048 ``jnp.dot``).
+
+    python benchmarks/throughput.py [--algos iql,td3bc,cql] [--updates 2000] [--rounds 2]
+    # d3rlpy venv: python3.11 -m venv benchmarks/.venv-d3rlpy
+    #              benchmarks/.venv-d3rlpy/bin/pip install torch==2.13.0 d3rlpy
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+WIDTH = 256
+BATCH = 256
+LAYERS = {"bc": 2, "td3bc": 2, "iql": 2, "cql": 3, "awac": 3, "rebrac": 3}
+
+
+# --------------------------------------------------------------------------- shared data
+def make_data(path: Path, n: int = 100_000, seed: int = 0) -> None:
+    """Random-policy Hopper-v5 rollouts (real dynamics; content does not change update cost)."""
+    import gymnasium as gym
+
+    env = gym.make("Hopper-v5")
+    env.action_space.seed(seed)
+    rows = {
+        k: []
+        for k in (
+            "observations",
+            "actions",
+            "rewards",
+            "terminals",
+            "timeouts",
+            "next_observations",
+        )
+    }
+    obs, _ = env.reset(seed=seed)
+    for _ in range(n):
+        a = env.action_space.sample()
+        nxt, r, term, trunc, _ = env.step(a)
+        for k, v in zip(rows, (obs, a, r, term, trunc, nxt), strict=True):
+            rows[k].append(v)
+        obs = env.reset()[0] if (term or trunc) else nxt
+    rows["timeouts"][-1] = True
+    np.savez(path, **{k: np.asarray(v) for k, v in rows.items()})
+
+
+# --------------------------------------------------------------------------- d3rlpy worker
+def d3rlpy_worker(data_path: str, algo: str, updates: int) -> dict:
+    """Runs inside the d3rlpy environment; prints one JSON line."""
+    import d3rlpy
+    import torch
+
+    data = np.load(data_path)
+    dataset = d3rlpy.dataset.MDPDataset(
+        observations=data["observations"],
+        actions=data["actions"],
+        rewards=data["rewards"],
+        terminals=data["terminals"].astype(np.float32),
+        timeouts=data["timeouts"].astype(np.float32),
+    )
+    enc = d3rlpy.models.VectorEncoderFactory(hidden_units=[WIDTH] * LAYERS[algo])
+    common = dict(batch_size=BATCH)
+    nets = dict(actor_encoder_factory=enc, critic_encoder_factory=enc)
+    make = {
+        "bc": lambda: d3rlpy.algos.BCConfig(encoder_factory=enc, **common),
+        "td3bc": lambda: d3rlpy.algos.TD3PlusBCConfig(**nets, **common),
+        "iql": lambda: d3rlpy.algos.IQLConfig(**nets, value_encoder_factory=enc, **common),
+        "cql": lambda: d3rlpy.algos.CQLConfig(**nets, **common),
+        "awac": lambda: d3rlpy.algos.AWACConfig(**nets, **common),
+        "rebrac": lambda: d3rlpy.algos.ReBRACConfig(**nets, **common),
+    }[algo]
+    learner = make().create(device="cpu:0")
+    fit = dict(
+        show_progress=False,
+        save_interval=10**9,
+        logger_adapter=d3rlpy.logging.NoopAdapterFactory(),
+    )
+    learner.fit(dataset, n_steps=50, n_steps_per_epoch=50, **fit)  # builds networks, warms up
+    t0 = time.perf_counter()
+    learner.fit(dataset, n_steps=updates, n_steps_per_epoch=updates, **fit)
+    seconds = time.perf_counter() - t0
+    return {
+        "updates_per_second": updates / seconds,
+        "seconds": seconds,
+        "updates": updates,
+        "torch": torch.__version__,
+        "d3rlpy": d3rlpy.__version__,
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def run_d3rlpy(python: str, data_path: Path, algo: str, updates: int) -> dict:
+    cmd = [
+        python,
+        str(Path(__file__).resolve()),
+        "--d3rlpy-worker",
+        str(data_path),
+        "--algos",
+        algo,
+        "--updates",
+        str(updates),
+    ]
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"}
+    )
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# --------------------------------------------------------------------------- policyfit side
+def matmul_peak_gflops(n: int = 2048, reps: int = 10) -> float:
+    import jax
+    import jax.numpy as jnp
+
+    a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
+    f = jax.jit(lambda x: x @ x)
+    f(a).block_until_ready()
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        f(a).block_until_ready()
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best / 1e9
+
+
+def policyfit_throughput(ds, algo: str, updates: int, fuse: int) -> dict:
+    import jax
+    import jax.numpy as jnp
+
+    from policyfit.algos.base import DatasetSpec
+    from policyfit.algos.registry import get_algorithm
+    from policyfit.data.sampler import TransitionSampler
+    from policyfit.train.trainer import make_train_chunk
+
+    cls = get_algorithm(algo)
+    config = cls.Config.from_dict({"hidden_dims": (WIDTH,) * LAYERS[algo], "batch_size": BATCH})
+    learner = cls(config)
+    spec = DatasetSpec.from_dataset(ds)
+    state = jax.jit(learner.init, static_argnums=0)(spec, jax.random.PRNGKey(0))
+    sampler = TransitionSampler(ds)
+    chunk = make_train_chunk(learner, sampler, jax.random.PRNGKey(1), BATCH)
+    t0 = time.perf_counter()
+    compiled = chunk.lower(state, sampler.data, jnp.int32(0), fuse).compile()
+    compile_seconds = time.perf_counter() - t0
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, list | tuple) else cost
+    flops_per_update = float(cost.get("flops", 0.0)) / fuse if cost else None
+    state, _ = chunk(state, sampler.data, jnp.int32(0), fuse)  # warm-up
+    jax.block_until_ready(state)
+    done, t0 = 0, time.perf_counter()
+    while done < updates:
+        state, _ = chunk(state, sampler.data, jnp.int32(fuse + done), fuse)
+        done += fuse
+    jax.block_until_ready(state)
+    seconds = time.perf_counter() - t0
+    rate = done / seconds
+    return {
+        "updates_per_second": rate,
+        "seconds": seconds,
+        "updates": done,
+        "compile_seconds": compile_seconds,
+        "flops_per_update": flops_per_update,
+        "gflops_per_second": rate * flops_per_update / 1e9 if flops_per_update else None,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--algos", default="bc,td3bc,iql,cql,awac,rebrac")
+    parser.add_argument("--updates", type=int, default=2000)
+    parser.add_argument("--fuse", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--d3rlpy-python", default=str(HERE / ".venv-d3rlpy" / "bin" / "python"))
+    parser.add_argument("--d3rlpy-worker", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--out", default="throughput")
+    args = parser.parse_args()
+    algos = args.algos.split(",")
+
+    if args.d3rlpy_worker:
+        print(json.dumps(d3rlpy_worker(args.d3rlpy_worker, algos[0], args.updates)))
+        return
+
+    sys.path.insert(0, str(HERE))
+    from common import write_result
+
+    from policyfit.data import Dataset
+
+    work = Path(tempfile.mkdtemp(prefix="pf-throughput-"))
+    data_path = work / "hopper-random-100k.npz"
+    make_data(data_path)
+    raw = np.load(data_path)
+    ds = Dataset(
+        **{k: raw[k] for k in raw.files},
+        metadata={"env_id": "Hopper-v5"},
+        source="hopper-random-100k",
+    )
+    have_d3rlpy = Path(args.d3rlpy_python).exists()
+    peak = matmul_peak_gflops()
+    print(f"float32 matmul peak (jax, 2048^2): {peak:.1f} GFLOP/s; load average {os.getloadavg()}")
+
+    results = {}
+    for algo in algos:
+        rounds_pf, rounds_d3 = [], []
+        for _ in range(args.rounds):
+            rounds_pf.append(policyfit_throughput(ds, algo, args.updates, args.fuse))
+            if have_d3rlpy:
+                rounds_d3.append(
+                    run_d3rlpy(args.d3rlpy_python, data_path, algo, max(200, args.updates // 4))
+                )
+        best_pf = max(rounds_pf, key=lambda r: r["updates_per_second"])
+        ok_d3 = [r for r in rounds_d3 if "updates_per_second" in r]
+        best_d3 = (
+            max(ok_d3, key=lambda r: r["updates_per_second"])
+            if ok_d3
+            else (rounds_d3[0] if rounds_d3 else None)
+        )
+        ratio = best_pf["updates_per_second"] / best_d3["updates_per_second"] if ok_d3 else None
+        results[algo] = {
+            "policyfit": best_pf,
+            "d3rlpy": best_d3,
+            "speedup_vs_d3rlpy": ratio,
+            "policyfit_rounds": [r["updates_per_second"] for r in rounds_pf],
+            "d3rlpy_rounds": [r.get("updates_per_second") for r in rounds_d3],
+            "fraction_of_matmul_peak": (best_pf["gflops_per_second"] or 0.0) / peak,
+        }
+        d3 = f"{best_d3['updates_per_second']:8.0f}" if ok_d3 else "     n/a"
+        print(
+            f"{algo:7s} policyfit {best_pf['updates_per_second']:8.0f} upd/s  d3rlpy {d3} upd/s  "
+            f"ratio {ratio if ratio is None else round(ratio, 2)}  "
+            f"{best_pf['gflops_per_second'] or 0:.1f} GFLOP/s ({100 * results[algo]['fraction_of_matmul_peak']:.0f}% of peak)"
+        )
+    path = write_result(
+        args.out,
+        {
+            "setup": {
+                "dataset": "Hopper-v5 random rollouts, 100k transitions (obs 11, act 3)",
+                "width": WIDTH,
+                "batch_size": BATCH,
+                "layers": LAYERS,
+                "fuse": args.fuse,
+                "updates_timed": args.updates,
+                "rounds": args.rounds,
+                "note": "shared 2-core machine; best round of each library reported",
+            },
+            "matmul_peak_gflops": peak,
+            "load_average_end": os.getloadavg(),
+            "results": results,
+        },
+    )
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+"""Wall-clock time for IQL to reach normalized score 60 on hopper-medium: policyfit vs d3rlpy.
+
+Both learn from the same data (the suite's ``hopper-medium``, exported to ``.npz`` once) with the
+same IQL hyperparameters (CORL / paper: expectile 0.7, beta 3, 256x2 networks, batch 256,
+observation normalization, rewards scaled by 1000 / return range) and are evaluated every
+``--eval-every`` updates on 10 episodes of Hopper-v5 with the deterministic policy. The clock
+includes everything a user waits for (compilation, sampling, evaluation); the first evaluation at
+or above ``--target`` stops it.
+
+    python benchmarks/time_to_score.py [--target 60] [--max-steps 300000] [--eval-every 10000]
+
+d3rlpy runs in its own environment (``benchmarks/.venv-d3rlpy``, needs ``mujoco`` there too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+
+
+def d3rlpy_worker(data_path: str, target: float, max_steps: int, eval_every: int) -> dict:
+    import d3rlpy
+    import gymnasium as gym
+
+    data = np.load(data_path)
+    dataset = d3rlpy.dataset.MDPDataset(
+        observations=data["observations"],
+        actions=data["actions"],
+        rewards=data["rewards"],
+        terminals=data["terminals"].astype(np.float32),
+        timeouts=data["timeouts"].astype(np.float32),
+    )
+    returns = np.add.reduceat(
+        data["rewards"].astype(np.float64),
+        np.r_[0, np.flatnonzero(data["terminals"] | data["timeouts"])[:-1] + 1],
+    )
+    scale = 1000.0 / (returns.max() - returns.min())
+    iql = d3rlpy.algos.IQLConfig(
+        batch_size=256,
+        observation_scaler=d3rlpy.preprocessing.StandardObservationScaler(),
+        reward_scaler=d3rlpy.preprocessing.MultiplyRewardScaler(scale),
+    ).create(device="cpu:0")
+    env = gym.make("Hopper-v5")
+    lo, hi = -20.272305, 3234.3
+    history = []
+    t0 = time.perf_counter()
+    steps = 0
+    while steps < max_steps:
+        iql.fit(
+            dataset,
+            n_steps=eval_every,
+            n_steps_per_epoch=eval_every,
+            show_progress=False,
+            save_interval=10**9,
+            logger_adapter=d3rlpy.logging.NoopAdapterFactory(),
+        )
+        steps += eval_every
+        rets = []
+        for ep in range(10):
+            obs, _ = env.reset(seed=ep)
+            total, done = 0.0, False
+            while not done:
+                obs, r, term, trunc, _ = env.step(iql.predict(obs[None])[0])
+                total += r
+                done = term or trunc
+            rets.append(total)
+        score = 100 * (np.mean(rets) - lo) / (hi - lo)
+        history.append({"step": steps, "seconds": time.perf_counter() - t0, "score": float(score)})
+        if score >= target:
+            break
+    reached = next((h for h in history if h["score"] >= target), None)
+    return {
+        "history": history,
+        "seconds_to_target": reached["seconds"] if reached else None,
+        "steps_to_target": reached["step"] if reached else None,
+        "d3rlpy": d3rlpy.__version__,
+    }
+
+
+def policyfit_run(ds, target: float, max_steps: int, eval_every: int, work: Path) -> dict:
+    import policyfit
+
+    t0 = time.perf_counter()
+    history = []
+    steps = eval_every
+    run_dir = None
+    while True:
+        result = policyfit.train(
+            "iql" if run_dir is None else None,
+            ds,
+            steps=steps,
+            config={"schedule_steps": max_steps} if run_dir is None else None,
+            out=work / "iql" if run_dir is None else None,
+            resume=run_dir,
+            eval_every=eval_every,
+            save_every=eval_every,
+            eval_episodes=10,
+            progress=False,
+        )
+        run_dir = result.run_dir
+        score = result.summary["final_normalized_score"]
+        history.append({"step": steps, "seconds": time.perf_counter() - t0, "score": score})
+        if score >= target or steps >= max_steps:
+            break
+        steps += eval_every
+    reached = next((h for h in history if h["score"] >= target), None)
+    return {
+        "history": history,
+        "seconds_to_target": reached["seconds"] if reached else None,
+        "steps_to_target": reached["step"] if reached else None,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="hopper-medium")
+    parser.add_argument("--target", type=float, default=60.0)
+    parser.add_argument("--max-steps", type=int, default=300_000)
+    parser.add_argument("--eval-every", type=int, default=10_000)
+    parser.add_argument("--d3rlpy-python", default=str(HERE / ".venv-d3rlpy" / "bin" / "python"))
+    parser.add_argument("--d3rlpy-worker", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.d3rlpy_worker:
+        print(
+            json.dumps(
+                d3rlpy_worker(args.d3rlpy_worker, args.target, args.max_steps, args.eval_every)
+            )
+        )
+        return
+    sys.path.insert(0, str(HERE))
+    from common import write_result
+
+    import policyfit
+
+    ds = policyfit.load_dataset(args.dataset)
+    work = Path(tempfile.mkdtemp(prefix="pf-tts-"))
+    data_path = work / "data.npz"
+    np.savez(
+        data_path,
+        **{
+            k: getattr(ds, k)
+            for k in ("observations", "actions", "rewards", "terminals", "timeouts")
+        },
+    )
+    ours = policyfit_run(ds, args.target, args.max_steps, args.eval_every, work)
+    print("policyfit", ours, flush=True)
+    theirs = None
+    if Path(args.d3rlpy_python).exists():
+        cmd = [
+            args.d3rlpy_python,
+            __file__,
+            "--d3rlpy-worker",
+            str(data_path),
+            "--target",
+            str(args.target),
+            "--max-steps",
+            str(args.max_steps),
+            "--eval-every",
+            str(args.eval_every),
+        ]
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"}
+        )
+        theirs = (
+            json.loads(proc.stdout.strip().splitlines()[-1])
+            if proc.returncode == 0
+            else {"error": proc.stderr[-2000:]}
+        )
+        print("d3rlpy", theirs, flush=True)
+    write_result(
+        "time_to_score",
+        {
+            "dataset": args.dataset,
+            "dataset_fingerprint": ds.fingerprint(),
+            "target": args.target,
+            "max_steps": args.max_steps,
+            "eval_every": args.eval_every,
+            "policyfit": ours,
+            "d3rlpy": theirs,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
