@@ -95,6 +95,8 @@ def test_written_dataset_is_read_by_minari_and_cached(tmp_path, monkeypatch):
     ds = suite.make_dataset("hopper-random", size=500, progress=False)
     path = suite._cache_path("hopper-random", 500, 0)
     mds = minari.MinariDataset(path / "data")
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "home" / "datasets"))
+    assert minari.load_dataset(suite.minari_dataset_id("hopper-random", 500, 0)).total_steps == 500
     assert mds.total_steps == 500 and mds.total_episodes == ds.num_episodes
     first = next(iter(mds.iterate_episodes()))
     np.testing.assert_allclose(first.actions, ds.actions[: len(first.actions)])

@@ -433,11 +433,23 @@ def _medium_replay_plan(
 
 
 # ---------------------------------------------------------------------------------- datasets
+def minari_dataset_id(name: str, size: int, seed: int) -> str:
+    """The Minari id of a built dataset: ``policyfit/<name>-v0`` (``<name>-n<size>-s<seed>`` when
+    not the defaults). With ``MINARI_DATASETS_PATH=$POLICYFIT_HOME/datasets``,
+    ``minari.load_dataset(id)`` opens the cached copy.
+
+    Example:
+        >>> minari_dataset_id("hopper-medium", 5_000, 1)
+        'policyfit/hopper-medium-n5000-s1-v0'
+    """
+    key = name if (size == default_size(name) and seed == 0) else f"{name}-n{size}-s{seed}"
+    return f"policyfit/{key}-v0"
+
+
 def _cache_path(name: str, size: int, seed: int) -> Path:
     from policyfit.paths import datasets_dir
 
-    key = name if (size == default_size(name) and seed == 0) else f"{name}-n{size}-s{seed}"
-    return datasets_dir() / key
+    return datasets_dir() / minari_dataset_id(name, size, seed)
 
 
 def _policy_digest(env_id: str) -> str:
@@ -550,8 +562,9 @@ def make_dataset(
 ) -> Dataset:
     """Build (first call) or load (later calls) the built-in dataset ``name``.
 
-    Written as a Minari dataset under ``$POLICYFIT_HOME/datasets/<name>`` (``-n<size>-s<seed>`` when
-    not the defaults), or at ``out``. The cache is rebuilt when the shipped policies change.
+    Written as a Minari dataset under ``$POLICYFIT_HOME/datasets/policyfit/<name>-v0``
+    (``<name>-n<size>-s<seed>-v0`` when not the defaults; see :func:`minari_dataset_id`), or at
+    ``out``. The cache is rebuilt when the shipped policies change.
 
     Example:
         >>> ds = make_dataset("hopper-medium", size=5_000, seed=0)   # doctest: +SKIP
@@ -569,7 +582,7 @@ def make_dataset(
     arrays, parts = generate_arrays(name, size, seed, progress)
     metadata = _metadata(name, env_id, kind, size, seed, parts)
     ds = Dataset(**arrays, metadata=metadata, source=name)
-    save_dataset(ds, path, format="minari", dataset_id=f"policyfit/{name}-v0")
+    save_dataset(ds, path, format="minari", dataset_id=minari_dataset_id(name, size, seed))
     return read_minari(path)
 
 
