@@ -62,12 +62,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="hopper")
     parser.add_argument("--size", type=int, default=20_000, help="transitions per dataset part")
-    parser.add_argument("--iterations", type=int, default=20_000)
-    parser.add_argument("--target-update-every", type=int, default=100)
+    parser.add_argument("--iterations", type=int, default=30_000)
+    parser.add_argument("--target-update-every", type=int, default=20)
     parser.add_argument("--hidden", default="128,128")
     parser.add_argument("--bootstrap", type=int, default=2)
     parser.add_argument("--episodes", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--policies", default=None, help="comma-separated subset (exploration)")
+    parser.add_argument("--no-write", action="store_true", help="print only; keep results")
     args = parser.parse_args()
 
     from scipy.stats import spearmanr
@@ -96,6 +98,8 @@ def main() -> None:
         "expert/2": lambda o: 0.5 * base["expert"](o),
         "-expert": lambda o: -base["expert"](o),
     }
+    if args.policies:
+        policies = {k: v for k, v in policies.items() if k in args.policies.split(",")}
     cfg = FQEConfig(
         iterations=args.iterations,
         target_update_every=args.target_update_every,
@@ -153,6 +157,8 @@ def main() -> None:
         ),
     }
     print(correlations, errors)
+    if args.no_write:
+        return
     png = RESULTS_DIR / "ope_validation.png"
     _plot(rows, correlations, env_id, png)
     path = write_result(

@@ -66,9 +66,11 @@ class FQEConfig:
 
     discount: float = 0.99  # gamma
     iterations: int = 30_000  # gradient steps in all (= K outer iterations x target_update_every)
-    # Steps per FQE iteration: Q_k is copied to the target this often (100 as d3rlpy's FQE), so the
-    # default runs K = 300 iterations, enough for gamma^K = 0.05 at gamma = 0.99.
-    target_update_every: int = 100
+    # Steps per FQE iteration: Q_k is copied to the target this often, so the default runs
+    # K = 1500 inexact iterations (gamma^K ~ 0 at gamma = 0.99). On Hopper (benchmarks/
+    # ope_validation.py) 20 steps x 1000 iterations cut the mean absolute error of J from 69 to 10
+    # against 100 steps x 200 iterations at the same cost: too few iterations bias J low.
+    target_update_every: int = 20
     batch_size: int = 256
     learning_rate: float = 3e-4
     hidden_dims: tuple[int, ...] = (256, 256)
