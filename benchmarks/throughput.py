@@ -67,10 +67,12 @@ def make_data(path: Path, n: int = 100_000, seed: int = 0) -> None:
 
 
 # --------------------------------------------------------------------------- d3rlpy worker
-def d3rlpy_worker(data_path: str, algo: str, updates: int) -> dict:
+def d3rlpy_worker(data_path: str, algo: str, updates: int, threads: int) -> dict:
     """Runs inside the d3rlpy environment; prints one JSON line."""
     import d3rlpy
     import torch
+
+    torch.set_num_threads(threads)
 
     data = np.load(data_path)
     dataset = d3rlpy.dataset.MDPDataset(
@@ -111,7 +113,7 @@ def d3rlpy_worker(data_path: str, algo: str, updates: int) -> dict:
     }
 
 
-def run_d3rlpy(python: str, data_path: Path, algo: str, updates: int) -> dict:
+def run_d3rlpy(python: str, data_path: Path, algo: str, updates: int, threads: int) -> dict:
     cmd = [
         python,
         str(Path(__file__).resolve()),
@@ -121,6 +123,8 @@ def run_d3rlpy(python: str, data_path: Path, algo: str, updates: int) -> dict:
         algo,
         "--updates",
         str(updates),
+        "--torch-threads",
+        str(threads),
     ]
     proc = subprocess.run(
         cmd, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"}
@@ -195,12 +199,21 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--d3rlpy-python", default=str(HERE / ".venv-d3rlpy" / "bin" / "python"))
     parser.add_argument("--d3rlpy-worker", default=None, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--torch-threads",
+        default="1,2",
+        help="d3rlpy is run with each of these torch thread counts; its best is reported",
+    )
     parser.add_argument("--out", default="throughput")
     args = parser.parse_args()
     algos = args.algos.split(",")
 
     if args.d3rlpy_worker:
-        print(json.dumps(d3rlpy_worker(args.d3rlpy_worker, algos[0], args.updates)))
+        print(
+            json.dumps(
+                d3rlpy_worker(args.d3rlpy_worker, algos[0], args.updates, int(args.torch_threads))
+            )
+        )
         return
 
     sys.path.insert(0, str(HERE))
@@ -227,9 +240,16 @@ def main() -> None:
         for _ in range(args.rounds):
             rounds_pf.append(policyfit_throughput(ds, algo, args.updates, args.fuse))
             if have_d3rlpy:
-                rounds_d3.append(
-                    run_d3rlpy(args.d3rlpy_python, data_path, algo, max(200, args.updates // 4))
-                )
+                for threads in (int(t) for t in args.torch_threads.split(",")):
+                    rounds_d3.append(
+                        run_d3rlpy(
+                            args.d3rlpy_python,
+                            data_path,
+                            algo,
+                            max(200, args.updates // 4),
+                            threads,
+                        )
+                    )
         best_pf = max(rounds_pf, key=lambda r: r["updates_per_second"])
         ok_d3 = [r for r in rounds_d3 if "updates_per_second" in r]
         best_d3 = (
@@ -270,6 +290,26 @@ def main() -> None:
             "results": results,
         },
     )
+    lines = [
+        f"# Updates per second, width {WIDTH}, batch {BATCH}, CPU (best of {args.rounds} rounds)",
+        "",
+        f"float32 matmul peak: {peak:.1f} GFLOP/s; load average at the end: "
+        f"{', '.join(f'{x:.1f}' for x in os.getloadavg())} (shared 2-core machine)",
+        "",
+        "| algorithm | policyfit upd/s | d3rlpy upd/s | ratio | policyfit GFLOP/s | % of matmul peak |",
+        "|---|---|---|---|---|---|",
+    ]
+    for algo, r in results.items():
+        d3 = r["d3rlpy"] or {}
+        ratio = r["speedup_vs_d3rlpy"]
+        lines.append(
+            f"| {algo} | {r['policyfit']['updates_per_second']:.0f} | "
+            f"{d3.get('updates_per_second', float('nan')):.0f} | "
+            f"{'n/a' if ratio is None else f'{ratio:.2f}x'} | "
+            f"{r['policyfit']['gflops_per_second'] or 0:.1f} | "
+            f"{100 * r['fraction_of_matmul_peak']:.0f}% |"
+        )
+    (HERE / "results" / f"{args.out}.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {path}")
 
 

@@ -32,16 +32,20 @@ def dataset():
     return pendulum_dataset(episodes=6)
 
 
-@pytest.fixture(scope="module")
-def full_run(dataset, tmp_path_factory):
-    return train("td3bc", dataset, out=tmp_path_factory.mktemp("runs") / "full", **KW)
+def test_one_run_end_to_end(dataset, tmp_path):
+    """One training run (kept in a single test so parallel workers do not train it twice)."""
+    full_run = train("td3bc", dataset, out=tmp_path / "full", **KW)
+    check_run_directory_contents(full_run, dataset)
+    check_resume_is_exact(full_run, dataset, tmp_path)
+    check_load_policy_round_trip(full_run, dataset)
+    check_new_run_never_overwrites(full_run, dataset)
 
 
 def leaves(state):
     return [np.asarray(x) for x in jax.tree_util.tree_leaves(state)]
 
 
-def test_run_directory_contents(full_run, dataset):
+def check_run_directory_contents(full_run, dataset):
     run = full_run.run_dir
     config = json.loads((run / "config.json").read_text())
     assert config["algorithm"] == "td3bc"
@@ -71,7 +75,7 @@ def test_run_directory_contents(full_run, dataset):
     assert not list(run.rglob("*.pkl")) and not list(run.rglob("*.pickle"))
 
 
-def test_resume_is_exact(full_run, dataset, tmp_path):
+def check_resume_is_exact(full_run, dataset, tmp_path):
     # Simulate a run killed after its step-40 checkpoint: drop everything written later.
     run = tmp_path / "killed"
     shutil.copytree(full_run.run_dir, run)
@@ -85,7 +89,7 @@ def test_resume_is_exact(full_run, dataset, tmp_path):
     assert [r["step"] for r in rows if "eval/return_mean" in r] == [30, 60]
 
 
-def test_load_policy_round_trip(full_run, dataset):
+def check_load_policy_round_trip(full_run, dataset):
     policy = policyfit.load_policy(full_run.run_dir)
     obs = dataset.observations[:7]
     batched = policy(obs)
@@ -97,7 +101,7 @@ def test_load_policy_round_trip(full_run, dataset):
         policy(np.zeros(5))
 
 
-def test_new_run_never_overwrites(full_run, dataset):
+def check_new_run_never_overwrites(full_run, dataset):
     with pytest.raises(PolicyfitError, match="already holds a run"):
         train("td3bc", dataset, out=full_run.run_dir, **KW)
 
