@@ -42,7 +42,12 @@ from typing import Any
 import numpy as np
 
 from policyfit.data.dataset import ARRAY_FIELDS, Dataset
-from policyfit.envs.registry import ENVS, SHORT_NAMES, get_env_spec
+from policyfit.envs.registry import (
+    ENVS,
+    SHORT_NAMES,
+    _without_mujoco_compiler_notice,
+    get_env_spec,
+)
 from policyfit.errors import PolicyfitError
 
 KINDS = ("random", "medium", "expert", "medium-replay", "medium-expert")
@@ -577,13 +582,17 @@ def make_dataset(
     env_id, kind = parse_name(name)
     size = default_size(name) if size is None else int(size)
     path = Path(out) if out is not None else _cache_path(name, size, seed)
+    # Minari instantiates the environment to record its spec; keep MuJoCo's notice out of it.
+    quiet = _without_mujoco_compiler_notice
     if out is None and _cache_is_valid(path, env_id):
-        return read_minari(path)
+        with quiet():
+            return read_minari(path)
     arrays, parts = generate_arrays(name, size, seed, progress)
     metadata = _metadata(name, env_id, kind, size, seed, parts)
     ds = Dataset(**arrays, metadata=metadata, source=name)
-    save_dataset(ds, path, format="minari", dataset_id=minari_dataset_id(name, size, seed))
-    return read_minari(path)
+    with quiet():
+        save_dataset(ds, path, format="minari", dataset_id=minari_dataset_id(name, size, seed))
+        return read_minari(path)
 
 
 def _metadata(name, env_id, kind, size, seed, parts) -> dict[str, Any]:
