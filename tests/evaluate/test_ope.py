@@ -86,6 +86,7 @@ def test_fqe_recovers_the_discounted_value_of_known_policies(policy, value):
     # No terminals: the discounted length is 1 / (1 - gamma) and the length estimate the horizon.
     assert res.discounted_length == pytest.approx(1 / (1 - GAMMA), abs=0.6)
     assert len(res.fit_values) == 3
+    assert res.in_bounds and res.value_bounds == pytest.approx((-5.0, 10.0), abs=0.05)
     assert res.normalized_score is None
 
 

@@ -167,6 +167,13 @@ def ope_command(
         click.echo(
             f"  normalized score:   {format_interval(res.normalized_score, *res.normalized_ci)}"
         )
+    if not res.in_bounds:
+        lo, hi = res.value_bounds
+        click.echo(
+            f"warning: J lies outside [{lo:.1f}, {hi:.1f}], the range any policy's value can take "
+            "with these rewards: FQE is extrapolating (the policy likely acts outside the data)",
+            err=True,
+        )
 
 
 def _divisor_fuse(iterations: int) -> int:

@@ -102,6 +102,10 @@ class FQEResult:
     horizon: int
     start_states: int
     final_td_loss: float
+    # J must lie in [min(0, r_min), max(0, r_max)] / (1 - gamma) for any policy; outside it, the
+    # Q-function extrapolates (typically: the policy's actions are outside the data's support).
+    value_bounds: tuple[float, float]
+    in_bounds: bool
     config: dict[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
@@ -271,6 +275,10 @@ def fitted_q_evaluation(
         [_undiscounted(jv, lv, gamma, horizon) for jv, lv in zip(j, length, strict=True)]
     )
     j_ci = _fit_interval(j, cfg.confidence)
+    bounds = (
+        float(min(0.0, rewards.min()) / (1.0 - gamma)),
+        float(max(0.0, rewards.max()) / (1.0 - gamma)),
+    )
     r_ci = _fit_interval(returns, cfg.confidence)
     refs = ref_scores or _reference_scores(env_id, dataset)
     norm, norm_ci = None, None
@@ -297,6 +305,8 @@ def fitted_q_evaluation(
         horizon=int(horizon),
         start_states=int(len(starts)),
         final_td_loss=float(loss[0]),
+        value_bounds=bounds,
+        in_bounds=bool(bounds[0] <= j[0] <= bounds[1]),
         config=cfg.to_dict(),
     )
 
