@@ -128,6 +128,7 @@ def main() -> None:
             "fqe_normalized_score": est.normalized_score,
             "fqe_normalized_ci": list(est.normalized_ci) if est.normalized_ci else None,
             "fqe_final_td_loss": est.final_td_loss,
+            "fqe_in_bounds": est.in_bounds,
             "rollout_seconds": t2 - t1,
             "fqe_seconds": t3 - t2,
         }
@@ -148,13 +149,21 @@ def main() -> None:
         "spearman_fqe_value_vs_true_return": rho("fqe_value", "true_return"),
         "spearman_fqe_return_vs_true_return": rho("fqe_return_estimate", "true_return"),
     }
+    inside = [r for r in rows if r["fqe_in_bounds"]]
+    if len(inside) >= 3:
+        correlations["spearman_fqe_value_vs_true_discounted_in_bounds"] = float(
+            spearmanr(
+                [r["fqe_value"] for r in inside], [r["true_discounted_return"] for r in inside]
+            ).statistic
+        )
+    abs_disc = [abs(r["fqe_value"] - r["true_discounted_return"]) for r in rows]
+    abs_norm = [abs(r["fqe_normalized_score"] - r["true_normalized_score"]) for r in rows]
     errors = {
-        "mean_abs_error_discounted": float(
-            np.mean([abs(r["fqe_value"] - r["true_discounted_return"]) for r in rows])
-        ),
-        "mean_abs_error_normalized": float(
-            np.mean([abs(r["fqe_normalized_score"] - r["true_normalized_score"]) for r in rows])
-        ),
+        "mean_abs_error_discounted": float(np.mean(abs_disc)),
+        "median_abs_error_discounted": float(np.median(abs_disc)),
+        "mean_abs_error_normalized": float(np.mean(abs_norm)),
+        "median_abs_error_normalized": float(np.median(abs_norm)),
+        "out_of_bounds_policies": [r["policy"] for r in rows if not r["fqe_in_bounds"]],
     }
     print(correlations, errors)
     if args.no_write:
