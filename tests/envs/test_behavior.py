@@ -107,3 +107,32 @@ def test_export_ships_chosen_snapshots_with_measured_scores(tmp_path):
     }
     for rec in entry["policies"].values():
         assert rec["eval_episodes"] == 2 and np.isfinite(rec["normalized_score"])
+
+
+def test_replay_from_must_retrace_the_same_training(tmp_path):
+    from policyfit.envs.behavior import BehaviorConfig, _same_trajectory_snapshots
+
+    def fake_run(name, steps_and_bytes, seed=0):
+        run = tmp_path / name
+        (run / "snapshots").mkdir(parents=True)
+        cfg = BehaviorConfig(env_id="Hopper-v5", seed=seed)
+        (run / "config.json").write_text(json.dumps({"behavior": cfg.to_dict()}))
+        with open(run / "snapshots" / "index.jsonl", "w") as f:
+            for step, data in steps_and_bytes:
+                (run / "snapshots" / f"s{step}.msgpack").write_bytes(data)
+                f.write(
+                    json.dumps({"step": step, "file": f"s{step}.msgpack", "return_mean": 0.0})
+                    + "\n"
+                )
+        return run
+
+    main = fake_run("main", [(0, b"a"), (10, b"b"), (20, b"c")])
+    dense = fake_run("dense", [(0, b"a"), (5, b"x"), (10, b"b"), (15, b"y")])
+    steps = [r["step"] for r in _same_trajectory_snapshots(main, dense, read_snapshots(main))]
+    assert steps == [0, 5, 10, 15]
+    other = fake_run("other", [(0, b"a"), (5, b"x"), (10, b"DIFFERENT")])
+    with pytest.raises(PolicyfitError, match="not the same trajectory"):
+        _same_trajectory_snapshots(main, other, read_snapshots(main))
+    reseeded = fake_run("reseeded", [(10, b"b")], seed=1)
+    with pytest.raises(PolicyfitError, match="not a re-run"):
+        _same_trajectory_snapshots(main, reseeded, read_snapshots(main))

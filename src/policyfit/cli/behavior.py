@@ -113,7 +113,13 @@ def register(group: click.Group) -> None:
 @click.option("--medium-fraction", type=float, default=1 / 3, show_default=True)
 @click.option("--replay-snapshots", type=int, default=10, show_default=True)
 @click.option("--episodes", type=int, default=10, show_default=True, help="Evaluation episodes.")
-def export_cmd(run_dir, dest, medium_fraction, replay_snapshots, episodes):
+@click.option(
+    "--replay-from",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="A re-run of the same training with denser snapshots, for medium-replay.",
+)
+def export_cmd(run_dir, dest, medium_fraction, replay_snapshots, episodes, replay_from):
     """Choose random/medium/expert/medium-replay snapshots of RUN_DIR and ship them.
 
     Writes the weights (msgpack) and their measured normalized scores (policies.json) into
@@ -127,6 +133,7 @@ def export_cmd(run_dir, dest, medium_fraction, replay_snapshots, episodes):
         medium_fraction=medium_fraction,
         n_replay=replay_snapshots,
         eval_episodes=episodes,
+        replay_from=replay_from,
     )
     for kind, rec in entry["policies"].items():
         click.echo(

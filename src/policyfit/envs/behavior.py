@@ -601,6 +601,7 @@ def read_snapshots(run_dir: str | Path) -> list[dict[str, Any]]:
     for line in path.read_text().splitlines():
         if line.strip():
             rec = json.loads(line)
+            rec["_dir"] = str(path.parent)  # where the weights file is (not exported)
             records[rec["step"]] = rec  # a resumed run may repeat a step; keep the last
     return [records[k] for k in sorted(records)]
 
@@ -639,6 +640,7 @@ def export_policies(
     n_replay: int = 10,
     eval_episodes: int = 10,
     top_k: int = 3,
+    replay_from: str | Path | None = None,
 ) -> dict[str, Any]:
     """Copy a run's chosen snapshots into the package (``envs/policies``) with measured scores.
 
@@ -646,6 +648,11 @@ def export_policies(
     episodes) and the best of them becomes ``expert``; ``medium`` and ``random`` are re-evaluated
     the same way, so the shipped scores are not the (optimistically) selected ones.
     Updates ``policies.json`` for the run's environment and returns its entry.
+
+    ``replay_from`` names a re-run of the same training (same environment, seed and
+    hyperparameters, so the same trajectory; checked on the snapshots both runs share) with more
+    frequent snapshots; its early snapshots fill in ``medium_replay`` when the main run reached
+    the medium policy after only a few snapshots.
 
     Example:
         >>> export_policies("runs/behavior/Hopper-v5-s0")   # doctest: +SKIP
@@ -661,9 +668,7 @@ def export_policies(
     snapshots = read_snapshots(run_dir)
 
     def load(rec):
-        return flax.serialization.msgpack_restore(
-            (run_dir / "snapshots" / rec["file"]).read_bytes()
-        )
+        return flax.serialization.msgpack_restore((Path(rec["_dir"]) / rec["file"]).read_bytes())
 
     env = make_env(env_id)
     act_dim = int(np.prod(env.action_space.shape))
@@ -696,6 +701,15 @@ def export_policies(
         [r for r in snapshots if r["step"] <= expert_rec["step"]], medium_fraction, n_replay
     )
     picks["expert"] = expert_rec
+    if replay_from is not None:
+        early = _same_trajectory_snapshots(run_dir, Path(replay_from), snapshots)
+        pool = {r["step"]: r for r in snapshots if r["step"] < picks["medium"]["step"]}
+        pool.update({r["step"]: r for r in early if r["step"] < picks["medium"]["step"]})
+        picks["medium_replay"] = choose_policies(
+            [pool[k] for k in sorted(pool)] + [picks["medium"], expert_rec],
+            medium_fraction,
+            n_replay,
+        )["medium_replay"]
     dest.mkdir(parents=True, exist_ok=True)
     for old in dest.glob(f"{short}_*.msgpack"):
         old.unlink()
@@ -703,7 +717,7 @@ def export_policies(
     shipped: dict[str, str] = {}  # sha256 -> file, so a snapshot used twice is stored once
 
     def ship(rec, kind: str, measured_rec: dict[str, Any] | None) -> dict[str, Any]:
-        data = (run_dir / "snapshots" / rec["file"]).read_bytes()
+        data = (Path(rec["_dir"]) / rec["file"]).read_bytes()
         digest = hashlib.sha256(data).hexdigest()
         name = shipped.get(digest) or f"{short}_{kind}.msgpack"
         if digest not in shipped:
@@ -754,6 +768,33 @@ def export_policies(
     index[env_id] = entry
     index_path.write_text(json.dumps(dict(sorted(index.items())), indent=1) + "\n")
     return entry
+
+
+def _same_trajectory_snapshots(
+    run_dir: Path, other: Path, snapshots: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Snapshots of ``other`` after checking it retraced ``run_dir``'s training exactly."""
+    mine = json.loads((run_dir / "config.json").read_text())["behavior"]
+    theirs = json.loads((other / "config.json").read_text())["behavior"]
+    keys = ("env_id", "seed", "start_steps", "chunk", "sac", "buffer_capacity")
+    if any(mine.get(k) != theirs.get(k) for k in keys):
+        raise PolicyfitError(
+            f"not a re-run of {run_dir}: {', '.join(keys)} must match", path=str(other)
+        )
+    extra = read_snapshots(other)
+    by_step = {r["step"]: r for r in snapshots}
+    shared = [r for r in extra if r["step"] in by_step and r["step"] > 0]
+    if not shared:
+        raise PolicyfitError(f"shares no snapshot step with {run_dir}", path=str(other))
+    for rec in shared:
+        a = (Path(rec["_dir"]) / rec["file"]).read_bytes()
+        b = (Path(by_step[rec["step"]]["_dir"]) / by_step[rec["step"]]["file"]).read_bytes()
+        if a != b:
+            raise PolicyfitError(
+                f"snapshot at step {rec['step']} differs from {run_dir}'s: not the same trajectory",
+                path=str(other),
+            )
+    return extra
 
 
 def main(argv: list[str] | None = None) -> None:
