@@ -590,9 +590,29 @@ def make_dataset(
     arrays, parts = generate_arrays(name, size, seed, progress)
     metadata = _metadata(name, env_id, kind, size, seed, parts)
     ds = Dataset(**arrays, metadata=metadata, source=name)
+    ds.metadata["card"]["data_returns"] = _data_returns(ds)
     with quiet():
         save_dataset(ds, path, format="minari", dataset_id=minari_dataset_id(name, size, seed))
         return read_minari(path)
+
+
+def _data_returns(ds: Dataset) -> dict[str, Any]:
+    """Returns of the dataset's own episodes (the stochastic behavior policy), for the card.
+
+    The last episode is left out when it was cut at the requested size.
+    """
+    returns = ds.episode_returns()
+    last_cut = bool(ds.timeouts[-1]) and int(ds.episode_lengths[-1]) < 1000
+    if last_cut and len(returns) > 1:
+        returns = returns[:-1]
+    norm = np.asarray(ds.normalized_score(returns), dtype=np.float64)
+    return {
+        "episodes": int(len(returns)),
+        "return_mean": float(returns.mean()),
+        "return_std": float(returns.std()),
+        "normalized_mean": float(norm.mean()),
+        "note": "complete episodes only; actions sampled from the stochastic policy",
+    }
 
 
 def _metadata(name, env_id, kind, size, seed, parts) -> dict[str, Any]:
