@@ -1,6 +1,7 @@
-"""``policyfit quickstart``: the whole workflow on a small real task, in a few minutes.
+"""``policyfit quickstart``: the whole workflow on a small real task in a few minutes.
 
-data in (a real gymnasium MuJoCo rollout written as a Minari dataset) -> inspect.
+data in (a built-in D4RL-style MuJoCo dataset, generated locally from a shipped behavior policy)
+-> inspect -> learn (IQL) -> evaluate (vectorized MuJoCo rollouts, D4RL-normalized score).
 """
 
 from __future__ import annotations
@@ -9,54 +10,6 @@ import time
 from pathlib import Path
 
 import click
-import numpy as np
-
-
-def collect_random_dataset(env_id: str, size: int, seed: int):
-    """Roll out a uniform-random policy in ``env_id`` for ``size`` transitions (real MuJoCo)."""
-    from policyfit.data import Dataset
-    from policyfit.data.spaces import space_from_gym
-    from policyfit.envs.registry import ENVS, make_env
-
-    env = make_env(env_id)
-    env.action_space.seed(seed)
-    obs, _ = env.reset(seed=seed)
-    arrays = {
-        k: []
-        for k in (
-            "observations",
-            "actions",
-            "rewards",
-            "terminals",
-            "timeouts",
-            "next_observations",
-        )
-    }
-    for _ in range(size):
-        action = env.action_space.sample()
-        nxt, reward, term, trunc, _ = env.step(action)
-        for key, value in zip(arrays, (obs, action, reward, term, trunc, nxt), strict=True):
-            arrays[key].append(value)
-        obs = env.reset()[0] if (term or trunc) else nxt
-    spec = ENVS.get(env_id)
-    metadata = {
-        "env_id": env_id,
-        "observation_space": space_from_gym(env.observation_space),
-        "action_space": space_from_gym(env.action_space),
-        "card": {
-            "behavior": "uniform random",
-            "size": size,
-            "seed": seed,
-            "recipe": "policyfit quickstart",
-        },
-    }
-    if spec is not None:
-        metadata.update(ref_min_score=spec.ref_min_score, ref_max_score=spec.ref_max_score)
-    return Dataset(
-        **{k: np.asarray(v) for k, v in arrays.items()},
-        metadata=metadata,
-        source=f"{env_id}-random",
-    )
 
 
 def register(group: click.Group) -> None:
@@ -65,36 +18,80 @@ def register(group: click.Group) -> None:
 
 @click.command()
 @click.option(
-    "--env", "env_id", default="Hopper-v5", show_default=True, help="gymnasium MuJoCo environment."
+    "--dataset", default="hopper-medium", show_default=True, help="Built-in dataset name."
 )
-@click.option("--size", type=int, default=5_000, show_default=True, help="Transitions to collect.")
+@click.option(
+    "--algo", default="iql", show_default=True, help="Algorithm to train (see `policyfit algos`)."
+)
+@click.option(
+    "--size", type=int, default=50_000, show_default=True, help="Transitions to generate."
+)
+@click.option("--steps", type=int, default=20_000, show_default=True, help="Gradient updates.")
+@click.option("--eval-episodes", type=int, default=10, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
-    "--out",
-    type=click.Path(),
-    default=None,
-    help="Where to write the dataset (default $POLICYFIT_HOME).",
+    "--out", type=click.Path(), default=None, help="Run directory (default ./runs/quickstart-...)."
 )
-def quickstart(env_id: str, size: int, seed: int, out: str | None) -> None:
-    """Run the workflow end to end on a small real task: collect data, write it, inspect it."""
-    from rich.console import Console
+def quickstart(
+    dataset: str, algo: str, size: int, steps: int, eval_episodes: int, seed: int, out: str | None
+) -> None:
+    """Build a small dataset, train a policy on it, evaluate it against the data.
 
+    \b
+    1. build DATASET (--size transitions) from its shipped behavior policy, cached in $POLICYFIT_HOME
+    2. inspect it (returns, episodes, normalized score of the data)
+    3. train ALGO for --steps updates (jitted JAX; progress bar)
+    4. roll out the learned policy in the real MuJoCo environment and compare with the data
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    import policyfit
     from policyfit.cli.data import render_summary
-    from policyfit.data.io import load_dataset, save_dataset
-    from policyfit.paths import home
 
     console = Console()
     t0 = time.perf_counter()
     console.rule("[bold]policyfit quickstart")
     console.print(
-        f"1/2 collecting {size:,} transitions of a random policy in {env_id} (real MuJoCo) ..."
+        f"[bold]1/4[/bold] building {dataset} ({size:,} transitions) from its behavior policy ..."
     )
-    ds = collect_random_dataset(env_id, size, seed)
-    path = Path(out) if out else home() / "quickstart" / f"{env_id.lower()}-random-s{seed}"
-    save_dataset(ds, path, "minari", dataset_id=f"policyfit/quickstart-{env_id.lower()}-random-v0")
-    console.print(f"    wrote a Minari dataset to {path}")
-    console.print("2/2 reading it back and inspecting it ...")
-    loaded = load_dataset(path)
-    assert loaded.fingerprint() == ds.fingerprint()
-    render_summary(loaded.summary(), loaded.metadata.get("card"))
-    console.print(f"[green]done in {time.perf_counter() - t0:.1f} s[/green]")
+    ds = policyfit.make_dataset(dataset, size=size, seed=seed)
+    console.print(f"[bold]2/4[/bold] inspecting {dataset}")
+    summary = ds.summary()
+    render_summary(summary)
+    console.print(f"[bold]3/4[/bold] training {algo} for {steps:,} steps ...")
+    run_dir = Path(out) if out else Path("runs") / f"quickstart-{algo}-{dataset}-s{seed}"
+    result = policyfit.train(
+        algo,
+        ds,
+        steps=steps,
+        seed=seed,
+        out=run_dir,
+        eval_every=0,
+        eval_episodes=eval_episodes,
+    )
+    console.print(f"[bold]4/4[/bold] evaluating over {eval_episodes} episodes ...")
+    s = result.summary
+    data_score = summary.get("normalized_return_mean")
+    table = Table(title=f"{algo} on {dataset}: learned policy vs the data", title_justify="left")
+    table.add_column("")
+    table.add_column("normalized score", justify="right")
+    table.add_column("return", justify="right")
+    table.add_row("data (behavior episodes)", f"{data_score:.1f}", f"{summary['return_mean']:.0f}")
+    table.add_row(
+        f"learned {algo} policy",
+        f"{s['final_normalized_score']:.1f}",
+        f"{s['final_return_mean']:.0f}",
+    )
+    console.print(table)
+    delta = s["final_normalized_score"] - data_score
+    verdict = "better than" if delta > 0 else "not yet better than"
+    console.print(
+        f"The learned policy is {verdict} the data by {abs(delta):.1f} points "
+        f"({steps:,} updates at {s['steps_per_second']:.0f} updates/s). Run: {result.run_dir}"
+    )
+    console.print(
+        f"Next: [cyan]policyfit eval {result.run_dir}[/cyan] · [cyan]policyfit report {result.run_dir}[/cyan] · "
+        f"[cyan]policyfit train {algo} --dataset {dataset} --steps 1000000[/cyan]"
+    )
+    console.print(f"[green]done in {time.perf_counter() - t0:.0f} s[/green]")
