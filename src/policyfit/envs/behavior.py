@@ -627,10 +627,20 @@ def choose_policies(
     earlier = [r for r in snapshots if 0 < r["step"] < expert["step"]] or [expert]
     medium = min(earlier, key=lambda r: abs(r["return_mean"] - target))
     before = [r for r in snapshots if r["step"] < medium["step"]]
-    if len(before) > n_replay:
-        picks = np.unique(np.linspace(0, len(before) - 1, n_replay).round().astype(int))
-        before = [before[i] for i in picks]
-    return {"random": random_init, "medium": medium, "expert": expert, "medium_replay": before}
+    return {
+        "random": random_init,
+        "medium": medium,
+        "expert": expert,
+        "medium_replay": _evenly_spaced(before, n_replay),
+    }
+
+
+def _evenly_spaced(records: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
+    """At most ``n`` records spread evenly over the list, first one included."""
+    if len(records) <= n:
+        return records
+    picks = np.unique(np.linspace(0, len(records) - 1, n).round().astype(int))
+    return [records[i] for i in picks]
 
 
 def export_policies(
@@ -703,13 +713,11 @@ def export_policies(
     picks["expert"] = expert_rec
     if replay_from is not None:
         early = _same_trajectory_snapshots(run_dir, Path(replay_from), snapshots)
-        pool = {r["step"]: r for r in snapshots if r["step"] < picks["medium"]["step"]}
-        pool.update({r["step"]: r for r in early if r["step"] < picks["medium"]["step"]})
-        picks["medium_replay"] = choose_policies(
-            [pool[k] for k in sorted(pool)] + [picks["medium"], expert_rec],
-            medium_fraction,
-            n_replay,
-        )["medium_replay"]
+        medium_step = picks["medium"]["step"]
+        pool = {r["step"]: r for r in [*snapshots, *early] if r["step"] < medium_step}
+        # Snapshots taken during the warm-up equal the step-0 actor (no update has run yet).
+        steps = [k for k in sorted(pool) if k == 0 or k > cfg.start_steps]
+        picks["medium_replay"] = _evenly_spaced([pool[k] for k in steps], n_replay)
     dest.mkdir(parents=True, exist_ok=True)
     for old in dest.glob(f"{short}_*.msgpack"):
         old.unlink()
