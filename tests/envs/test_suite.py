@@ -119,3 +119,23 @@ def test_expert_beats_medium_beats_random_on_short_rollouts():
         returns[kind] = evaluate_actor("Hopper-v5", policy, episodes=2).mean()
         assert policy.normalized_score is not None
     assert returns["expert"] > returns["medium"] > returns["random"], returns
+
+
+def test_shipped_policy_files_match_the_index():
+    """Every weight file named in policies.json exists, matches its sha256 and has a score;
+    nothing unlisted is shipped (pickle-free msgpack only)."""
+    import hashlib
+
+    index = suite._policies_index()
+    listed = set()
+    for env_id, entry in index.items():
+        assert set(entry["policies"]) == {"random", "medium", "expert"}, env_id
+        for rec in [*entry["policies"].values(), *entry["medium_replay"]]:
+            data = (suite.POLICIES_DIR / rec["file"]).read_bytes()
+            assert hashlib.sha256(data).hexdigest() == rec["sha256"], rec["file"]
+            assert np.isfinite(rec["normalized_score"])
+            listed.add(rec["file"])
+        steps = [r["step"] for r in entry["medium_replay"]]
+        assert steps == sorted(steps) and steps[-1] < entry["medium_replay_size"]
+        assert entry["policies"]["medium"]["step"] == entry["medium_replay_size"]
+    assert {p.name for p in suite.POLICIES_DIR.glob("*") if p.suffix != ".json"} == listed
