@@ -22,7 +22,7 @@ quickstart: install
 	$(BIN)/policyfit quickstart
 
 test: install
-	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) tests
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --durations=15 tests
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks
