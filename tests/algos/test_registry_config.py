@@ -7,7 +7,7 @@ from policyfit.errors import ConfigError
 
 
 def test_all_algorithms_registered_with_paper_defaults():
-    assert set(ALGORITHMS) == {"bc", "td3bc", "iql", "cql", "awac", "rebrac"}
+    assert set(ALGORITHMS) == {"bc", "td3bc", "iql", "riql", "cql", "awac", "rebrac"}
     assert get_algorithm("TD3+BC") is ALGORITHMS["td3bc"]
     assert get_algorithm("td3bc").Config().alpha == 2.5
     iql = get_algorithm("iql").Config()
@@ -16,7 +16,7 @@ def test_all_algorithms_registered_with_paper_defaults():
 
 
 def test_unknown_algorithm_lists_valid_ones():
-    with pytest.raises(ConfigError, match="valid: awac, bc, cql, iql, rebrac, td3bc"):
+    with pytest.raises(ConfigError, match="valid: awac, bc, cql, iql, rebrac, riql, td3bc"):
         get_algorithm("sac-n")
 
 
@@ -84,3 +84,13 @@ def test_percent_bc_keeps_the_best_trajectories():
     assert top.num_transitions == 7
     assert bc(bc.Config()).prepare_dataset(ds) is ds
     assert bc(bc.Config(top_fraction=0.01)).prepare_dataset(ds).num_episodes == 1
+
+
+def test_riql_is_iql_with_the_papers_robust_defaults():
+    from policyfit.algos.iql import IQL, IQLConfig
+
+    riql = get_algorithm("riql")
+    assert issubclass(riql, IQL) and riql.name == "riql"
+    cfg = riql.Config()
+    assert (cfg.n_critics, cfg.value_quantile, cfg.huber_delta) == (5, 0.25, 1.0)
+    assert isinstance(cfg, IQLConfig) and cfg.expectile == IQLConfig().expectile

@@ -205,3 +205,25 @@ class IQL(Algorithm):
         if not self.config.deterministic_actor:
             out = out.mode() if key is None else jnp.clip(out.sample(key), -1.0, 1.0)
         return from_unit_actions(out, params["action_scale"])
+
+
+@dataclass(frozen=True)
+class RIQLConfig(IQLConfig):
+    """Robust IQL (Yang et al., ICLR 2024): IQL with the paper's robustness flags turned on.
+
+    Defaults are the paper's common setting — K = 5 critics, the alpha = 0.25 quantile over the
+    ensemble as the value target (Eq. 7), a Huber critic loss with delta = 1.0 (Eq. 6) — on top of
+    IQL's observation normalization. The paper tunes alpha in {0.1, 0.25, 0.5} and delta per attack
+    (its Table 7); ``benchmarks/corruption.py`` passes those per-attack values with ``--set``.
+    """
+
+    n_critics: int = 5
+    value_quantile: float | None = 0.25
+    huber_delta: float | None = 1.0
+
+
+class RIQL(IQL):
+    """``policyfit train riql``: :class:`IQL` with :class:`RIQLConfig`'s defaults (no copy of IQL)."""
+
+    name = "riql"
+    Config = RIQLConfig

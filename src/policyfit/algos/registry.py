@@ -12,7 +12,7 @@ from policyfit.algos.awac import AWAC
 from policyfit.algos.base import Algorithm
 from policyfit.algos.bc import BC
 from policyfit.algos.cql import CQL
-from policyfit.algos.iql import IQL
+from policyfit.algos.iql import IQL, RIQL
 from policyfit.algos.rebrac import ReBRAC
 from policyfit.algos.td3bc import TD3BC
 from policyfit.errors import ConfigError
@@ -21,6 +21,7 @@ ALGORITHMS: dict[str, type[Algorithm]] = {
     "bc": BC,
     "td3bc": TD3BC,
     "iql": IQL,
+    "riql": RIQL,
     "cql": CQL,
     "awac": AWAC,
     "rebrac": ReBRAC,
