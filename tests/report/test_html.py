@@ -109,3 +109,18 @@ def test_several_datasets_are_compared_in_the_tq_saco_plane(tmp_path, toy_datase
     assert "Datasets compared (2)" in text
     assert 'id="plot-tq-saco" src="data:image/png;base64,' in text
     assert 'id="plot-returns-1"' in text  # each dataset still gets its own section
+
+
+def test_several_runs_get_performance_profiles(tmp_path, make_run):
+    from policyfit.report import write_report
+
+    runs = [
+        make_run(tmp_path / f"{algo}-toy-s{seed}", algo, slope + 0.1 * seed)
+        for algo, slope in (("iql", 1.5), ("bc", 0.75))
+        for seed in range(2)
+    ]
+    text = write_report(runs, tmp_path / "r.html").read_text()
+    assert 'id="plot-performance-profile"' in text
+    assert "performance profiles over 1 dataset(s)" in text
+    one = write_report(runs[:1], tmp_path / "one.html").read_text()
+    assert 'id="plot-performance-profile"' not in one  # a single run has no profile to compare

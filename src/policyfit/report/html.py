@@ -10,6 +10,7 @@ Example:
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import os
@@ -18,6 +19,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from policyfit.diagnose.render import fmt, measure_rows
 from policyfit.report import plots
@@ -356,6 +359,9 @@ def runs_section(runs: Sequence[Run]) -> str:
                     "plot-comparison",
                 )
             )
+    profile = performance_profile_figure(runs)
+    if profile is not None:
+        plot_html.append(profile)
     parts.append('<div class="plots">' + "".join(plot_html) + "</div>")
     for i, run in enumerate(runs):
         parts.append(f'<h3 id="run-{i}">{esc(run.name)}</h3>')
@@ -391,6 +397,46 @@ def runs_section(runs: Sequence[Run]) -> str:
 
 
 SCORE = "eval/normalized_score"
+
+
+def performance_profile_figure(runs: Sequence[Run]) -> str | None:
+    """Performance profiles (Agarwal et al. 2021) of the final scores, one curve per algorithm.
+
+    Runs are grouped by algorithm; each dataset is a task and its seeds are the task's runs. Only
+    algorithms that cover the same datasets are compared; None when fewer than two runs qualify.
+    """
+    from policyfit.evaluate.stats import (
+        figure_png_bytes,
+        performance_profile,
+        plot_performance_profiles,
+    )
+
+    table_: dict[str, dict[str, list[float]]] = {}
+    for run in runs:
+        final = run.final_and_best()[0]
+        if final is not None and np.isfinite(final):
+            per_task = table_.setdefault(run.algorithm or "?", {})
+            per_task.setdefault(run.dataset or "?", []).append(float(final))
+    if sum(len(v) for tasks in table_.values() for v in tasks.values()) < 2:
+        return None
+    shared = set.intersection(*(set(tasks) for tasks in table_.values()))
+    if not shared:
+        return None
+    scores = {algo: [tasks[d] for d in sorted(shared)] for algo, tasks in table_.items()}
+    try:
+        fig = plot_performance_profiles(performance_profile(scores, reps=500))
+        uri = "data:image/png;base64," + base64.b64encode(figure_png_bytes(fig)).decode()
+    except Exception as exc:  # a plot must never break the report
+        return f'<p class="note">performance profile unavailable: {esc(exc)}</p>'
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close("all")
+    return figure(
+        uri,
+        f"performance profiles over {len(shared)} dataset(s), 95% stratified-bootstrap bands",
+        "plot-performance-profile",
+    )
 
 
 # ------------------------------------------------------------------------------------- page
