@@ -1,3 +1,4 @@
+import base64
 import re
 
 import numpy as np
@@ -124,3 +125,14 @@ def test_several_runs_get_performance_profiles(tmp_path, make_run):
     assert "performance profiles over 1 dataset(s)" in text
     one = write_report(runs[:1], tmp_path / "one.html").read_text()
     assert 'id="plot-performance-profile"' not in one  # a single run has no profile to compare
+
+
+def test_run_certificate_plot_is_embedded(tmp_path, make_run):
+    from policyfit.report import write_report
+
+    run = make_run(tmp_path / "iql-toy-s0", "iql", 1.5)
+    png = b"\x89PNG\r\n\x1a\n" + b"0" * 64
+    (run / "certificate.png").write_bytes(png)
+    text = write_report([run], tmp_path / "r.html").read_text()
+    assert 'id="plot-certificate-0"' in text
+    assert base64.b64encode(png).decode() in text

@@ -22,6 +22,13 @@ def register(group: click.Group) -> None:
         group.add_command(command)
 
 
+def _write_atomic(path: Path, payload: bytes) -> None:
+    """Write ``payload`` to a temporary file next to ``path``, then rename it into place."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(payload)
+    tmp.replace(path)
+
+
 def _echo_json(value: Any) -> None:
     click.echo(json.dumps(value, default=_jsonable))
 
@@ -258,9 +265,16 @@ def certify_command(
         floor=floor,
         seed=seed,
     )
+    png = figure_png_bytes(plot_certificate(report))
     if plot:
         Path(plot).parent.mkdir(parents=True, exist_ok=True)
-        Path(plot).write_bytes(figure_png_bytes(plot_certificate(report)))
+        Path(plot).write_bytes(png)
+    # Kept with the run so `policyfit report RUN` shows the certificate next to the learning curves.
+    _write_atomic(Path(run_dir) / "certificate.png", png)
+    _write_atomic(
+        Path(run_dir) / "certificate.json",
+        json.dumps(report.to_dict(), default=_jsonable).encode(),
+    )
     if as_json:
         _echo_json({"run": run_dir, **report.to_dict(), "plot": plot})
         return

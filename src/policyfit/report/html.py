@@ -390,6 +390,18 @@ def runs_section(runs: Sequence[Run]) -> str:
                 + table(["key", "value"], scalars, [False, True])
                 + "</details>"
             )
+        cert = run.path / "certificate.png"
+        if cert.is_file():
+            uri = "data:image/png;base64," + base64.b64encode(cert.read_bytes()).decode()
+            parts.append(
+                '<div class="plots">'
+                + figure(
+                    uri,
+                    f"policy-smoothing certificate of {run.name} (policyfit certify)",
+                    f"plot-certificate-{i}",
+                )
+                + "</div>"
+            )
         for note in run.notes:
             parts.append(f'<p class="note">note: {esc(note)}</p>')
     parts.append("</section>")
