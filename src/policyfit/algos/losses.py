@@ -71,3 +71,33 @@ def td_target(
     Only terminals stop the bootstrap: a time-limit cut (``timeouts``) is not the end of the task.
     """
     return jax.lax.stop_gradient(rewards + discount * (1.0 - terminals) * next_values)
+
+
+def delayed_actor_update(
+    state: dict, loss_fn: Any, optimizer: Any, tau: float, policy_freq: int, *loss_args: Any
+) -> tuple[dict, tuple[jnp.ndarray, jnp.ndarray]]:
+    """TD3's delayed policy update (Fujimoto et al. 2018, Sec. 5.2), shared by TD3+BC and ReBRAC.
+
+    Every ``policy_freq`` steps: one actor step on ``loss_fn(actor, critic, *loss_args) ->
+    (loss, aux)`` and a Polyak update of both targets; otherwise the state is unchanged and the
+    returned ``(loss, aux)`` are NaN (logged as "no actor step").
+    """
+
+    def actor_step(state: dict) -> tuple[dict, tuple[jnp.ndarray, jnp.ndarray]]:
+        (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            state["actor"], state["critic"], *loss_args
+        )
+        updates, actor_opt = optimizer.update(grads, state["actor_opt"], state["actor"])
+        actor = optax.apply_updates(state["actor"], updates)
+        return dict(
+            state,
+            actor=actor,
+            actor_opt=actor_opt,
+            actor_target=soft_update(state["actor_target"], actor, tau),
+            critic_target=soft_update(state["critic_target"], state["critic"], tau),
+        ), (loss, aux)
+
+    def skip(state: dict) -> tuple[dict, tuple[jnp.ndarray, jnp.ndarray]]:
+        return state, (jnp.float32(jnp.nan), jnp.float32(jnp.nan))
+
+    return jax.lax.cond(state["step"] % policy_freq == 0, actor_step, skip, state)

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import optax
 
 from policyfit.algos.base import AlgoConfig, Algorithm, DatasetSpec
-from policyfit.algos.losses import soft_update, td_target
+from policyfit.algos.losses import delayed_actor_update, td_target
 from policyfit.errors import ConfigError
 from policyfit.nn import DeterministicPolicy, EnsembleCritic
 from policyfit.nn.normalization import (
@@ -134,25 +134,8 @@ class ReBRAC(Algorithm):
             state, critic=optax.apply_updates(state["critic"], updates), critic_opt=critic_opt
         )
 
-        def actor_step(state):
-            (loss, penalty), grads = jax.value_and_grad(self.actor_loss, has_aux=True)(
-                state["actor"], state["critic"], obs, actions
-            )
-            updates, actor_opt = self.actor_opt.update(grads, state["actor_opt"], state["actor"])
-            actor = optax.apply_updates(state["actor"], updates)
-            return dict(
-                state,
-                actor=actor,
-                actor_opt=actor_opt,
-                actor_target=soft_update(state["actor_target"], actor, cfg.tau),
-                critic_target=soft_update(state["critic_target"], state["critic"], cfg.tau),
-            ), (loss, penalty)
-
-        def skip(state):
-            return state, (jnp.float32(jnp.nan), jnp.float32(jnp.nan))
-
-        state, (actor_loss, bc_penalty) = jax.lax.cond(
-            state["step"] % cfg.policy_freq == 0, actor_step, skip, state
+        state, (actor_loss, bc_penalty) = delayed_actor_update(
+            state, self.actor_loss, self.actor_opt, cfg.tau, cfg.policy_freq, obs, actions
         )
         state = dict(state, step=state["step"] + 1)
         return state, {
