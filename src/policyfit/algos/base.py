@@ -37,6 +37,7 @@ class DatasetSpec:
     obs_std: tuple[float, ...] = ()
     return_min: float = 0.0
     return_max: float = 0.0
+    reward_abs_mean: float = 0.0  # mean |r| per transition (IQL's "per_step" reward scaling)
     num_transitions: int = 0
     max_episode_length: int = 1000
 
@@ -62,6 +63,7 @@ class DatasetSpec:
             obs_std=tuple(obs.std(0, dtype=np.float64).tolist()),
             return_min=float(rets.min()),
             return_max=float(rets.max()),
+            reward_abs_mean=float(np.abs(ds.rewards).mean(dtype=np.float64)),
             num_transitions=len(ds),
             max_episode_length=int(ds.episode_lengths.max()),
         )

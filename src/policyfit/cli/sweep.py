@@ -157,6 +157,16 @@ def ope_command(
             field="observations",
         )
     res = fitted_q_evaluation(ds, policy_act_fn(policy), config=cfg, seed=seed)
+    # Kept with the run (one entry per dataset, the latest wins) so `policyfit report RUN` shows
+    # the off-policy estimate beside the simulator's score.
+    store = Path(run_dir) / "ope.json"
+    try:
+        entries = json.loads(store.read_text())["estimates"] if store.is_file() else []
+    except (ValueError, KeyError, TypeError):
+        entries = []
+    entry = {"dataset": dataset, "dataset_fingerprint": ds.fingerprint()[:16], **res.to_dict()}
+    entries = [e for e in entries if e.get("dataset") != dataset] + [entry]
+    _write_atomic(store, json.dumps({"estimates": entries}, default=_jsonable, indent=2).encode())
     if as_json:
         _echo_json({"run": run_dir, "dataset": dataset, **res.to_dict()})
         return

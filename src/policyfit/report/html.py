@@ -390,6 +390,9 @@ def runs_section(runs: Sequence[Run]) -> str:
                 + table(["key", "value"], scalars, [False, True])
                 + "</details>"
             )
+        ope = ope_table(run)
+        if ope:
+            parts.append(ope)
         cert = run.path / "certificate.png"
         if cert.is_file():
             uri = "data:image/png;base64," + base64.b64encode(cert.read_bytes()).decode()
@@ -409,6 +412,53 @@ def runs_section(runs: Sequence[Run]) -> str:
 
 
 SCORE = "eval/normalized_score"
+
+
+def ope_table(run: Run) -> str | None:
+    """The run's stored FQE estimates (``policyfit ope`` writes ``ope.json``) beside its own score.
+
+    None when the run has no readable ``ope.json``.
+    """
+    store = run.path / "ope.json"
+    try:
+        estimates = json.loads(store.read_text())["estimates"] if store.is_file() else []
+    except (OSError, ValueError, KeyError, TypeError):
+        return f'<p class="note">note: {esc(str(store))} is unreadable; skipped</p>'
+    if not estimates:
+        return None
+
+    def interval(value: Any, ci: Any) -> str:
+        if value is None:
+            return "n/a"
+        if not ci:
+            return fmt(value)
+        return f"{fmt(value)} [{fmt(ci[0])}, {fmt(ci[1])}]"
+
+    rollout = run.summary.get("final_normalized_score")
+    rows = [
+        [
+            str(e.get("dataset", "?")),
+            interval(e.get("normalized_score"), e.get("normalized_ci")),
+            interval(e.get("return_estimate"), e.get("return_ci")),
+            fmt(rollout) if isinstance(rollout, int | float) else "n/a",
+            "yes" if e.get("in_bounds", True) else "no (extrapolating)",
+        ]
+        for e in estimates
+    ]
+    return (
+        f"<h4>Off-policy estimate (FQE, Le et al. 2019) of {esc(run.name)}</h4>"
+        + table(
+            [
+                "dataset",
+                "estimated normalized score [95% CI]",
+                "estimated return [95% CI]",
+                "rollout normalized score",
+                "within value bounds",
+            ],
+            rows,
+            [False, True, True, True, False],
+        )
+    )
 
 
 def performance_profile_figure(runs: Sequence[Run]) -> str | None:
