@@ -415,10 +415,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     adversarial = [d for d in args.adversarial if d in args.datasets]
     grid = [
         (dataset, mode, target, algo, seed)
+        # seeds outermost: a budget cut short still leaves every cell with its first seed
+        for seed in args.seeds
         for dataset in args.datasets
         for mode, target in conditions(dataset, args.targets, adversarial)
         for algo in args.algos
-        for seed in args.seeds
     ]
     print(
         f"{len(grid)} trials x {args.steps:,} steps; workdir {args.workdir}; finished trials "
