@@ -25,7 +25,8 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "work" / "scores"
 
-# Final normalized scores from the CORL README (v2 datasets, 1M steps, mean over 4 seeds).
+# Final normalized scores from the CORL README ("Last Scores", Gym-MuJoCo table; D4RL v2 datasets,
+# 1M steps, mean over 4 seeds). BC's row checked against that table in session 2: 53.51 / 42.40 / 21.80.
 CORL = {
     "iql": {"hopper-medium": 67.5, "halfcheetah-medium": 48.3, "walker2d-medium-replay": 82.2},
     "td3bc": {"hopper-medium": 60.4, "halfcheetah-medium": 48.1, "walker2d-medium-replay": 85.6},
@@ -34,13 +35,20 @@ CORL = {
 }
 
 
+def finished(algo: str, dataset: str, seed: int, steps: int) -> dict | None:
+    summary = WORK / f"{algo}-{dataset}-s{seed}" / "summary.json"
+    if summary.is_file() and json.loads(summary.read_text())["steps"] >= steps:
+        return json.loads(summary.read_text())
+    return None
+
+
 def run_one(algo: str, dataset: str, seed: int, steps: int, eval_every: int) -> dict:
     import policyfit
 
     run_dir = WORK / f"{algo}-{dataset}-s{seed}"
-    summary = run_dir / "summary.json"
-    if summary.is_file() and json.loads(summary.read_text())["steps"] >= steps:
-        return json.loads(summary.read_text())
+    done = finished(algo, dataset, seed, steps)
+    if done is not None:
+        return done
     resume = run_dir if (run_dir / "config.json").is_file() else None
     result = policyfit.train(
         None if resume else algo,
@@ -65,30 +73,63 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--steps", type=int, default=100_000)
     parser.add_argument("--eval-every", type=int, default=10_000)
+    parser.add_argument(
+        "--algo-steps",
+        default="",
+        help="per-algorithm budgets that override --steps, e.g. cql=20000 (CQL is ~20x slower)",
+    )
+    parser.add_argument(
+        "--table-only", action="store_true", help="tabulate finished runs only; train nothing"
+    )
     args = parser.parse_args()
+    algo_steps = {
+        k: int(v) for k, v in (item.split("=") for item in args.algo_steps.split(",") if item)
+    }
     sys.path.insert(0, str(HERE))
     from common import write_result
 
     runs, table = [], {}
-    for dataset in args.datasets.split(","):
-        for algo in args.algos.split(","):
-            scores = []
-            for seed in (int(s) for s in args.seeds.split(",")):
-                summary = run_one(algo, dataset, seed, args.steps, args.eval_every)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    datasets, algos = args.datasets.split(","), args.algos.split(",")
+    by_cell: dict[tuple[str, str], list[float]] = {}
+    best: dict[tuple[str, str], list[float]] = {}
+    data_level: dict[str, float | None] = {}
+    # seeds outermost: a budget cut short still leaves every cell with its first seed
+    for seed in seeds:
+        for dataset in datasets:
+            for algo in algos:
+                steps = algo_steps.get(algo, args.steps)
+                if args.table_only:
+                    summary = finished(algo, dataset, seed, steps)
+                    if summary is None:
+                        continue
+                else:
+                    summary = run_one(algo, dataset, seed, steps, args.eval_every)
                 runs.append(summary)
-                scores.append(summary["final_normalized_score"])
+                best.setdefault((algo, dataset), []).append(summary["best_normalized_score"])
+                data_level[dataset] = summary.get("data_normalized_return_mean")
+                by_cell.setdefault((algo, dataset), []).append(summary["final_normalized_score"])
                 print(
                     f"{algo:6s} {dataset:24s} seed {seed}: {summary['final_normalized_score']:.1f}",
                     flush=True,
                 )
+    for dataset in datasets:
+        for algo in algos:
+            scores = by_cell.get((algo, dataset))
+            if not scores:
+                continue
             table.setdefault(algo, {})[dataset] = {
                 "mean": float(np.mean(scores)),
                 "std": float(np.std(scores)),
+                "best_mean": float(np.mean(best[(algo, dataset)])),
                 "seeds": len(scores),
+                "steps": algo_steps.get(algo, args.steps),
                 "corl": CORL.get(algo, {}).get(dataset),
             }
     payload = {
         "budget_steps": args.steps,
+        "algo_steps": algo_steps,
+        "data_normalized_return_mean": data_level,
         "eval_episodes": 10,
         "table": table,
         "runs": runs,
@@ -96,13 +137,32 @@ def main() -> None:
     }
     write_result("scores", payload)
     lines = [
-        f"# Normalized scores ({args.steps:,} updates, {args.seeds.count(',') + 1} seeds; CORL: 1M updates)",
+        f"# Normalized scores ({args.steps:,} updates unless stated, up to {len(seeds)} seeds; "
+        "CORL: 1M updates on D4RL v2)",
         "",
-        "| algorithm | " + " | ".join(args.datasets.split(",")) + " |",
-        "|---|" + "---|" * len(args.datasets.split(",")),
+        "Cells: final score mean +- std over seeds [mean of each run's best evaluation] (CORL's "
+        "final score). `data` is the mean normalized return of the dataset's own episodes.",
+        "",
+        "| algorithm | " + " | ".join(datasets) + " |",
+        "|---|" + "---|" * len(datasets),
+        "| data | "
+        + " | ".join(
+            f"{data_level[d]:.1f}" if data_level.get(d) is not None else "—" for d in datasets
+        )
+        + " |",
     ]
     for algo, row in table.items():
-        cells = [f"{v['mean']:.1f} +- {v['std']:.1f} (CORL {v['corl']})" for v in row.values()]
+        cells = []
+        for d in datasets:
+            v = row.get(d)
+            if v is None:
+                cells.append("—")
+                continue
+            budget = "" if v["steps"] == args.steps else f", {v['steps']:,} steps"
+            cells.append(
+                f"{v['mean']:.1f} +- {v['std']:.1f} [{v['best_mean']:.1f}] "
+                f"(CORL {v['corl']}; n={v['seeds']}{budget})"
+            )
         lines.append(f"| {algo} | " + " | ".join(cells) + " |")
     (HERE / "results" / "scores.md").write_text("\n".join(lines) + "\n")
 

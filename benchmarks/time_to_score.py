@@ -1,13 +1,20 @@
-"""Wall-clock time for IQL to reach normalized score 60 on hopper-medium: policyfit vs d3rlpy.
+"""Wall-clock time for IQL to reach a normalized score on hopper-medium: policyfit vs d3rlpy.
 
 Both learn from the same data (the suite's ``hopper-medium``, exported to ``.npz`` once) with the
 same IQL hyperparameters (CORL / paper: expectile 0.7, beta 3, 256x2 networks, batch 256,
-observation normalization, rewards scaled by 1000 / return range) and are evaluated every
-``--eval-every`` updates on 10 episodes of Hopper-v5 with the deterministic policy. The clock
-includes everything a user waits for (compilation, sampling, evaluation); the first evaluation at
-or above ``--target`` stops it.
+observation normalization; rewards divided by their mean ``|r|``, policyfit's default — the paper's
+``1000 / return range`` collapses both on this narrowly spread data, see ``policyfit.algos.iql``)
+and are evaluated every ``--eval-every`` updates on 10 episodes of Hopper-v5 with the deterministic
+policy. The clock includes everything a user waits for (compilation, sampling, evaluation).
+d3rlpy stops at its first evaluation at or above ``--target``; policyfit runs one ordinary
+``policyfit.train`` to ``--max-steps`` and the time is read from its evaluation rows
+(``wall_seconds``).
 
-    python benchmarks/time_to_score.py [--target 60] [--max-steps 300000] [--eval-every 10000]
+The issue asked for target 60 (CORL's IQL reaches 67.5 on D4RL's hopper-medium). The suite's
+hopper-medium behavior scores ~30 and its returns are narrowly spread, so 60 is out of reach for
+every algorithm here; ``--target`` defaults to the data's own mean normalized return.
+
+    python benchmarks/time_to_score.py [--target T] [--max-steps 50000] [--eval-every 5000]
 
 d3rlpy runs in its own environment (``benchmarks/.venv-d3rlpy``, needs ``mujoco`` there too).
 """
@@ -44,7 +51,8 @@ def d3rlpy_worker(data_path: str, target: float, max_steps: int, eval_every: int
         data["rewards"].astype(np.float64),
         np.r_[0, np.flatnonzero(data["terminals"] | data["timeouts"])[:-1] + 1],
     )
-    scale = 1000.0 / (returns.max() - returns.min())
+    del returns  # the paper's 1000 / (max - min) return range is not used: see the docstring
+    scale = 1.0 / float(np.abs(data["rewards"]).mean())
     iql = d3rlpy.algos.IQLConfig(
         batch_size=256,
         observation_scaler=d3rlpy.preprocessing.StandardObservationScaler(),
@@ -90,43 +98,43 @@ def d3rlpy_worker(data_path: str, target: float, max_steps: int, eval_every: int
 def policyfit_run(ds, target: float, max_steps: int, eval_every: int, work: Path) -> dict:
     import policyfit
 
-    t0 = time.perf_counter()
-    history = []
-    steps = eval_every
-    run_dir = None
-    while True:
-        result = policyfit.train(
-            "iql" if run_dir is None else None,
-            ds,
-            steps=steps,
-            config={"schedule_steps": max_steps} if run_dir is None else None,
-            out=work / "iql" if run_dir is None else None,
-            resume=run_dir,
-            eval_every=eval_every,
-            save_every=eval_every,
-            eval_episodes=10,
-            progress=False,
-        )
-        run_dir = result.run_dir
-        score = result.summary["final_normalized_score"]
-        history.append({"step": steps, "seconds": time.perf_counter() - t0, "score": score})
-        if score >= target or steps >= max_steps:
-            break
-        steps += eval_every
+    result = policyfit.train(
+        "iql",
+        ds,
+        steps=max_steps,
+        out=work / "iql",
+        eval_every=eval_every,
+        save_every=0,
+        eval_episodes=10,
+        progress=False,
+    )
+    rows = [
+        json.loads(line)
+        for line in (Path(result.run_dir) / "metrics.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
+    history = [
+        {"step": r["step"], "seconds": r["wall_seconds"], "score": r["eval/normalized_score"]}
+        for r in rows
+        if "eval/normalized_score" in r
+    ]
     reached = next((h for h in history if h["score"] >= target), None)
     return {
         "history": history,
         "seconds_to_target": reached["seconds"] if reached else None,
         "steps_to_target": reached["step"] if reached else None,
+        "steps_per_second": result.summary["steps_per_second"],
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="hopper-medium")
-    parser.add_argument("--target", type=float, default=60.0)
-    parser.add_argument("--max-steps", type=int, default=300_000)
-    parser.add_argument("--eval-every", type=int, default=10_000)
+    parser.add_argument(
+        "--target", type=float, default=None, help="default: the data's mean normalized return"
+    )
+    parser.add_argument("--max-steps", type=int, default=50_000)
+    parser.add_argument("--eval-every", type=int, default=5_000)
     parser.add_argument("--d3rlpy-python", default=str(HERE / ".venv-d3rlpy" / "bin" / "python"))
     parser.add_argument("--d3rlpy-worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -143,6 +151,8 @@ def main() -> None:
     import policyfit
 
     ds = policyfit.load_dataset(args.dataset)
+    if args.target is None:
+        args.target = round(float(ds.summary()["normalized_return_mean"]), 1)
     work = Path(tempfile.mkdtemp(prefix="pf-tts-"))
     data_path = work / "data.npz"
     np.savez(

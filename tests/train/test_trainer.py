@@ -69,7 +69,10 @@ def check_run_directory_contents(full_run, dataset):
         summary["steps"] == 60 and summary["seed"] == 3 and summary["dataset"] == "pendulum-mixed"
     )
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows if "eval/return_mean" in r] == [30, 60]
+    evals = [r for r in rows if "eval/return_mean" in r]
+    assert [r["step"] for r in evals] == [30, 60]
+    # each evaluation records the wall time the user had waited (time-to-score benchmarks)
+    assert 0 < evals[0]["wall_seconds"] < evals[1]["wall_seconds"] <= summary["wall_seconds"]
     assert [r["step"] for r in rows if "train/critic_loss" in r] == list(range(10, 61, 10))
     assert [s for s, _ in list_checkpoints(run)] == [40, 60]  # keeps the last two
     assert not list(run.rglob("*.pkl")) and not list(run.rglob("*.pickle"))

@@ -442,6 +442,8 @@ def train(
             "eval/return_std": result["return_std"],
             "eval/length_mean": result["length_mean"],
             "eval/normalized_score": result["normalized_score"],
+            # what the user has waited so far (compilation, training, evaluations, resumes)
+            "wall_seconds": wall_before + time.perf_counter() - t0,
         }
         log(row)
         history.append(row)
