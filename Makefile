@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.install-stamp
 PYTEST_WORKERS ?= 2
 
-.PHONY: install quickstart test lint format clean bench
+.PHONY: install quickstart test lint format clean bench bench-venv
 
 install: $(STAMP)
 
@@ -31,6 +31,16 @@ lint: install
 format: install
 	$(BIN)/ruff check --fix src tests benchmarks
 	$(BIN)/ruff format src tests benchmarks
+
+# d3rlpy (the throughput and time-to-score baselines) in its own environment: it pins
+# gymnasium==1.0.0 and needs PyTorch; torch==2.13.0 is the CPU build available on this machine.
+BENCH_VENV := benchmarks/.venv-d3rlpy
+bench-venv: $(BENCH_VENV)/.install-stamp
+
+$(BENCH_VENV)/.install-stamp:
+	@test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet torch==2.13.0 d3rlpy mujoco imageio
+	@touch $@
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -11,6 +11,8 @@ normalized scores of ``bc`` and ``iql`` / ``td3bc`` there (scores are reused, ne
     .venv/bin/python benchmarks/dataset_quality.py            # cached suite datasets only
     .venv/bin/python benchmarks/dataset_quality.py --build    # build missing datasets (slow)
     .venv/bin/python benchmarks/dataset_quality.py --scores path/to/scores.json
+    # every dataset at 200k transitions, bc and iql trained here on each (1 seed, 20k updates):
+    .venv/bin/python benchmarks/dataset_quality.py --size 200000 --train-steps 20000
 
 Writes ``benchmarks/results/dataset_quality.json`` and ``.md`` (the table and the findings).
 ``scores.json`` is read in the shape ``benchmarks/scores.py`` writes (``{"runs": [run summaries
@@ -36,12 +38,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS_DIR, write_result  # noqa: E402
 
 OFFLINE_RL = ("iql", "td3bc")
+WORK = Path(__file__).resolve().parent / "work" / "dataset_quality"
+COARSE_BINS = 5
 TQ_HIGH = 0.7  # policyfit.diagnose.card.TQ_HIGH: where the verdict calls TQ high
 BC_COMPETITIVE = 0.9  # BC within 10 % of the best offline-RL score counts as competitive
 
 
 # ------------------------------------------------------------------------------- measuring
-def measure(build: bool, full: bool) -> tuple[list[dict[str, Any]], list[str]]:
+def suite_size(name: str, size: int | None) -> int | None:
+    """``--size`` for every dataset, except that medium-replay keeps its natural size if smaller."""
+    from policyfit.envs.suite import default_size
+
+    if size is None:
+        return None
+    return min(size, default_size(name)) if name.endswith("medium-replay") else size
+
+
+def measure(
+    build: bool, full: bool, size: int | None = None
+) -> tuple[list[dict[str, Any]], list[str]]:
     from policyfit.diagnose.card import diagnose
     from policyfit.diagnose.coverage import state_action_coverage, trajectory_quality
     from policyfit.envs.suite import list_datasets, make_dataset
@@ -50,7 +65,7 @@ def measure(build: bool, full: bool) -> tuple[list[dict[str, Any]], list[str]]:
     references: dict[str, Any] = {}
     rows, skipped = [], []
     for name, info in rows_available.items():
-        if not info["available"] or not (info["cached"] or build):
+        if not info["available"] or not (info["cached"] or build or size is not None):
             why = "no behavior policies shipped" if not info["available"] else "not built"
             skipped.append(f"{name}: {why}")
             continue
@@ -59,13 +74,14 @@ def measure(build: bool, full: bool) -> tuple[list[dict[str, Any]], list[str]]:
         if ref_name not in references:
             ref_info = rows_available.get(ref_name, {})
             references[ref_name] = (
-                make_dataset(ref_name, progress=False)
-                if ref_info.get("cached") or (build and ref_info.get("available"))
+                make_dataset(ref_name, size=suite_size(ref_name, size), progress=False)
+                if ref_info.get("cached")
+                or ((build or size is not None) and ref_info.get("available"))
                 else None
             )
         ref = references[ref_name]
         t0 = time.perf_counter()
-        ds = make_dataset(name, progress=False)
+        ds = make_dataset(name, size=suite_size(name, size), progress=False)
         row: dict[str, Any] = {"dataset": name, "transitions": len(ds), "episodes": ds.num_episodes}
         if full:
             card = diagnose(ds, reference=ref)
@@ -84,6 +100,17 @@ def measure(build: bool, full: bool) -> tuple[list[dict[str, Any]], list[str]]:
                     ds.observations, ds.actions, ref.observations, ref.actions
                 )
                 row["saco"], row["lsaco"] = cov["saco"], cov["lsaco"]
+        if ref is not None:
+            # With 100 bins per dimension almost every continuous (s, a) of an 11-17-dim state
+            # space is its own cell, so SACo degenerates to the size ratio; a coarse 5-bin grid
+            # still separates narrow from broad data. Both are reported with the unique fraction.
+            fine = state_action_coverage(ds.observations, ds.actions, ref.observations, ref.actions)
+            coarse = state_action_coverage(
+                ds.observations, ds.actions, ref.observations, ref.actions, bins=COARSE_BINS
+            )
+            row["unique_fraction"] = fine["unique_fraction"]
+            row["saco_coarse"] = coarse["saco"]
+            row["unique_fraction_coarse"] = coarse["unique_fraction"]
         row["reference"] = (
             f"suite:{ref_name} ({len(ref):,} transitions)" if ref is not None else None
         )
@@ -147,6 +174,40 @@ def load_scores(path: Path) -> dict[tuple[str, str], float]:
     return {k: float(np.mean(v)) for k, v in acc.items()}
 
 
+def train_scores(
+    names: list[str], size: int | None, algos: list[str], steps: int, seed: int = 0
+) -> dict[tuple[str, str], float]:
+    """Train each of ``algos`` once on each dataset (resumable; finished runs are read back)."""
+    import policyfit
+    from policyfit.envs.suite import make_dataset
+
+    out: dict[tuple[str, str], float] = {}
+    for name in names:
+        for algo in algos:
+            run_dir = WORK / f"{algo}-{name}-n{size or 'full'}-s{seed}"
+            summary_file = run_dir / "summary.json"
+            if summary_file.is_file():
+                summary = json.loads(summary_file.read_text())
+            else:
+                ds = make_dataset(name, size=suite_size(name, size), progress=False)
+                resume = run_dir if (run_dir / "config.json").is_file() else None
+                summary = policyfit.train(
+                    None if resume else algo,
+                    ds,
+                    steps=steps,
+                    seed=seed,
+                    out=None if resume else run_dir,
+                    resume=resume,
+                    eval_every=0,
+                    eval_episodes=10,
+                    save_every=steps // 2,
+                    progress=False,
+                ).summary
+            out[(name, algo)] = summary["final_normalized_score"]
+            print(f"{algo:6s} {name:28s} {out[(name, algo)]:.1f}", flush=True)
+    return out
+
+
 # ------------------------------------------------------------------------------- findings
 def check_findings(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Test the paper's two findings on the rows that have scores."""
@@ -195,6 +256,13 @@ def check_findings(rows: list[dict[str, Any]]) -> dict[str, Any]:
             pts = [(r["saco"], r[algo]) for r in with_saco if r.get(algo) is not None]
             if len(pts) >= 3:
                 f2[f"spearman_saco_vs_{algo}"] = _spearman(spearmanr, *zip(*pts, strict=True))
+        coarse = [r for r in with_saco if r.get("saco_coarse") is not None]
+        if len(coarse) >= 3:
+            f2[f"spearman_saco{COARSE_BINS}_vs_gain_over_bc"] = _spearman(
+                spearmanr,
+                [r["saco_coarse"] for r in coarse],
+                [r["offline_rl_best"] - r["bc"] for r in coarse],
+            )
         rho = f2["spearman_saco_vs_gain_over_bc"]["rho"]
         f2["holds"] = bool(rho is not None and rho > 0)
     else:
@@ -221,13 +289,19 @@ def markdown(rows: list[dict[str, Any]], findings: dict[str, Any], skipped: list
     lines = [
         "# Dataset quality (Schweighofer et al. 2022) vs algorithm scores",
         "",
-        "| dataset | transitions | TQ | SACo | lSACo | bc | iql | td3bc |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        f"SACo and lSACo: 100 bins per dimension (the paper's); unique: fraction of transitions "
+        f"in a cell of their own at 100 bins; SACo{COARSE_BINS}: SACo on a {COARSE_BINS}-bin grid. "
+        "bc / iql / td3bc: final normalized scores.",
+        "",
+        f"| dataset | transitions | TQ | SACo | lSACo | unique | SACo{COARSE_BINS} "
+        "| bc | iql | td3bc |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r['dataset']} | {r['transitions']:,} | {f(r.get('tq'))} | {f(r.get('saco'))} | "
-            f"{f(r.get('lsaco'))} | {f(r.get('bc'), 1)} | {f(r.get('iql'), 1)} | {f(r.get('td3bc'), 1)} |"
+            f"{f(r.get('lsaco'))} | {f(r.get('unique_fraction'))} | {f(r.get('saco_coarse'))} | "
+            f"{f(r.get('bc'), 1)} | {f(r.get('iql'), 1)} | {f(r.get('td3bc'), 1)} |"
         )
     lines += ["", "## Findings", "", "```", json.dumps(findings, indent=1), "```"]
     if skipped:
@@ -243,10 +317,29 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="run the whole diagnose (slower)")
     parser.add_argument("--scores", type=Path, default=RESULTS_DIR / "scores.json")
     parser.add_argument("--name", default="dataset_quality")
+    parser.add_argument(
+        "--size", type=int, default=None, help="transitions per dataset (builds what is missing)"
+    )
+    parser.add_argument(
+        "--train-steps",
+        type=int,
+        default=0,
+        help="train --train-algos on every dataset here instead of reading --scores",
+    )
+    parser.add_argument("--train-algos", default="bc,iql")
     args = parser.parse_args()
 
-    rows, skipped = measure(args.build, args.full)
-    scores = load_scores(args.scores) if args.scores.is_file() else {}
+    rows, skipped = measure(args.build, args.full, args.size)
+    if args.train_steps:
+        scores = train_scores(
+            [r["dataset"] for r in rows],
+            args.size,
+            args.train_algos.split(","),
+            args.train_steps,
+        )
+        args.scores = WORK
+    else:
+        scores = load_scores(args.scores) if args.scores.is_file() else {}
     for r in rows:
         for algo in ("bc", *OFFLINE_RL):
             r[algo] = scores.get((r["dataset"], algo))
@@ -262,7 +355,16 @@ def main() -> None:
     )
     path = write_result(
         args.name,
-        {"rows": rows, "findings": findings, "skipped": skipped, "scores_file": str(args.scores)},
+        {
+            "rows": rows,
+            "findings": findings,
+            "skipped": skipped,
+            "scores_file": str(args.scores),
+            "size": args.size,
+            "train_steps": args.train_steps or None,
+            "train_algos": args.train_algos if args.train_steps else None,
+            "train_seeds": [0] if args.train_steps else None,
+        },
     )
     md = RESULTS_DIR / f"{args.name}.md"
     tmp = md.with_suffix(".md.tmp")

@@ -14,8 +14,7 @@ Also reports the achieved GFLOP/s of each policyfit update (XLA's cost analysis 
 program / time) against this CPU's measured float32 matmul peak (2048x2048 ``jnp.dot``).
 
     python benchmarks/throughput.py [--algos iql,td3bc,cql] [--updates 2000] [--rounds 2]
-    # d3rlpy venv: python3.11 -m venv benchmarks/.venv-d3rlpy
-    #              benchmarks/.venv-d3rlpy/bin/pip install torch==2.13.0 d3rlpy
+    # d3rlpy venv: make bench-venv  (torch==2.13.0 d3rlpy mujoco imageio in benchmarks/.venv-d3rlpy)
 """
 
 from __future__ import annotations

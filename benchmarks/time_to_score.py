@@ -16,7 +16,7 @@ every algorithm here; ``--target`` defaults to the data's own mean normalized re
 
     python benchmarks/time_to_score.py [--target T] [--max-steps 50000] [--eval-every 5000]
 
-d3rlpy runs in its own environment (``benchmarks/.venv-d3rlpy``, needs ``mujoco`` there too).
+d3rlpy runs in its own environment, ``benchmarks/.venv-d3rlpy`` (``make bench-venv``).
 """
 
 from __future__ import annotations
