@@ -55,6 +55,8 @@ def test_out_of_range_values_rejected_at_setup():
     cls = get_algorithm("iql")
     with pytest.raises(ConfigError, match="expectile"):
         cls(cls.Config(expectile=1.5)).setup(spec)
+    with pytest.raises(ConfigError, match="reward_normalization.*per_step, return_range, none"):
+        cls(cls.Config(reward_normalization="d4rl")).setup(spec)
     bc = get_algorithm("bc")
     with pytest.raises(ConfigError, match="policy"):
         bc(bc.Config(policy="diffusion")).setup(spec)
@@ -94,3 +96,27 @@ def test_riql_is_iql_with_the_papers_robust_defaults():
     cfg = riql.Config()
     assert (cfg.n_critics, cfg.value_quantile, cfg.huber_delta) == (5, 0.25, 1.0)
     assert isinstance(cfg, IQLConfig) and cfg.expectile == IQLConfig().expectile
+
+
+def test_iql_reward_scales():
+    """per_step: 1 / mean|r|; return_range: the paper's 1000 / (max - min return); none: 1."""
+    import numpy as np
+
+    from policyfit.algos.base import DatasetSpec
+    from policyfit.algos.iql import reward_scale
+    from policyfit.data.dataset import Dataset
+
+    n = 6
+    ds = Dataset(
+        observations=np.zeros((n, 2), np.float32),
+        actions=np.zeros((n, 1), np.float32),
+        rewards=np.array([1.0, -3.0, 2.0, 4.0, 0.0, 2.0], np.float32),
+        terminals=np.array([0, 0, 1, 0, 0, 1], bool),
+        timeouts=np.zeros(n, bool),
+    )
+    spec = DatasetSpec.from_dataset(ds)  # episode returns 0 and 6; mean |r| = 2
+    assert spec.reward_abs_mean == pytest.approx(2.0)
+    assert reward_scale(spec, "per_step") == pytest.approx(0.5)
+    assert reward_scale(spec, "return_range") == pytest.approx(1000.0 / 6.0)
+    assert reward_scale(spec, "none") == 1.0
+    assert get_algorithm("iql").Config().reward_normalization == "per_step"
