@@ -26,6 +26,15 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _behavior_score(score: Any) -> str:
+    """``31.7``; ``5.8 -> 23.0`` (medium-replay: first and last snapshot); ``31.7 + 96.2``."""
+    if isinstance(score, dict):
+        if "first" in score:
+            return f"{score['first']:.1f} -> {score['last']:.1f}"
+        return " + ".join(f"{v:.1f}" for v in score.values())
+    return f"{score:.1f}" if isinstance(score, int | float) else "-"
+
+
 def render_summary(summary: dict[str, Any], card: dict[str, Any] | None = None) -> None:
     """Print a dataset summary (and its card, when it has one) as rich tables."""
     from rich.table import Table
@@ -169,8 +178,13 @@ def make(name: str, size: int | None, seed: int, out: str | None) -> None:
 
 @data.command(name="list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def list_(as_json: bool) -> None:
-    """List the built-in datasets, whether each is cached, and its behavior policy's score."""
+@click.option("--paths", is_flag=True, help="Add the cache path of each dataset.")
+def list_(as_json: bool, paths: bool) -> None:
+    """List the built-in datasets, whether each is cached, and its behavior policy's score.
+
+    The score is the behavior policy's normalized score (deterministic, 10 episodes):
+    medium-replay shows its first and last snapshot, medium-expert both halves.
+    """
     from rich.table import Table
 
     from policyfit.envs import suite
@@ -179,10 +193,24 @@ def list_(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, default=str))
         return
-    table = Table(title="built-in datasets")
-    columns = list(rows[0]) if rows else ["name"]
-    for col in columns:
-        table.add_column(col)
+    table = Table(title="built-in datasets (policyfit data make NAME builds one)")
+    for col, justify in (
+        ("name", "left"),
+        ("environment", "left"),
+        ("transitions", "right"),
+        ("behavior score", "right"),
+        ("cached", "center"),
+    ):
+        table.add_column(col, justify=justify, no_wrap=col == "name")
+    if paths:
+        table.add_column("path", overflow="fold")
     for row in rows:
-        table.add_row(*(_fmt(row.get(col)) for col in columns))
+        cells = [
+            row["name"],
+            row["env_id"],
+            _fmt(row["size"]),
+            _behavior_score(row.get("behavior_normalized_score")),
+            "yes" if row["cached"] else "-" if row["available"] else "no policy",
+        ]
+        table.add_row(*cells, *([str(row["path"])] if paths else []))
     _console().print(table)
