@@ -90,3 +90,39 @@ def write_result(name: str, payload: dict[str, Any]) -> Path:
     tmp.write_text(json.dumps(record, indent=2, default=str) + "\n")
     os.replace(tmp, path)
     return path
+
+
+def train_or_resume(
+    algo: str,
+    dataset: Any,
+    run_dir: Path,
+    steps: int,
+    seed: int,
+    eval_every: int,
+    save_every: int,
+    eval_episodes: int = 10,
+    config: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A benchmark trial: read a finished run's summary, resume a killed one, else start it.
+
+    ``dataset`` may be a callable returning the dataset, so finished runs never load their data.
+    """
+    import policyfit
+
+    summary = Path(run_dir) / "summary.json"
+    if summary.is_file() and json.loads(summary.read_text())["steps"] >= steps:
+        return json.loads(summary.read_text())
+    resume = run_dir if (Path(run_dir) / "config.json").is_file() else None
+    return policyfit.train(
+        None if resume else algo,
+        dataset() if callable(dataset) else dataset,
+        steps=steps,
+        seed=seed,
+        config=None if resume else config,
+        out=None if resume else run_dir,
+        resume=resume,
+        eval_every=eval_every,
+        eval_episodes=eval_episodes,
+        save_every=save_every,
+        progress=False,
+    ).summary

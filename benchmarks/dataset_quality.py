@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS_DIR, write_result  # noqa: E402
+from common import RESULTS_DIR, train_or_resume, write_result  # noqa: E402
 
 OFFLINE_RL = ("iql", "td3bc")
 WORK = Path(__file__).resolve().parent / "work" / "dataset_quality"
@@ -178,31 +178,20 @@ def train_scores(
     names: list[str], size: int | None, algos: list[str], steps: int, seed: int = 0
 ) -> dict[tuple[str, str], float]:
     """Train each of ``algos`` once on each dataset (resumable; finished runs are read back)."""
-    import policyfit
     from policyfit.envs.suite import make_dataset
 
     out: dict[tuple[str, str], float] = {}
     for name in names:
         for algo in algos:
-            run_dir = WORK / f"{algo}-{name}-n{size or 'full'}-s{seed}"
-            summary_file = run_dir / "summary.json"
-            if summary_file.is_file():
-                summary = json.loads(summary_file.read_text())
-            else:
-                ds = make_dataset(name, size=suite_size(name, size), progress=False)
-                resume = run_dir if (run_dir / "config.json").is_file() else None
-                summary = policyfit.train(
-                    None if resume else algo,
-                    ds,
-                    steps=steps,
-                    seed=seed,
-                    out=None if resume else run_dir,
-                    resume=resume,
-                    eval_every=0,
-                    eval_episodes=10,
-                    save_every=steps // 2,
-                    progress=False,
-                ).summary
+            summary = train_or_resume(
+                algo,
+                lambda name=name: make_dataset(name, size=suite_size(name, size), progress=False),
+                WORK / f"{algo}-{name}-n{size or 'full'}-s{seed}",
+                steps,
+                seed,
+                eval_every=0,
+                save_every=steps // 2,
+            )
             out[(name, algo)] = summary["final_normalized_score"]
             print(f"{algo:6s} {name:28s} {out[(name, algo)]:.1f}", flush=True)
     return out

@@ -42,26 +42,15 @@ def finished(algo: str, dataset: str, seed: int, steps: int) -> dict | None:
     return None
 
 
-def run_one(algo: str, dataset: str, seed: int, steps: int, eval_every: int) -> dict:
-    import policyfit
+def run_one(
+    algo: str, dataset: str, seed: int, steps: int, eval_every: int, config: dict | None = None
+) -> dict:
+    from common import train_or_resume
 
     run_dir = WORK / f"{algo}-{dataset}-s{seed}"
-    done = finished(algo, dataset, seed, steps)
-    if done is not None:
-        return done
-    resume = run_dir if (run_dir / "config.json").is_file() else None
-    result = policyfit.train(
-        None if resume else algo,
-        dataset,
-        steps=steps,
-        seed=seed,
-        out=None if resume else run_dir,
-        resume=resume,
-        eval_every=eval_every,
-        eval_episodes=10,
-        save_every=eval_every,
+    return train_or_resume(
+        algo, dataset, run_dir, steps, seed, eval_every, save_every=eval_every, config=config
     )
-    return result.summary
 
 
 def main() -> None:
@@ -79,9 +68,21 @@ def main() -> None:
         help="per-algorithm budgets that override --steps, e.g. cql=20000 (CQL is ~20x slower)",
     )
     parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        help="ALGO.KEY=VALUE config override, e.g. cql.bc_steps=2000 (repeatable)",
+    )
+    parser.add_argument(
         "--table-only", action="store_true", help="tabulate finished runs only; train nothing"
     )
     args = parser.parse_args()
+    overrides: dict[str, dict[str, str]] = {}
+    for item in args.overrides:
+        target, value = item.split("=", 1)
+        algo_name, key = target.split(".", 1)
+        overrides.setdefault(algo_name, {})[key] = value
     algo_steps = {
         k: int(v) for k, v in (item.split("=") for item in args.algo_steps.split(",") if item)
     }
@@ -104,7 +105,9 @@ def main() -> None:
                     if summary is None:
                         continue
                 else:
-                    summary = run_one(algo, dataset, seed, steps, args.eval_every)
+                    summary = run_one(
+                        algo, dataset, seed, steps, args.eval_every, overrides.get(algo)
+                    )
                 runs.append(summary)
                 best.setdefault((algo, dataset), []).append(summary["best_normalized_score"])
                 data_level[dataset] = summary.get("data_normalized_return_mean")
@@ -129,6 +132,7 @@ def main() -> None:
     payload = {
         "budget_steps": args.steps,
         "algo_steps": algo_steps,
+        "overrides": overrides,
         "data_normalized_return_mean": data_level,
         "eval_episodes": 10,
         "table": table,

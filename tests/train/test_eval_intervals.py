@@ -11,7 +11,8 @@ from policyfit.data.io import save_dataset
 from policyfit.diagnose.render import fmt
 
 
-def test_eval_reports_bootstrap_interval(tmp_path):
+def tiny_bc_run(tmp_path):
+    """A 20-step BC run on two Pendulum episodes: (runner, dataset path, run directory)."""
     data = str(save_dataset(pendulum_dataset(episodes=2), tmp_path / "pend.npz"))
     runner = CliRunner(env={"POLICYFIT_FAST_COMPILE": "1"})
     out = tmp_path / "run"
@@ -19,6 +20,11 @@ def test_eval_reports_bootstrap_interval(tmp_path):
     args += ["--set", "batch_size=16", "--eval-every", "0", "--eval-episodes", "1"]
     args += ["--save-every", "0", "--out", str(out), "--no-progress"]
     assert runner.invoke(cli, args).exit_code == 0
+    return runner, data, out
+
+
+def test_eval_reports_bootstrap_interval(tmp_path):
+    runner, data, out = tiny_bc_run(tmp_path)
     result = runner.invoke(cli, ["eval", str(out), "--episodes", "6", "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
@@ -33,13 +39,7 @@ def test_eval_reports_bootstrap_interval(tmp_path):
 
 
 def test_ope_is_stored_with_the_run_and_shown_in_its_report(tmp_path):
-    data = str(save_dataset(pendulum_dataset(episodes=2), tmp_path / "pend.npz"))
-    runner = CliRunner(env={"POLICYFIT_FAST_COMPILE": "1"})
-    out = tmp_path / "run"
-    args = ["train", "bc", "--dataset", data, "--steps", "20", "--set", "hidden_dims=8,8"]
-    args += ["--set", "batch_size=16", "--eval-every", "0", "--eval-episodes", "1"]
-    args += ["--save-every", "0", "--out", str(out), "--no-progress"]
-    assert runner.invoke(cli, args).exit_code == 0
+    runner, data, out = tiny_bc_run(tmp_path)
     ope = ["ope", str(out), "--dataset", data, "--iterations", "100", "--bootstrap", "2"]
     result = runner.invoke(cli, [*ope, "--json"])
     assert result.exit_code == 0, result.output
