@@ -86,3 +86,10 @@ def test_algos_lists_configs():
     listing = json.loads(result.output)
     assert listing["iql"]["config"]["expectile"] == 0.7
     assert listing["bc"]["config"]["top_fraction"] == 1.0
+    # each field's source comment travels as its help: trailing, inherited, or a block above it
+    help_ = listing["iql"]["help"]
+    assert "Eq. 5" in help_["expectile"] and help_["discount"] == "gamma"
+    assert help_["reward_normalization"].startswith('"per_step": r / mean|r|')
+    assert listing["riql"]["help"]["n_critics"] == help_["n_critics"]
+    table = CliRunner().invoke(cli, ["algos"], env={"COLUMNS": "200"})
+    assert "inverse temperature of AWR extraction" in table.output

@@ -73,8 +73,8 @@ class DatasetSpec:
 class AlgoConfig:
     """Base of every algorithm's hyperparameters. Subclasses add fields with the paper's defaults."""
 
-    batch_size: int = 256
-    discount: float = 0.99
+    batch_size: int = 256  # transitions per gradient step (CORL: 256 for every algorithm)
+    discount: float = 0.99  # gamma
 
     @classmethod
     def field_names(cls) -> list[str]:

@@ -80,10 +80,10 @@ class IQLConfig(AlgoConfig):
     temperature: float = 3.0  # beta, inverse temperature of AWR extraction (locomotion: 3.0)
     max_weight: float = 100.0  # clip of exp(beta * A) (reference code, CORL EXP_ADV_MAX)
     tau: float = 0.005  # target critic Polyak rate
-    actor_lr: float = 3e-4
+    actor_lr: float = 3e-4  # Adam, all three networks (paper Appendix B, CORL)
     critic_lr: float = 3e-4
     value_lr: float = 3e-4
-    hidden_dims: tuple[int, ...] = (256, 256)
+    hidden_dims: tuple[int, ...] = (256, 256)  # actor, critics and value net
     cosine_schedule: bool = True  # cosine decay of the actor lr over `schedule_steps`
     schedule_steps: int = 1_000_000  # the trainer sets this to --steps unless given
     deterministic_actor: bool = False  # CORL `iql_deterministic`: MSE-weighted deterministic actor

@@ -139,6 +139,37 @@ def train_command(
     click.echo(f"run directory: {result.run_dir}")
 
 
+def field_comments(config_cls: type) -> dict[str, str]:
+    """The trailing ``# comment`` of each config field in the source (base classes first).
+
+    These comments say what a field is and where its default comes from (paper, CORL).
+    """
+    import inspect
+    import re
+
+    out: dict[str, str] = {}
+    for klass in reversed(config_cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        try:
+            source = inspect.getsource(klass)
+        except (OSError, TypeError):
+            continue
+        above: list[str] = []  # a comment block right above a field describes it too
+        for line in source.splitlines():
+            stripped = line.strip()
+            if stripped.startswith("#"):
+                above.append(stripped.lstrip("# "))
+                continue
+            match = re.match(r"^\s+(\w+)\s*:[^#=]*=[^#]*(?:#\s*(.+))?$", line)
+            if match:
+                text = match.group(2) or " ".join(above)
+                if text:
+                    out[match.group(1)] = text.strip()
+            above = []
+    return out
+
+
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def algos(as_json: bool) -> None:
@@ -151,6 +182,7 @@ def algos(as_json: bool) -> None:
         listing[name] = {
             "doc": (sys.modules[cls.__module__].__doc__ or name).strip().splitlines()[0],
             "config": {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)},
+            "help": field_comments(cls.Config),
         }
     if as_json:
         click.echo(json.dumps(listing, default=str))
@@ -161,8 +193,9 @@ def algos(as_json: bool) -> None:
     console = Console()
     for name, info in listing.items():
         table = Table(title=f"{name}: {info['doc']}", title_justify="left", show_header=False)
-        table.add_column("field", style="bold cyan")
+        table.add_column("field", style="bold cyan", no_wrap=True)
         table.add_column("default")
+        table.add_column("meaning and source", style="dim")
         for key, value in info["config"].items():
-            table.add_row(key, str(value))
+            table.add_row(key, str(value), info["help"].get(key, ""))
         console.print(table)

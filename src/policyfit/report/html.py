@@ -445,19 +445,16 @@ def ope_table(run: Run) -> str | None:
         ]
         for e in estimates
     ]
-    return (
-        f"<h4>Off-policy estimate (FQE, Le et al. 2019) of {esc(run.name)}</h4>"
-        + table(
-            [
-                "dataset",
-                "estimated normalized score [95% CI]",
-                "estimated return [95% CI]",
-                "rollout normalized score",
-                "within value bounds",
-            ],
-            rows,
-            [False, True, True, True, False],
-        )
+    return f"<h4>Off-policy estimate (FQE, Le et al. 2019) of {esc(run.name)}</h4>" + table(
+        [
+            "dataset",
+            "estimated normalized score [95% CI]",
+            "estimated return [95% CI]",
+            "rollout normalized score",
+            "within value bounds",
+        ],
+        rows,
+        [False, True, True, True, False],
     )
 
 
