@@ -12,9 +12,31 @@ The public API (everything the CLI uses):
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
 
 __version__ = "0.1.0"
+
+
+def _xla_cpu_defaults() -> None:
+    """Turn off XLA CPU's multi-threaded Eigen pool unless the user chose otherwise.
+
+    With it on, jax 0.10 on this 2-core machine deadlocked two of three training processes within
+    15 minutes: every thread parked in a futex, the main thread in ``device_get`` of a finished
+    ``lax.scan`` chunk (session 2, issue 4 note; the same hang and the same cure are reported in
+    PyAutoFit#1528/#1530). Measured side by side, updates/s did not change (IQL 258/267 with the
+    pool vs 254/252 without; TD3+BC 317/325 vs 329/315). Must run before jax creates its CPU
+    client, so it runs when ``policyfit`` is imported; ``POLICYFIT_XLA_MULTI_THREAD_EIGEN=1`` or
+    an explicit ``--xla_cpu_multi_thread_eigen`` in ``XLA_FLAGS`` keeps the user's choice.
+    """
+    if os.environ.get("POLICYFIT_XLA_MULTI_THREAD_EIGEN") == "1":
+        return
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_cpu_multi_thread_eigen" not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=false".strip()
+
+
+_xla_cpu_defaults()
 
 # Public name -> module that defines it. Imported lazily so `import policyfit` stays fast.
 _PUBLIC = {
