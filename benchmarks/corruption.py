@@ -44,7 +44,8 @@ BASELINES = ("bc", "td3bc", "cql", "iql")
 WORKDIR = Path(__file__).resolve().parent / "work" / "corruption"
 
 # RIQL's per-attack settings in the paper's code (RIQL_config.py of github.com/YangRui2015/RIQL):
-# (mode, target) -> environment -> (Huber threshold δ, value quantile α, ensemble size K).
+# (mode, target) -> environment -> (Huber sigma, value quantile α, ensemble size K); the code's
+# Huber threshold is 1 / sigma^2 (riql_overrides converts).
 # Clean data uses the registry's riql defaults.
 RIQL_PAPER_SETTINGS: dict[tuple[str, str], dict[str, tuple[float, float, int]]] = {
     ("random", "observations"): {
@@ -80,8 +81,9 @@ def riql_overrides(ds, mode: str, target: str) -> dict[str, Any] | None:
     settings = RIQL_PAPER_SETTINGS.get((mode, target), {}).get(env)
     if settings is None:
         return None
-    delta, alpha, k = settings
-    return {"huber_delta": delta, "value_quantile": alpha, "n_critics": k}
+    sigma, alpha, k = settings
+    # the code's huber_loss(diff, sigma) switches from quadratic to linear at 1 / sigma^2
+    return {"huber_delta": 1.0 / sigma**2, "value_quantile": alpha, "n_critics": k}
 
 
 # ----------------------------------------------------------------------------- the grid

@@ -95,28 +95,72 @@ def test_riql_is_iql_with_the_papers_robust_defaults():
     assert issubclass(riql, IQL) and riql.name == "riql"
     cfg = riql.Config()
     assert (cfg.n_critics, cfg.value_quantile, cfg.huber_delta) == (5, 0.25, 1.0)
+    assert cfg.target_clip == (-100.0, 1000.0) and cfg.normalize_with_next
+    assert cfg.deterministic_actor  # the paper's code always builds a deterministic actor
     assert isinstance(cfg, IQLConfig) and cfg.expectile == IQLConfig().expectile
+    plain = IQLConfig()
+    assert (plain.target_clip, plain.normalize_with_next, plain.deterministic_actor) == (
+        None,
+        False,
+        False,
+    )
+    # optional tuples read from the CLI and from config.json
+    assert riql.Config.from_dict({"target_clip": "-5,5"}).target_clip == (-5.0, 5.0)
+    assert riql.Config.from_dict({"target_clip": "none"}).target_clip is None
+    assert IQLConfig.from_dict({"target_clip": [-1, 2]}).target_clip == (-1, 2)
+    with pytest.raises(ConfigError, match="target_clip"):
+        IQLConfig.from_dict({"target_clip": "a,b"})
+    spec = __import__("policyfit.algos.base", fromlist=["DatasetSpec"]).DatasetSpec(3, 1)
+    with pytest.raises(ConfigError, match="low < high"):
+        riql(riql.Config(target_clip=(5.0, -5.0))).setup(spec)
 
 
-def test_iql_reward_scales():
-    """per_step: 1 / mean|r|; return_range: the paper's 1000 / (max - min return); none: 1."""
+def test_riql_clips_targets_and_normalizes_with_next_observations():
+    import jax
     import numpy as np
 
     from policyfit.algos.base import DatasetSpec
-    from policyfit.algos.iql import reward_scale
     from policyfit.data.dataset import Dataset
 
-    n = 6
+    rng = np.random.default_rng(0)
+    n = 64
+    obs = rng.normal(size=(n, 3)).astype(np.float32)
     ds = Dataset(
-        observations=np.zeros((n, 2), np.float32),
-        actions=np.zeros((n, 1), np.float32),
-        rewards=np.array([1.0, -3.0, 2.0, 4.0, 0.0, 2.0], np.float32),
-        terminals=np.array([0, 0, 1, 0, 0, 1], bool),
-        timeouts=np.zeros(n, bool),
+        observations=obs,
+        actions=rng.uniform(-1, 1, size=(n, 1)).astype(np.float32),
+        rewards=np.full(n, 50.0, np.float32),
+        terminals=np.zeros(n, bool),
+        timeouts=np.r_[np.zeros(n - 1, bool), True],
+        next_observations=obs + 10.0,
     )
-    spec = DatasetSpec.from_dataset(ds)  # episode returns 0 and 6; mean |r| = 2
-    assert spec.reward_abs_mean == pytest.approx(2.0)
-    assert reward_scale(spec, "per_step") == pytest.approx(0.5)
-    assert reward_scale(spec, "return_range") == pytest.approx(1000.0 / 6.0)
-    assert reward_scale(spec, "none") == 1.0
-    assert get_algorithm("iql").Config().reward_normalization == "per_step"
+    spec = DatasetSpec.from_dataset(ds)
+    both = np.concatenate([ds.observations, ds.next_observations])
+    np.testing.assert_allclose(spec.obs_next_mean, both.mean(0), rtol=1e-5)
+    riql = get_algorithm("riql")
+    batch = {
+        "observations": ds.observations[:16],
+        "actions": ds.actions[:16],
+        "rewards": ds.rewards[:16],
+        "next_observations": ds.next_observations[:16],
+        "terminals": ds.terminals[:16].astype(np.float32),
+    }
+
+    def q_after_training(target_clip):
+        cfg = riql.Config(
+            hidden_dims=(16,),
+            target_clip=target_clip,
+            reward_normalization="none",
+            huber_delta=None,
+            critic_lr=1e-2,
+        )
+        algo = riql(cfg)
+        state = algo.init(spec, jax.random.PRNGKey(0))
+        np.testing.assert_allclose(state["obs_norm"]["mean"], both.mean(0), rtol=1e-5)
+        update = jax.jit(algo.update)
+        for i in range(150):
+            state, metrics = update(state, batch, jax.random.PRNGKey(i))
+        return float(metrics["q_mean"])
+
+    # rewards of 50 make every TD target >= 50; clipped to [-1, 1] they pull Q to 1 at most
+    assert q_after_training((-1.0, 1.0)) < 1.5
+    assert q_after_training(None) > 10.0

@@ -35,6 +35,9 @@ class DatasetSpec:
     action_high: tuple[float, ...] = ()
     obs_mean: tuple[float, ...] = ()
     obs_std: tuple[float, ...] = ()
+    # the same over observations and next_observations together (Robust IQL's normalization)
+    obs_next_mean: tuple[float, ...] = ()
+    obs_next_std: tuple[float, ...] = ()
     return_min: float = 0.0
     return_max: float = 0.0
     reward_abs_mean: float = 0.0  # mean |r| per transition (IQL's "per_step" reward scaling)
@@ -52,6 +55,7 @@ class DatasetSpec:
             low = tuple(np.minimum(ds.actions.min(0), -1.0).tolist())
             high = tuple(np.maximum(ds.actions.max(0), 1.0).tolist())
         obs = ds.observations
+        both = np.concatenate([obs, ds.next_observations])
         rets = ds.episode_returns()
         return cls(
             observation_dim=ds.observation_dim,
@@ -61,6 +65,8 @@ class DatasetSpec:
             action_high=high,
             obs_mean=tuple(obs.mean(0, dtype=np.float64).tolist()),
             obs_std=tuple(obs.std(0, dtype=np.float64).tolist()),
+            obs_next_mean=tuple(both.mean(0, dtype=np.float64).tolist()),
+            obs_next_std=tuple(both.std(0, dtype=np.float64).tolist()),
             return_min=float(rets.min()),
             return_max=float(rets.max()),
             reward_abs_mean=float(np.abs(ds.rewards).mean(dtype=np.float64)),
@@ -93,6 +99,24 @@ class AlgoConfig:
                     field=key,
                 )
             default = getattr(cls(), key)
+            annotation = str(fields[key].type)
+            if default is None and annotation.startswith("tuple"):
+                # an optional tuple (e.g. target_clip): read it as the tuple it would hold
+                default_like: Any = (0.0,) if "float" in annotation else (0,)
+                if value is None or (
+                    isinstance(value, str) and value.strip().lower() in ("none", "null")
+                ):
+                    out[key] = None
+                    continue
+                out[key] = coerce_value(value, default_like, key=key, algo=algo or cls.__name__)
+                continue
+            if (
+                "None" in annotation
+                and isinstance(value, str)
+                and value.strip().lower() in ("none", "null")
+            ):
+                out[key] = None
+                continue
             out[key] = coerce_value(value, default, key=key, algo=algo or cls.__name__)
         return cls(**out)
 

@@ -95,6 +95,10 @@ class IQLConfig(AlgoConfig):
     n_critics: int = 2  # K; RIQL uses 5
     value_quantile: float | None = None  # alpha; None = min over critics; RIQL: 0.1 / 0.25 / 0.5
     huber_delta: float | None = None  # delta of the Huber critic loss; None = squared loss
+    # clip the TD target r + gamma V(s') into [low, high]; None = no clipping; RIQL: (-100, 1000)
+    target_clip: tuple[float, ...] | None = None
+    # observation statistics over observations and next observations together (RIQL)
+    normalize_with_next: bool = False
 
 
 class IQL(Algorithm):
@@ -116,6 +120,14 @@ class IQL(Algorithm):
                 f"must be one of {', '.join(REWARD_NORMALIZATIONS)}",
                 path=self.name,
                 field="reward_normalization",
+            )
+        if cfg.target_clip is not None and (
+            len(cfg.target_clip) != 2 or cfg.target_clip[0] >= cfg.target_clip[1]
+        ):
+            raise ConfigError(
+                "must be two numbers low,high with low < high, or None",
+                path=self.name,
+                field="target_clip",
             )
         if cfg.n_critics < 1:
             raise ConfigError("must be >= 1", path=self.name, field="n_critics")
@@ -152,7 +164,11 @@ class IQL(Algorithm):
             "critic_opt": self.critic_opt.init(critic),
             "value": value,
             "value_opt": self.value_opt.init(value),
-            "obs_norm": stats_from_spec(spec, enabled=self.config.normalize_observations),
+            "obs_norm": stats_from_spec(
+                spec,
+                enabled=self.config.normalize_observations,
+                with_next=self.config.normalize_with_next,
+            ),
             "action_scale": action_scale_from_spec(spec),
             "step": jnp.zeros((), jnp.int32),
         }
@@ -201,6 +217,8 @@ class IQL(Algorithm):
 
         next_v = self.value.apply(state["value"], next_obs)
         target = td_target(rewards, batch["terminals"], next_v, cfg.discount)
+        if cfg.target_clip is not None:
+            target = jnp.clip(target, cfg.target_clip[0], cfg.target_clip[1])
         (critic_loss, q_mean), grads = jax.value_and_grad(self.critic_loss, has_aux=True)(
             state["critic"], obs, actions, target
         )
@@ -245,15 +263,24 @@ class IQL(Algorithm):
 class RIQLConfig(IQLConfig):
     """Robust IQL (Yang et al., ICLR 2024): IQL with the paper's robustness flags turned on.
 
-    Defaults are the paper's common setting — K = 5 critics, the alpha = 0.25 quantile over the
-    ensemble as the value target (Eq. 7), a Huber critic loss with delta = 1.0 (Eq. 6) — on top of
-    IQL's observation normalization. The paper tunes alpha in {0.1, 0.25, 0.5} and delta per attack
-    (its Table 7); ``benchmarks/corruption.py`` passes those per-attack values with ``--set``.
+    Defaults are the paper's common setting, checked against its code (``RIQL.py`` of
+    github.com/YangRui2015/RIQL): K = 5 critics, the alpha = 0.25 quantile over the ensemble as
+    the value target (Eq. 7), a Huber critic loss (Eq. 6) with threshold 1 (the code's
+    ``sigma = 1``; its threshold is ``1 / sigma^2``), TD targets clipped to [-100, 1000],
+    observation statistics over observations and next observations (eps 1e-3), and a deterministic
+    actor (the code always builds ``DeterministicPolicy``). The paper tunes alpha in
+    {0.1, 0.25, 0.5}, sigma and K per attack (``RIQL_config.py``); ``benchmarks/corruption.py``
+    passes those per-attack values, converting sigma to ``huber_delta = 1 / sigma^2``.
+    Rewards use policyfit's ``per_step`` scale like ``iql`` (the code: ``1000 / return range``),
+    so that IQL and RIQL differ only in the robustness pieces.
     """
 
     n_critics: int = 5
     value_quantile: float | None = 0.25
     huber_delta: float | None = 1.0
+    target_clip: tuple[float, ...] | None = (-100.0, 1000.0)
+    normalize_with_next: bool = True
+    deterministic_actor: bool = True
 
 
 class RIQL(IQL):

@@ -32,14 +32,25 @@ def observation_stats(
     }
 
 
-def stats_from_spec(spec: Any, eps: float = 1e-3, enabled: bool = True) -> dict[str, jnp.ndarray]:
-    """The same statistics from a :class:`~policyfit.algos.base.DatasetSpec` (``obs_mean``, ``obs_std``)."""
-    if not enabled or not spec.obs_mean:
+def stats_from_spec(
+    spec: Any, eps: float = 1e-3, enabled: bool = True, with_next: bool = False
+) -> dict[str, jnp.ndarray]:
+    """The same statistics from a :class:`~policyfit.algos.base.DatasetSpec` (``obs_mean``, ``obs_std``).
+
+    ``with_next`` uses the statistics over observations and next observations together
+    (``obs_next_mean``, ``obs_next_std``), as Robust IQL does.
+    """
+    mean, std = (
+        (spec.obs_next_mean, spec.obs_next_std)
+        if with_next and spec.obs_next_mean
+        else (spec.obs_mean, spec.obs_std)
+    )
+    if not enabled or not mean:
         dim = spec.observation_dim
         return {"mean": jnp.zeros(dim, jnp.float32), "std": jnp.ones(dim, jnp.float32)}
     return {
-        "mean": jnp.asarray(spec.obs_mean, jnp.float32),
-        "std": jnp.asarray(np.asarray(spec.obs_std) + eps, jnp.float32),
+        "mean": jnp.asarray(mean, jnp.float32),
+        "std": jnp.asarray(np.asarray(std) + eps, jnp.float32),
     }
 
 
