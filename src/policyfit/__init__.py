@@ -19,18 +19,22 @@ __version__ = "0.1.0"
 
 
 def _xla_cpu_defaults() -> None:
-    """Turn off XLA CPU's multi-threaded Eigen pool unless the user chose otherwise.
+    """XLA CPU settings that avoid a hang seen with jax 0.10 here, unless the user chose otherwise.
 
-    With it on, jax 0.10 on this 2-core machine deadlocked two of three training processes within
-    15 minutes: every thread parked in a futex, the main thread in ``device_get`` of a finished
-    ``lax.scan`` chunk (session 2, issue 4 note; the same hang and the same cure are reported in
-    PyAutoFit#1528/#1530). Measured side by side, updates/s did not change (IQL 258/267 with the
-    pool vs 254/252 without; TD3+BC 317/325 vs 329/315). Must run before jax creates its CPU
-    client, so it runs when ``policyfit`` is imported; ``POLICYFIT_XLA_MULTI_THREAD_EIGEN=1`` or
-    an explicit ``--xla_cpu_multi_thread_eigen`` in ``XLA_FLAGS`` keeps the user's choice.
+    On this 2-core machine, training processes running side by side hung for good: every XLA
+    thread idle, the main thread in ``device_get`` waiting for a ``lax.scan`` chunk whose work was
+    never run (gdb: all Eigen workers in ``WaitForWork``; 3 processes hung in 4 starts). Two
+    settings: synchronous dispatch (``JAX_CPU_ENABLE_ASYNC_DISPATCH=false``: the calling thread
+    runs the computation instead of queueing it) and no multi-threaded Eigen
+    (``--xla_cpu_multi_thread_eigen=false``, the cure reported in PyAutoFit#1528/#1530 for a
+    similar hang; alone it did not stop ours). Measured side by side, neither changed updates/s
+    (IQL 411/509 async vs 483/460 sync; TD3+BC 485/646 vs 574/644). Must run before jax creates
+    its CPU client, so it runs when ``policyfit`` is imported. ``POLICYFIT_XLA_DEFAULTS=0``, or
+    setting either variable yourself, keeps jax's own behavior.
     """
-    if os.environ.get("POLICYFIT_XLA_MULTI_THREAD_EIGEN") == "1":
+    if os.environ.get("POLICYFIT_XLA_DEFAULTS") == "0":
         return
+    os.environ.setdefault("JAX_CPU_ENABLE_ASYNC_DISPATCH", "false")
     flags = os.environ.get("XLA_FLAGS", "")
     if "xla_cpu_multi_thread_eigen" not in flags:
         os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=false".strip()

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.metadata
 import json
+import os
 import platform
 import re
 import time
@@ -167,6 +168,10 @@ def enable_compilation_cache() -> None:
     Compiling the fused update takes seconds on a busy CPU; the cache is keyed by the program, so
     a resumed run, a second seed or the next CLI call reuse it. A cache the user configured wins.
     """
+    # policyfit/__init__.py sets JAX_CPU_ENABLE_ASYNC_DISPATCH=false (a hang seen with jax 0.10);
+    # jax reads this option from jax.config only, and only before its CPU client exists.
+    if os.environ.get("JAX_CPU_ENABLE_ASYNC_DISPATCH", "").lower() == "false":
+        jax.config.update("jax_cpu_enable_async_dispatch", False)
     if jax.config.jax_compilation_cache_dir:
         return
     from policyfit.paths import home
