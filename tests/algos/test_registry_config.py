@@ -96,14 +96,9 @@ def test_riql_is_iql_with_the_papers_robust_defaults():
     cfg = riql.Config()
     assert (cfg.n_critics, cfg.value_quantile, cfg.huber_delta) == (5, 0.25, 1.0)
     assert cfg.target_clip == (-100.0, 1000.0) and cfg.normalize_with_next
-    assert cfg.deterministic_actor  # the paper's code always builds a deterministic actor
     assert isinstance(cfg, IQLConfig) and cfg.expectile == IQLConfig().expectile
     plain = IQLConfig()
-    assert (plain.target_clip, plain.normalize_with_next, plain.deterministic_actor) == (
-        None,
-        False,
-        False,
-    )
+    assert (plain.target_clip, plain.normalize_with_next) == (None, False)
     # optional tuples read from the CLI and from config.json
     assert riql.Config.from_dict({"target_clip": "-5,5"}).target_clip == (-5.0, 5.0)
     assert riql.Config.from_dict({"target_clip": "none"}).target_clip is None

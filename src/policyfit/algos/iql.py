@@ -267,8 +267,10 @@ class RIQLConfig(IQLConfig):
     github.com/YangRui2015/RIQL): K = 5 critics, the alpha = 0.25 quantile over the ensemble as
     the value target (Eq. 7), a Huber critic loss (Eq. 6) with threshold 1 (the code's
     ``sigma = 1``; its threshold is ``1 / sigma^2``), TD targets clipped to [-100, 1000],
-    observation statistics over observations and next observations (eps 1e-3), and a deterministic
-    actor (the code always builds ``DeterministicPolicy``). The paper tunes alpha in
+    observation statistics over observations and next observations (eps 1e-3). The paper's code
+    always builds a deterministic actor; here the Gaussian actor stays the default because, with
+    jax 0.10.2 on this machine, XLA hung reproducibly in the first training chunk of every
+    deterministic-actor IQL/RIQL run on walker2d-medium-replay (session 2 note). The paper tunes alpha in
     {0.1, 0.25, 0.5}, sigma and K per attack (``RIQL_config.py``); ``benchmarks/corruption.py``
     passes those per-attack values, converting sigma to ``huber_delta = 1 / sigma^2``.
     Rewards use policyfit's ``per_step`` scale like ``iql`` (the code: ``1000 / return range``),
@@ -280,7 +282,6 @@ class RIQLConfig(IQLConfig):
     huber_delta: float | None = 1.0
     target_clip: tuple[float, ...] | None = (-100.0, 1000.0)
     normalize_with_next: bool = True
-    deterministic_actor: bool = True
 
 
 class RIQL(IQL):
