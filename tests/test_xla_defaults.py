@@ -8,15 +8,11 @@ CODE = (
     "import os, policyfit; "
     "print(os.environ.get('XLA_FLAGS', ''), os.environ.get('JAX_CPU_ENABLE_ASYNC_DISPATCH'))"
 )
-KEYS = ("XLA_FLAGS", "POLICYFIT_XLA_DEFAULTS", "JAX_CPU_ENABLE_ASYNC_DISPATCH")
 
 
 def flags_after_import(**env: str) -> str:
-    base = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("XLA_FLAGS", "POLICYFIT_XLA_MULTI_THREAD_EIGEN")
-    }
+    # a minimal environment: nothing inherited from this (possibly already configured) process
+    base = {k: os.environ[k] for k in ("PATH", "HOME", "POLICYFIT_HOME") if k in os.environ}
     out = subprocess.run(
         [sys.executable, "-c", CODE],
         env={**base, **env},
