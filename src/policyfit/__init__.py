@@ -12,35 +12,10 @@ The public API (everything the CLI uses):
 from __future__ import annotations
 
 import importlib
-import os
 from typing import Any
 
 __version__ = "0.1.0"
 
-
-def _xla_cpu_defaults() -> None:
-    """XLA CPU settings that avoid a hang seen with jax 0.10 here, unless the user chose otherwise.
-
-    On this 2-core machine, training processes running side by side hung for good: every XLA
-    thread idle, the main thread in ``device_get`` waiting for a ``lax.scan`` chunk whose work was
-    never run (gdb: all Eigen workers in ``WaitForWork``; 3 processes hung in 4 starts). Two
-    settings: synchronous dispatch (``JAX_CPU_ENABLE_ASYNC_DISPATCH=false``: the calling thread
-    runs the computation instead of queueing it) and no multi-threaded Eigen
-    (``--xla_cpu_multi_thread_eigen=false``, the cure reported in PyAutoFit#1528/#1530 for a
-    similar hang; alone it did not stop ours). Measured side by side, neither changed updates/s
-    (IQL 411/509 async vs 483/460 sync; TD3+BC 485/646 vs 574/644). Must run before jax creates
-    its CPU client, so it runs when ``policyfit`` is imported. ``POLICYFIT_XLA_DEFAULTS=0``, or
-    setting either variable yourself, keeps jax's own behavior.
-    """
-    if os.environ.get("POLICYFIT_XLA_DEFAULTS") == "0":
-        return
-    os.environ.setdefault("JAX_CPU_ENABLE_ASYNC_DISPATCH", "false")
-    flags = os.environ.get("XLA_FLAGS", "")
-    if "xla_cpu_multi_thread_eigen" not in flags:
-        os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=false".strip()
-
-
-_xla_cpu_defaults()
 
 # Public name -> module that defines it. Imported lazily so `import policyfit` stays fast.
 _PUBLIC = {

@@ -169,10 +169,6 @@ def enable_compilation_cache() -> None:
     a resumed run, a second seed or the next CLI call reuse it. A cache the user configured wins;
     ``POLICYFIT_JAX_CACHE=0`` turns it off.
     """
-    # policyfit/__init__.py sets JAX_CPU_ENABLE_ASYNC_DISPATCH=false (a hang seen with jax 0.10);
-    # jax reads this option from jax.config only, and only before its CPU client exists.
-    if os.environ.get("JAX_CPU_ENABLE_ASYNC_DISPATCH", "").lower() == "false":
-        jax.config.update("jax_cpu_enable_async_dispatch", False)
     if jax.config.jax_compilation_cache_dir or os.environ.get("POLICYFIT_JAX_CACHE") == "0":
         return
     from policyfit.paths import home
