@@ -66,6 +66,11 @@ def quickstart(
     render_summary(summary)
     console.print(f"[bold]3/4[/bold] training {algo} for {steps:,} steps ...")
     run_dir = Path(out) if out else Path("runs") / f"quickstart-{algo}-{dataset}-s{seed}"
+    if out is None and (run_dir / "config.json").is_file():
+        # the quickstart's own scratch run from an earlier `make quickstart`: start it afresh
+        import shutil
+
+        shutil.rmtree(run_dir)
     result = policyfit.train(
         algo,
         ds,
