@@ -22,6 +22,7 @@ import numpy as np
 from policyfit.errors import ConfigError
 
 Metrics = dict[str, Any]
+NONE_WORDS = ("none", "null")
 
 
 @dataclass(frozen=True)
@@ -100,23 +101,15 @@ class AlgoConfig:
                 )
             default = getattr(cls(), key)
             annotation = str(fields[key].type)
-            if default is None and annotation.startswith("tuple"):
-                # an optional tuple (e.g. target_clip): read it as the tuple it would hold
-                default_like: Any = (0.0,) if "float" in annotation else (0,)
-                if value is None or (
-                    isinstance(value, str) and value.strip().lower() in ("none", "null")
-                ):
-                    out[key] = None
-                    continue
-                out[key] = coerce_value(value, default_like, key=key, algo=algo or cls.__name__)
-                continue
-            if (
-                "None" in annotation
-                and isinstance(value, str)
-                and value.strip().lower() in ("none", "null")
+            optional = "None" in annotation
+            if optional and (
+                value is None or (isinstance(value, str) and value.strip().lower() in NONE_WORDS)
             ):
                 out[key] = None
                 continue
+            if default is None and annotation.startswith("tuple"):
+                # an optional tuple (e.g. target_clip) is read as the tuple it would hold
+                default = (0.0,) if "float" in annotation else (0,)
             out[key] = coerce_value(value, default, key=key, algo=algo or cls.__name__)
         return cls(**out)
 
@@ -158,7 +151,7 @@ def coerce_value(value: Any, default: Any, *, key: str, algo: str) -> Any:
             try:
                 return float(text) if any(c in text for c in ".eE") else int(text)
             except ValueError:
-                return None if text.lower() in ("none", "null") else text
+                return None if text.lower() in NONE_WORDS else text
     except ValueError:
         raise ConfigError(
             f"cannot read {value!r} as {type(default).__name__}", path=algo, field=key
