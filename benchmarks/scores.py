@@ -3,10 +3,10 @@
     python benchmarks/scores.py [--steps 100000] [--seeds 0,1] [--algos bc,td3bc,iql,cql]
                                 [--datasets hopper-medium,halfcheetah-medium,walker2d-medium-replay]
 
-Every run is a normal ``policyfit.train`` run directory under ``benchmarks/work/scores/``; a run
+Every run is a normal ``policyfit.train`` run directory under ``benchmarks/work/<name>/``; a run
 with a ``summary.json`` is not repeated and a killed run is resumed, so the benchmark can be
-continued across sessions in the background. Results: ``benchmarks/results/scores.json`` and
-``scores.md`` (mean +- std over seeds of the final normalized score, 10 evaluation episodes).
+continued across sessions in the background. Results: ``benchmarks/results/<name>.json`` and
+``<name>.md`` (``--name``, default ``scores``) (mean +- std over seeds of the final normalized score, 10 evaluation episodes).
 
 CORL numbers (Tarasov et al. 2022, 1M updates, D4RL -v2 datasets, MuJoCo -v2 envs). Ours differ
 by construction: the step budget, gymnasium -v5 environments and our own behavior policies (the
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-WORK = HERE / "work" / "scores"
+WORK = HERE / "work"
 
 # Final normalized scores from the CORL README ("Last Scores", Gym-MuJoCo table; D4RL v2 datasets,
 # 1M steps, mean over 4 seeds). BC's row checked against that table in session 2: 53.51 / 42.40 / 21.80.
@@ -35,19 +35,25 @@ CORL = {
 }
 
 
-def finished(algo: str, dataset: str, seed: int, steps: int) -> dict | None:
-    summary = WORK / f"{algo}-{dataset}-s{seed}" / "summary.json"
+def finished(algo: str, dataset: str, seed: int, steps: int, name: str = "scores") -> dict | None:
+    summary = WORK / name / f"{algo}-{dataset}-s{seed}" / "summary.json"
     if summary.is_file() and json.loads(summary.read_text())["steps"] >= steps:
         return json.loads(summary.read_text())
     return None
 
 
 def run_one(
-    algo: str, dataset: str, seed: int, steps: int, eval_every: int, config: dict | None = None
+    algo: str,
+    dataset: str,
+    seed: int,
+    steps: int,
+    eval_every: int,
+    config: dict | None = None,
+    name: str = "scores",
 ) -> dict:
     from common import train_or_resume
 
-    run_dir = WORK / f"{algo}-{dataset}-s{seed}"
+    run_dir = WORK / name / f"{algo}-{dataset}-s{seed}"
     return train_or_resume(
         algo, dataset, run_dir, steps, seed, eval_every, save_every=eval_every, config=config
     )
@@ -77,6 +83,11 @@ def main() -> None:
     parser.add_argument(
         "--table-only", action="store_true", help="tabulate finished runs only; train nothing"
     )
+    parser.add_argument(
+        "--name",
+        default="scores",
+        help="results/<name>.json/.md and runs under work/<name>/ (one name per budget)",
+    )
     args = parser.parse_args()
     overrides: dict[str, dict[str, str]] = {}
     for item in args.overrides:
@@ -101,12 +112,12 @@ def main() -> None:
             for algo in algos:
                 steps = algo_steps.get(algo, args.steps)
                 if args.table_only:
-                    summary = finished(algo, dataset, seed, steps)
+                    summary = finished(algo, dataset, seed, steps, args.name)
                     if summary is None:
                         continue
                 else:
                     summary = run_one(
-                        algo, dataset, seed, steps, args.eval_every, overrides.get(algo)
+                        algo, dataset, seed, steps, args.eval_every, overrides.get(algo), args.name
                     )
                 runs.append(summary)
                 best.setdefault((algo, dataset), []).append(summary["best_normalized_score"])
@@ -139,7 +150,7 @@ def main() -> None:
         "runs": runs,
         "note": "CORL: 1M steps on D4RL v2; ours: budget above, gymnasium v5, suite behavior policies",
     }
-    write_result("scores", payload)
+    write_result(args.name, payload)
     lines = [
         f"# Normalized scores ({args.steps:,} updates unless stated, up to {len(seeds)} seeds; "
         "CORL: 1M updates on D4RL v2)",
@@ -168,7 +179,7 @@ def main() -> None:
                 f"(CORL {v['corl']}; n={v['seeds']}{budget})"
             )
         lines.append(f"| {algo} | " + " | ".join(cells) + " |")
-    (HERE / "results" / "scores.md").write_text("\n".join(lines) + "\n")
+    (HERE / "results" / f"{args.name}.md").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,63 @@
+"""The corruption benchmark's check of the RIQL paper's findings (benchmarks/corruption.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def corruption():
+    sys.path.insert(0, str(BENCH))
+    try:
+        spec = importlib.util.spec_from_file_location("bench_corruption", BENCH / "corruption.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def cell(mean):
+    return {"mean": mean, "std": 0.0, "n": 1}
+
+
+def row(bc, td3bc, iql, riql):
+    return {"bc": cell(bc), "td3bc": cell(td3bc), "iql": cell(iql), "riql": cell(riql)}
+
+
+def test_iql_most_robust_among_offline_rl_even_when_bc_is_higher(corruption):
+    cells = {
+        "walker": {
+            "clean": row(bc=30, td3bc=20, iql=40, riql=40),
+            "random-rewards": row(bc=30, td3bc=10, iql=12, riql=20),
+            "random-dynamics": row(bc=30, td3bc=8, iql=20, riql=45),
+        }
+    }
+    avgs = corruption.condition_averages(cells, ["bc", "td3bc", "iql", "riql"])
+    found = {f["claim"].split(" (")[0]: f for f in corruption.check_findings(cells, avgs)}
+    offline = found["IQL is the most robust offline RL baseline"]
+    assert offline["holds"] is True and offline["numbers"] == {"td3bc": 9.0, "iql": 16.0}
+    with_bc = found["IQL is also more robust than BC"]
+    assert with_bc["holds"] is False and with_bc["numbers"]["bc"] == 30.0
+    assert found["RIQL >= IQL on average under random corruption"]["holds"] is True
+    assert found["RIQL's largest gain over IQL is under dynamics corruption"]["holds"] is True
+
+
+def test_averages_use_only_cells_every_compared_algorithm_finished(corruption):
+    # td3bc has an extra (bad) cell that iql lacks: it must not drag td3bc's average down.
+    cells = {
+        "walker": {
+            "random-rewards": {"td3bc": cell(10), "iql": cell(9)},
+            "random-dynamics": {"td3bc": cell(-50)},
+        }
+    }
+    avgs = corruption.condition_averages(cells, ["td3bc", "iql"])
+    offline = corruption.check_findings(cells, avgs)[0]
+    assert offline["numbers"] == {"td3bc": 10.0, "iql": 9.0}
+    assert offline["holds"] is False
