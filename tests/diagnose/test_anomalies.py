@@ -47,6 +47,19 @@ def test_robust_z_ignores_the_outliers_it_finds():
     assert z[-1] > 1e5 and np.all(np.abs(z[:-1]) <= 1.01)
 
 
+def test_spread_floor_keeps_multimodal_clean_data_unflagged():
+    # a replay-buffer-like marginal: 70 % of rows from a policy that holds a joint still, 30 % from
+    # early policies that swing it widely (walker2d-medium-replay has such dimensions)
+    rng = np.random.default_rng(0)
+    x = np.r_[rng.normal(0.0, 0.01, 7000), rng.normal(0.0, 0.3, 3000)]
+    mad_only = np.abs(robust_z(x))
+    floored = np.abs(robust_z(x, spread_quantile=0.1))
+    assert (mad_only > 18).mean() > 0.05  # the failure the floor fixes
+    assert (floored > 18).mean() == 0.0
+    # a gross error is still far out
+    assert np.abs(robust_z(np.r_[x, 50.0], spread_quantile=0.1))[-1] > 100
+
+
 def test_clean_data_has_few_flags(linear_ds):
     flags = detect_anomalies(linear_ds)
     assert flags.any.mean() < 0.01

@@ -36,6 +36,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from statistics import NormalDist
+
 import numpy as np
 
 from policyfit.diagnose.neighbors import (
@@ -50,6 +52,8 @@ if TYPE_CHECKING:
     from policyfit.data.dataset import Dataset
 
 FLAG_TYPES = ("dynamics", "reward", "observation", "action")
+# scale floor of the global (marginal) robust z of observations and rewards: the 10-90 % range
+GLOBAL_SPREAD_QUANTILE = 0.1
 CONTINUITY_TOLERANCE = 1e-3  # max |s'_t - s_{t+1}| in standard deviations still counted as equal
 CONTINUITY_MAX_BROKEN = (
     0.6  # more broken links than this: not stored as trajectories (corruption at
@@ -58,7 +62,12 @@ CONTINUITY_MAX_BROKEN = (
 
 
 def robust_z(
-    x: np.ndarray, axis: int = 0, min_scale: float = 0.0, sample: int = 200_000, seed: int = 0
+    x: np.ndarray,
+    axis: int = 0,
+    min_scale: float = 0.0,
+    sample: int = 200_000,
+    seed: int = 0,
+    spread_quantile: float | None = None,
 ) -> np.ndarray:
     """``(x - median) / (1.4826 MAD)``; falls back to the mean absolute deviation when MAD is 0.
 
@@ -66,6 +75,13 @@ def robust_z(
     predicted quantity) do not turn rounding noise into outliers. Along ``axis=0`` the median and
     MAD are estimated on a random ``sample`` of rows when there are more (accurate to well under a
     percent, and a million-row median per column is the slowest part of the detector otherwise).
+
+    ``spread_quantile = q`` also floors the scale at the central ``1 - 2q`` range divided by its
+    normal-data width, ``(Q(1 - q) - Q(q)) / (2 z_(1-q))`` (= the standard deviation for normal
+    data, robust to up to ``q`` contamination per side). MAD alone collapses on multimodal data: a
+    replay buffer whose late, good policy holds a joint still has a MAD 30x below the spread of
+    its early policies (walker2d-medium-replay), and a MAD-only z then calls a third of the clean
+    rows outliers.
     """
     x = np.asarray(x)
     est = x
@@ -77,6 +93,10 @@ def robust_z(
     scale = 1.4826 * np.median(dev, axis=axis, keepdims=True)
     fallback = 1.2533 * np.mean(dev, axis=axis, keepdims=True)  # = std for normal data
     scale = np.maximum(np.where(scale > 0, scale, fallback), min_scale)
+    if spread_quantile is not None:
+        lo, hi = np.quantile(est, [spread_quantile, 1.0 - spread_quantile], axis=axis, keepdims=True)
+        width = 2.0 * NormalDist().inv_cdf(1.0 - spread_quantile)
+        scale = np.maximum(scale, (hi - lo) / width)
     inv = np.where(scale > 0, 1.0 / np.where(scale > 0, scale, 1.0), 0.0)
     work = np.float32 if x.dtype == np.float32 else np.float64
     return (x.astype(work) - med.astype(work)) * inv.astype(work)
@@ -221,25 +241,34 @@ def detect_anomalies(
     within the time budget.
 
     ``z_threshold`` applies to these neighbour residuals; the global robust z of rewards and of
-    each observation dimension uses ``2 * z_threshold``, because skewed, heavy-tailed marginals (and
-    the maximum over many dimensions) reach far even in clean data.
+    each observation dimension uses ``3 * z_threshold``, with the scale floored at the 10-90 %
+    range (:func:`robust_z`'s ``spread_quantile``), because skewed, heavy-tailed and multimodal
+    marginals (and the maximum over many dimensions) reach far even in clean data. The global
+    checks are for gross errors; corruption within a few standard deviations is found by the
+    neighbour and continuity checks. Measured on clean suite data (hopper-, halfcheetah- and
+    walker2d-medium-replay, hopper- and halfcheetah-medium): 0.002-0.21 % of rows flagged in all,
+    where MAD-only z at ``2 * z_threshold`` flagged 35 % of walker2d-medium-replay and 1.5 % of
+    halfcheetah-medium.
     """
     n = len(dataset)
     rng = np.random.default_rng(seed)
     flags = {name: np.zeros(n, dtype=bool) for name in FLAG_TYPES}
     scores = {name: np.zeros(n, dtype=np.float32) for name in FLAG_TYPES}
     notes: list[str] = []
-    wide_threshold = 2.0 * z_threshold
+    wide_threshold = 3.0 * z_threshold
 
     obs_n, _, obs_std = standardize(dataset.observations)
 
     # observation outliers: per-dimension robust z, then the worst dimension
-    scores["observation"] = np.max(np.abs(robust_z(dataset.observations)), axis=1)
+    spread_q = GLOBAL_SPREAD_QUANTILE
+    scores["observation"] = np.max(
+        np.abs(robust_z(dataset.observations, spread_quantile=spread_q)), axis=1
+    )
     flags["observation"] |= scores["observation"] > wide_threshold
 
     # reward outliers: global robust z (at the wide threshold: reward distributions are skewed)
     rewards = dataset.rewards.astype(np.float64)
-    reward_global = np.abs(robust_z(rewards))
+    reward_global = np.abs(robust_z(rewards, spread_quantile=spread_q))
     flags["reward"] |= reward_global > wide_threshold
     scores["reward"] = reward_global
 
