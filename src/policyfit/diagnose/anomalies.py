@@ -34,9 +34,8 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
 from statistics import NormalDist
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -94,7 +93,9 @@ def robust_z(
     fallback = 1.2533 * np.mean(dev, axis=axis, keepdims=True)  # = std for normal data
     scale = np.maximum(np.where(scale > 0, scale, fallback), min_scale)
     if spread_quantile is not None:
-        lo, hi = np.quantile(est, [spread_quantile, 1.0 - spread_quantile], axis=axis, keepdims=True)
+        lo, hi = np.quantile(
+            est, [spread_quantile, 1.0 - spread_quantile], axis=axis, keepdims=True
+        )
         width = 2.0 * NormalDist().inv_cdf(1.0 - spread_quantile)
         scale = np.maximum(scale, (hi - lo) / width)
     inv = np.where(scale > 0, 1.0 / np.where(scale > 0, scale, 1.0), 0.0)
