@@ -337,6 +337,8 @@ def check_findings(cells, avgs: dict[str, dict[str, float]]) -> list[dict[str, A
 def fmt_cell(cell: dict[str, Any] | None) -> str:
     if not cell:
         return "—"
+    if cell["n"] == 1:  # one seed: no spread to show
+        return f"{cell['mean']:.1f} (n=1)"
     return f"{cell['mean']:.1f} ± {cell['std']:.1f} (n={cell['n']})"
 
 
