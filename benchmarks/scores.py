@@ -158,6 +158,15 @@ def main() -> None:
         "Cells: final score mean +- std over seeds [mean of each run's best evaluation] (CORL's "
         "final score). `data` is the mean normalized return of the dataset's own episodes.",
         "",
+        *(
+            [
+                "Config overrides: "
+                + ", ".join(f"{a}.{k}={v}" for a, kv in overrides.items() for k, v in kv.items()),
+                "",
+            ]
+            if overrides
+            else []
+        ),
         "| algorithm | " + " | ".join(datasets) + " |",
         "|---|" + "---|" * len(datasets),
         "| data | "
