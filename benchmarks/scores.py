@@ -6,7 +6,8 @@
 Every run is a normal ``policyfit.train`` run directory under ``benchmarks/work/<name>/``; a run
 with a ``summary.json`` is not repeated and a killed run is resumed, so the benchmark can be
 continued across sessions in the background. Results: ``benchmarks/results/<name>.json`` and
-``<name>.md`` (``--name``, default ``scores``) (mean +- std over seeds of the final normalized score, 10 evaluation episodes).
+``<name>.md`` (``--name``, default ``scores``): mean +- std over seeds of the final normalized
+score, 10 evaluation episodes.
 
 CORL numbers (Tarasov et al. 2022, 1M updates, D4RL -v2 datasets, MuJoCo -v2 envs). Ours differ
 by construction: the step budget, gymnasium -v5 environments and our own behavior policies (the
@@ -35,8 +36,12 @@ CORL = {
 }
 
 
+def run_dir_of(algo: str, dataset: str, seed: int, name: str) -> Path:
+    return WORK / name / f"{algo}-{dataset}-s{seed}"
+
+
 def finished(algo: str, dataset: str, seed: int, steps: int, name: str = "scores") -> dict | None:
-    summary = WORK / name / f"{algo}-{dataset}-s{seed}" / "summary.json"
+    summary = run_dir_of(algo, dataset, seed, name) / "summary.json"
     if summary.is_file() and json.loads(summary.read_text())["steps"] >= steps:
         return json.loads(summary.read_text())
     return None
@@ -53,7 +58,7 @@ def run_one(
 ) -> dict:
     from common import train_or_resume
 
-    run_dir = WORK / name / f"{algo}-{dataset}-s{seed}"
+    run_dir = run_dir_of(algo, dataset, seed, name)
     return train_or_resume(
         algo, dataset, run_dir, steps, seed, eval_every, save_every=eval_every, config=config
     )

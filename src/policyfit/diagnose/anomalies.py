@@ -261,15 +261,14 @@ def detect_anomalies(
     obs_n, _, obs_std = standardize(dataset.observations)
 
     # observation outliers: per-dimension robust z, then the worst dimension
-    spread_q = GLOBAL_SPREAD_QUANTILE
     scores["observation"] = np.max(
-        np.abs(robust_z(dataset.observations, spread_quantile=spread_q)), axis=1
+        np.abs(robust_z(dataset.observations, spread_quantile=GLOBAL_SPREAD_QUANTILE)), axis=1
     )
     flags["observation"] |= scores["observation"] > wide_threshold
 
     # reward outliers: global robust z (at the wide threshold: reward distributions are skewed)
     rewards = dataset.rewards.astype(np.float64)
-    reward_global = np.abs(robust_z(rewards, spread_quantile=spread_q))
+    reward_global = np.abs(robust_z(rewards, spread_quantile=GLOBAL_SPREAD_QUANTILE))
     flags["reward"] |= reward_global > wide_threshold
     scores["reward"] = reward_global
 
