@@ -92,6 +92,21 @@ def write_result(name: str, payload: dict[str, Any]) -> Path:
     return path
 
 
+def parse_overrides(items: list[str]) -> dict[str, dict[str, str]]:
+    """``["cql.bc_steps=3000", ...]`` -> ``{"cql": {"bc_steps": "3000"}}`` (``--set`` options).
+
+    Values stay strings: ``policyfit.train`` coerces them to each config field's type.
+    """
+    out: dict[str, dict[str, str]] = {}
+    for item in items:
+        target, sep, value = item.partition("=")
+        algo, dot, key = target.partition(".")
+        if not sep or not dot or not algo or not key:
+            raise SystemExit(f"--set {item}: expected ALGO.KEY=VALUE, e.g. cql.bc_steps=3000")
+        out.setdefault(algo, {})[key] = value
+    return out
+
+
 def train_or_resume(
     algo: str,
     dataset: Any,

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS_DIR, write_result  # noqa: E402
+from common import RESULTS_DIR, parse_overrides, write_result  # noqa: E402
 
 DATASETS = ("halfcheetah-medium-replay", "walker2d-medium-replay", "hopper-medium-replay")
 ALGOS = ("bc", "td3bc", "cql", "iql", "riql")
@@ -371,6 +371,30 @@ def markdown(payload: dict[str, Any]) -> str:
         f"Score: {payload['score_kind']}; cells are mean ± std over seeds (n = seeds finished).",
         "",
     ]
+    overrides = budget.get("overrides") or {}
+    if overrides:
+        lines += [
+            "Config overrides: "
+            + ", ".join(f"{a}.{k}={v}" for a, kv in overrides.items() for k, v in kv.items())
+            + ".",
+            "",
+        ]
+    devices: dict[str, dict[str, int]] = {}
+    for t in payload["trials"]:
+        if t.get("score") is not None:
+            by_algo = devices.setdefault(t.get("device") or "cpu", {})
+            by_algo[t["algo"]] = by_algo.get(t["algo"], 0) + 1
+    if len(devices) > 1:
+        lines += [
+            "Trained on: "
+            + "; ".join(
+                f"{dev} ({', '.join(f'{a} {n}' for a, n in by_algo.items())} trials)"
+                for dev, by_algo in devices.items()
+            )
+            + ". Same code and budget; the result of a trial does not depend on where it ran "
+            "beyond floating-point order.",
+            "",
+        ]
     header = "| dataset | condition | " + " | ".join(algos) + " |"
     lines += [header, "|" + "---|" * (len(algos) + 2)]
     for dataset, by_cond in cells.items():
@@ -399,6 +423,98 @@ def markdown(payload: dict[str, Any]) -> str:
             for t in failed
         ]
     return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------- execution
+_CLEAN: dict[str, Any] = {}  # per process: the clean dataset last loaded
+
+
+def trial_config(ds, algo: str, mode: str, target: str, args) -> dict[str, Any] | None:
+    """The trial's config overrides: RIQL's per-attack settings, then ``--set`` on top."""
+    config: dict[str, Any] = {}
+    if algo == "riql" and args.riql_settings == "paper":
+        config.update(riql_overrides(ds, mode, target) or {})
+    config.update(args.overrides.get(algo, {}))
+    return config or None
+
+
+def run_spec(spec: tuple[str, str, str, str, int], args, stop_at: float | None) -> dict[str, Any]:
+    """Train one grid trial; returns ``{"summary", "config", "seconds"}``, ``{"error"}`` or
+    ``{"state": "pending"}`` (not started: ``--stop-after`` passed). Runs in worker processes."""
+    dataset, mode, target, algo, seed = spec
+    cond = condition_name(mode, target)
+    if stop_at is not None and time.time() > stop_at:
+        return {"state": "pending"}
+    record: dict[str, Any] = {}
+    try:
+        if dataset not in _CLEAN:
+            _CLEAN.clear()
+            _CLEAN[dataset] = load_clean(dataset, args.dataset_size)
+        clean = _CLEAN[dataset]
+        ds = (
+            clean
+            if mode == "clean"
+            else corrupted_dataset(clean, dataset, mode, target, args, seed, args.workdir)
+        )
+        record["config"] = trial_config(ds, algo, mode, target, args)
+        t0 = time.perf_counter()
+        run_dir = trial_dir(args.workdir, dataset, cond, algo, seed)
+        record["summary"] = run_trial(ds, algo, seed, run_dir, args, record["config"])
+        record["seconds"] = round(time.perf_counter() - t0, 1)
+        print(
+            f"{dataset_key(dataset):>28} {cond:<22} {algo:<6} s{seed}: "
+            f"score {score_of(record['summary'])[0]}  ({record['seconds']:.0f}s)",
+            flush=True,
+        )
+    except KeyboardInterrupt:
+        raise
+    except (
+        Exception
+    ) as exc:  # one broken trial (e.g. an algorithm not registered yet) must not stop the grid
+        record = {"error": f"{type(exc).__name__}: {exc}".splitlines()[0][:300]}
+        print(f"{dataset_key(dataset)} {cond} {algo} s{seed}: FAILED {record['error']}", flush=True)
+        if args.debug:
+            traceback.print_exc()
+    return record
+
+
+def _execute(todo: list[dict[str, Any]], args, stop_at: float | None) -> list[dict[str, Any]]:
+    """Run the pending trials, in order, in this process or ``--jobs`` worker processes."""
+    specs = [item["spec"] for item in todo]
+    if args.jobs <= 1:
+        return [run_spec(spec, args, stop_at) for spec in specs]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn: a forked child would inherit the parent's JAX runtime threads
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
+        futures = [pool.submit(run_spec, spec, args, stop_at) for spec in specs]
+        return [f.result() for f in futures]
+
+
+def _add_results(record: dict[str, Any], summary: dict[str, Any], args) -> None:
+    """Copy a finished trial's score, budget and corruption statistics into its record."""
+    record["score"], record["score_kind"] = score_of(summary)
+    record["steps"] = summary.get("steps")
+    record["wall_seconds"] = summary.get("wall_seconds")
+    record["device"] = summary.get("device", "cpu")
+    record["data_normalized_return_mean"] = summary.get("data_normalized_return_mean")
+    dataset = record["dataset"]
+    mode, _, target = record["condition"].partition("-")
+    path = corrupted_path(args.workdir, dataset, mode, target, args, record["seed"])
+    if mode != "clean" and path.exists():
+        from policyfit.data.io import load_dataset
+
+        info = load_dataset(path).metadata.get("corruption", {})
+        record["corruption"] = {
+            k: info.get(k) for k in ("n_corrupted", "n_transitions", "measured")
+        }
+        if "attack" in info:
+            record["corruption"]["attack"] = {
+                k: info["attack"].get(k)
+                for k in ("q_clean_mean", "q_attacked_mean", "rows_lowered")
+            }
 
 
 # ----------------------------------------------------------------------------- main
@@ -433,8 +549,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="riql: the paper's per-attack δ/α/K (RIQL_config.py) or the registry defaults; "
         "use another --workdir when switching",
     )  # fmt: skip
+    p.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="ALGO.KEY=VALUE",
+        help="config override, e.g. cql.bc_steps=3000 (repeatable; riql's go on top of the "
+        "paper's settings)",
+    )  # fmt: skip
+    p.add_argument(
+        "--jobs", type=int, default=1,
+        help="trials run side by side in worker processes (one core each on CPU; on a GPU "
+        "set XLA_PYTHON_CLIENT_PREALLOCATE=false)",
+    )  # fmt: skip
+    p.add_argument(
+        "--stop-after", type=float, default=None, metavar="MINUTES",
+        help="start no trial after this many minutes (for a bounded session; rerun to go on)",
+    )  # fmt: skip
     p.add_argument("--debug", action="store_true", help="print the traceback of a failed trial")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    args.overrides = parse_overrides(args.overrides)
+    if args.jobs < 1:
+        p.error("--jobs must be at least 1")
+    return args
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -454,7 +588,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         flush=True,
     )
     trials: list[dict[str, Any]] = []
-    clean_cache: dict[str, Any] = {}
+    todo: list[dict[str, Any]] = []
     t_start = time.perf_counter()
     for dataset, mode, target, algo, seed in grid:
         cond = condition_name(mode, target)
@@ -474,58 +608,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     "use another --workdir for a smaller budget"
                 )
             summary = None  # fewer steps than asked: resumed below up to --steps
-        if summary is None and "error" not in record and not (args.dry_run or args.table_only):
-            try:
-                if dataset not in clean_cache:
-                    clean_cache = {dataset: load_clean(dataset, args.dataset_size)}
-                clean = clean_cache[dataset]
-                ds = (
-                    clean
-                    if mode == "clean"
-                    else corrupted_dataset(clean, dataset, mode, target, args, seed, args.workdir)
-                )
-                config = None
-                if algo == "riql" and args.riql_settings == "paper":
-                    config = riql_overrides(ds, mode, target)
-                record["config"] = config
-                t0 = time.perf_counter()
-                summary = run_trial(ds, algo, seed, run_dir, args, config)
-                print(
-                    f"{record['dataset']:>28} {cond:<22} {algo:<6} s{seed}: "
-                    f"score {score_of(summary)[0]}  ({time.perf_counter() - t0:.0f}s)",
-                    flush=True,
-                )
-            except KeyboardInterrupt:
-                raise
-            except Exception as exc:  # one broken trial (e.g. an algorithm not registered yet) must not stop the grid
-                record["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
-                print(
-                    f"{record['dataset']} {cond} {algo} s{seed}: FAILED {record['error']}",
-                    flush=True,
-                )
-                if args.debug:
-                    traceback.print_exc()
+        trials.append(record)
         if summary is not None:
-            record["score"], record["score_kind"] = score_of(summary)
-            record["steps"] = summary.get("steps")
-            record["wall_seconds"] = summary.get("wall_seconds")
-            record["data_normalized_return_mean"] = summary.get("data_normalized_return_mean")
-            path = corrupted_path(args.workdir, dataset, mode, target, args, seed)
-            if mode != "clean" and path.exists():
-                from policyfit.data.io import load_dataset
+            record["summary"] = summary
+        elif "error" not in record and not (args.dry_run or args.table_only):
+            todo.append({"record": record, "spec": (dataset, mode, target, algo, seed)})
 
-                info = load_dataset(path).metadata.get("corruption", {})
-                record["corruption"] = {
-                    k: info.get(k) for k in ("n_corrupted", "n_transitions", "measured")
-                }
-                if "attack" in info:
-                    record["corruption"]["attack"] = {
-                        k: info["attack"].get(k)
-                        for k in ("q_clean_mean", "q_attacked_mean", "rows_lowered")
-                    }
+    if todo:
+        stop_at = time.time() + 60 * args.stop_after if args.stop_after else None
+        for item, outcome in zip(todo, _execute(todo, args, stop_at), strict=True):
+            item["record"].update(outcome)
+
+    for record in trials:
+        summary = record.pop("summary", None)
+        if summary is not None:
+            _add_results(record, summary, args)
         elif "error" not in record:
             record["state"] = "pending"
-        trials.append(record)
 
     if args.dry_run:
         done = sum("score" in t for t in trials)
@@ -549,6 +648,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "eval_episodes": args.eval_episodes,
             "critic_steps": args.critic_steps,
             "riql_settings": args.riql_settings,
+            "overrides": args.overrides,
         },
         "score_kind": "final normalized score (D4RL-style, 0 = random, 100 = expert)"
         if kinds <= {"normalized"}

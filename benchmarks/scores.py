@@ -94,17 +94,13 @@ def main() -> None:
         help="results/<name>.json/.md and runs under work/<name>/ (one name per budget)",
     )
     args = parser.parse_args()
-    overrides: dict[str, dict[str, str]] = {}
-    for item in args.overrides:
-        target, value = item.split("=", 1)
-        algo_name, key = target.split(".", 1)
-        overrides.setdefault(algo_name, {})[key] = value
+    sys.path.insert(0, str(HERE))
+    from common import parse_overrides, write_result
+
+    overrides = parse_overrides(args.overrides)
     algo_steps = {
         k: int(v) for k, v in (item.split("=") for item in args.algo_steps.split(",") if item)
     }
-    sys.path.insert(0, str(HERE))
-    from common import write_result
-
     runs, table = [], {}
     seeds = [int(s) for s in args.seeds.split(",")]
     datasets, algos = args.datasets.split(","), args.algos.split(",")

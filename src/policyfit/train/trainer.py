@@ -78,6 +78,14 @@ def library_versions() -> dict[str, str]:
     return out
 
 
+def device_description() -> str:
+    """The backend and chip the updates ran on, e.g. ``"cpu"`` or ``"gpu: NVIDIA H200"``."""
+    device = jax.devices()[0]
+    kind = getattr(device, "device_kind", "") or ""
+    backend = jax.default_backend()
+    return backend if backend == "cpu" or not kind else f"{backend}: {kind}"
+
+
 def dataset_name(ds: Dataset, given: Any) -> str:
     """A short id for run names: the name the user gave, else the dataset's id or source stem."""
     if isinstance(given, str | Path):
@@ -521,6 +529,7 @@ def train(
         "train_seconds": train_seconds,
         "steps_per_second": (steps - start)
         / max(train_seconds - float(meta.get("train_seconds", 0.0)), 1e-9),
+        "device": device_description(),
         "final_normalized_score": final["eval/normalized_score"] if final else None,
         "best_normalized_score": max(scores) if scores else None,
         "final_return_mean": final["eval/return_mean"] if final else None,
