@@ -74,9 +74,11 @@ def versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
     return out
 
 
-def write_result(name: str, payload: dict[str, Any]) -> Path:
-    """Write ``benchmarks/results/<name>.json`` atomically with machine, versions and commit."""
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+def write_result(name: str, payload: dict[str, Any], directory: Path | None = None) -> Path:
+    """Write ``benchmarks/results/<name>.json`` (or ``directory/<name>.json``) atomically with
+    machine, versions and commit."""
+    directory = RESULTS_DIR if directory is None else Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
     record = {
         "benchmark": name,
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -85,7 +87,7 @@ def write_result(name: str, payload: dict[str, Any]) -> Path:
         "versions": versions(),
         **payload,
     }
-    path = RESULTS_DIR / f"{name}.json"
+    path = directory / f"{name}.json"
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(record, indent=2, default=str) + "\n")
     os.replace(tmp, path)

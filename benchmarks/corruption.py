@@ -24,7 +24,9 @@ beats BC); RIQL >= IQL on average; RIQL's largest gain over IQL is under dynamic
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import shutil
 import sys
 import time
@@ -438,6 +440,17 @@ def trial_config(ds, algo: str, mode: str, target: str, args) -> dict[str, Any] 
     return config or None
 
 
+def trial_data(dataset: str, mode: str, target: str, seed: int, args):
+    """The clean dataset (kept per process) or its corrupted copy (cached on disk)."""
+    if dataset not in _CLEAN:
+        _CLEAN.clear()
+        _CLEAN[dataset] = load_clean(dataset, args.dataset_size)
+    clean = _CLEAN[dataset]
+    if mode == "clean":
+        return clean
+    return corrupted_dataset(clean, dataset, mode, target, args, seed, args.workdir)
+
+
 def run_spec(spec: tuple[str, str, str, str, int], args, stop_at: float | None) -> dict[str, Any]:
     """Train one grid trial; returns ``{"summary", "config", "seconds"}``, ``{"error"}`` or
     ``{"state": "pending"}`` (not started: ``--stop-after`` passed). Runs in worker processes."""
@@ -447,15 +460,7 @@ def run_spec(spec: tuple[str, str, str, str, int], args, stop_at: float | None) 
         return {"state": "pending"}
     record: dict[str, Any] = {}
     try:
-        if dataset not in _CLEAN:
-            _CLEAN.clear()
-            _CLEAN[dataset] = load_clean(dataset, args.dataset_size)
-        clean = _CLEAN[dataset]
-        ds = (
-            clean
-            if mode == "clean"
-            else corrupted_dataset(clean, dataset, mode, target, args, seed, args.workdir)
-        )
+        ds = trial_data(dataset, mode, target, seed, args)
         record["config"] = trial_config(ds, algo, mode, target, args)
         t0 = time.perf_counter()
         run_dir = trial_dir(args.workdir, dataset, cond, algo, seed)
@@ -485,6 +490,13 @@ def _execute(todo: list[dict[str, Any]], args, stop_at: float | None) -> list[di
         return [run_spec(spec, args, stop_at) for spec in specs]
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
+
+    # Each corrupted dataset once, here, before the workers start: otherwise every worker whose
+    # trial needs it computes it again (an adversarial attack costs a critic and a PGD pass).
+    for dataset, mode, target, seed in dict.fromkeys((d, m, t, s) for d, m, t, _, s in specs):
+        if mode != "clean":  # on failure, the trials that need it fail again and record why
+            with contextlib.suppress(Exception):
+                trial_data(dataset, mode, target, seed, args)
 
     # spawn: a forked child would inherit the parent's JAX runtime threads
     context = multiprocessing.get_context("spawn")
@@ -540,6 +552,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--critic-steps", type=int, default=5_000, help="adversarial critic updates")
     p.add_argument("--workdir", type=Path, default=WORKDIR)
     p.add_argument("--name", default="corruption", help="results/<name>.json and .md")
+    p.add_argument(
+        "--results-dir", type=Path, default=RESULTS_DIR, help="where <name>.json and .md go"
+    )
     p.add_argument("--dry-run", action="store_true", help="list the trials and their state only")
     p.add_argument(
         "--table-only", action="store_true", help="rebuild the table from finished trials"
@@ -661,10 +676,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "findings": check_findings(cells, avgs),
         "trials": trials,
     }
-    out = write_result(args.name, payload)
+    out = write_result(args.name, payload, args.results_dir)
     payload = json.loads(out.read_text())
-    md = RESULTS_DIR / f"{args.name}.md"
-    md.write_text(markdown(payload))
+    md = out.with_suffix(".md")
+    tmp = md.with_suffix(".md.tmp")
+    tmp.write_text(markdown(payload))
+    os.replace(tmp, md)
     print(f"{payload['trials_finished']}/{payload['trials_total']} trials finished -> {out}, {md}")
     return payload
 
