@@ -3,8 +3,10 @@
 #
 # A 30k-update CQL trial takes about 70 min on the 2-core CI machine (about 18 CPU-hours for the
 # column), so the CQL trials of benchmarks/results/corruption.json were trained on a GPU with
-# this script; every other trial ran on the CPU. Same code, budget and config; each trial's
-# summary.json records the device ("gpu: NVIDIA H200").
+# this script, and so were seeds 2 and 3 of every algorithm; seeds 0 and 1 of the others ran on
+# the CPU. Same code, budget and config; each trial's summary.json records the device
+# ("gpu: NVIDIA H200"). JAX's default float32 matmul precision on that GPU uses TF32 tensor
+# cores; the CPU computes in full float32.
 #
 # The GPU machine has no network. It needs, in the repository root:
 #   .whl/                          wheels (cp312) of what its image lacks: gymnasium,
@@ -13,12 +15,15 @@
 #                                  and the cached adversarial critic, made here with
 #     tar cf - -C ~/.cache/policyfit datasets/policyfit/{walker2d,hopper,halfcheetah}-medium-replay-v0 \
 #       critics | xz -6 > .carry/policyfit_home.tar.xz
-# Results: $OUT/gpu_runs.tgz (each trial's summary, config, metrics and policy; no checkpoints),
-# unpacked into benchmarks/work/corruption/runs/ here and tabulated with --table-only.
+# Results: $OUT/gpu_runs.tgz (each trial's summary, config and metrics) and gpu_policies.tgz.part*,
+# unpacked into benchmarks/work/corruption/ here and tabulated with --table-only.
+# Session 4 ran `MINUTES=6 LIMIT=520 JOBS=16 benchmarks/corruption_gpu.sh` on an H200: the 32 CQL
+# trials (seeds 0-1) in 6 min, 16 side by side, about 180 s each; then seeds 2 and 3 of all five
+# algorithms (seed 3 in a second call on the same machine; 4 of its 80 trials did not finish).
 #
 # Env: MINUTES (start no CQL trial after this many minutes, default 5), JOBS (default 16),
-#      LIMIT (seconds for all training, default 480), EXTRA (more corruption.py arguments).
-# Time left after the CQL column goes to a third seed (2) of every algorithm.
+#      LIMIT (seconds for all training, default 480), EXTRA (more corruption.py arguments for the
+#      CQL column), EXTRA_SEEDS (seeds of every algorithm for the time left, default "2 3").
 set -u
 OUT=${OUT:-/tmp/policyfit-gpu-out}
 MINUTES=${MINUTES:-5}
@@ -60,15 +65,19 @@ grid() {  # grid SECONDS MINUTES ARGS...: one corruption.py run on the GPU workd
 }
 t_grid=$(date +%s)
 grid "$LIMIT" "$MINUTES" --algos cql --seeds 0 1 ${EXTRA:-}
-# Time left: a third seed of every algorithm, CQL first.
-left=$((LIMIT - ($(date +%s) - t_grid)))
-if [ "$left" -gt 150 ]; then
-  echo "stage 2: seed 2, ${left} s left"
-  grid "$left" "$(awk "BEGIN {print ($left - 120) / 60}")" --algos cql riql iql td3bc bc --seeds 2
-fi
+# Time left: more seeds of every algorithm (CQL first), one seed at a time.
+for seed in ${EXTRA_SEEDS:-2 3}; do
+  left=$((LIMIT - ($(date +%s) - t_grid)))
+  [ "$left" -gt 150 ] || break
+  echo "seed $seed of every algorithm: ${left} s left"
+  grid "$left" "$(awk "BEGIN {print ($left - 120) / 60}")" --algos cql riql iql td3bc bc --seeds "$seed"
+done
 
-(cd benchmarks/work/corruption-gpu && find runs -name summary.json | sed 's|/summary.json||' \
-  | xargs -I{} find {} -maxdepth 1 \( -name '*.json' -o -name '*.jsonl' -o -name policy \) \
-  | tar czf "$OUT/gpu_runs.tgz" -T -)
-cp benchmarks/results/corruption-gpu.md "$OUT/" 2>/dev/null
+# What comes back is at most 16 MB a file: the runs' records in one archive, their policies in
+# 12 MB parts (cat gpu_policies.tgz.part* | tar xzf -); checkpoints stay behind.
+cd benchmarks/work/corruption-gpu || exit 1
+find runs \( -name summary.json -o -name config.json -o -name metrics.jsonl \) \
+  | tar czf "$OUT/gpu_runs.tgz" -T -
+find runs -path '*/policy/*' | tar cf - -T - | gzip -1 | split -b 12m -d - "$OUT/gpu_policies.tgz.part"
+cp ../../results/corruption-gpu.md "$OUT/" 2>/dev/null
 echo "finished trials: $(tar tzf "$OUT/gpu_runs.tgz" | grep -c summary.json); total $(($(date +%s) - t0)) s"
