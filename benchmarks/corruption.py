@@ -397,6 +397,7 @@ def markdown(payload: dict[str, Any]) -> str:
             "beyond floating-point order.",
             "",
         ]
+    lines += [f"![scores by dataset and condition]({payload['benchmark']}.png)", ""]
     header = "| dataset | condition | " + " | ".join(algos) + " |"
     lines += [header, "|" + "---|" * (len(algos) + 2)]
     for dataset, by_cond in cells.items():
@@ -527,6 +528,47 @@ def _add_results(record: dict[str, Any], summary: dict[str, Any], args) -> None:
                 k: info["attack"].get(k)
                 for k in ("q_clean_mean", "q_attacked_mean", "rows_lowered")
             }
+
+
+def plot(payload: dict[str, Any], path: Path) -> Path:
+    """One panel per dataset: grouped bars (mean over seeds, whiskers: min..max) per condition."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    cells, algos = payload["table"], payload["budget"]["algos"]
+    fig = Figure(figsize=(4.2 * max(len(cells), 1), 3.6), dpi=110, layout="constrained")
+    axes = fig.subplots(1, max(len(cells), 1), squeeze=False)[0]
+    width = 0.8 / max(len(algos), 1)
+    for ax, (dataset, by_cond) in zip(axes, cells.items(), strict=False):
+        conds = sorted(by_cond, key=_condition_order)
+        for i, algo in enumerate(algos):
+            xs, means, lo, hi = [], [], [], []
+            for j, cond in enumerate(conds):
+                cell = by_cond[cond].get(algo)
+                if cell:
+                    xs.append(j + (i - (len(algos) - 1) / 2) * width)
+                    means.append(cell["mean"])
+                    lo.append(cell["mean"] - cell["min"])
+                    hi.append(cell["max"] - cell["mean"])
+            ax.bar(xs, means, width, yerr=[lo, hi], capsize=1.5, label=algo, error_kw={"lw": 0.7})
+        labels = [c.replace("random-", "rand.\n").replace("adversarial-", "adv.\n") for c in conds]
+        ax.set_xticks(range(len(conds)), labels, fontsize=7)
+        ax.set_title(dataset, fontsize=9)
+        ax.axhline(0, color="gray", lw=0.5)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylabel("final normalized score")
+    axes[-1].legend(fontsize=7, ncols=len(algos), loc="upper right")
+    fig.suptitle(
+        f"{payload['budget']['steps']:,} updates; c = {payload['budget']['rate']:g}, "
+        f"ε = {payload['budget']['scale']:g}; bars: mean over seeds, whiskers: min..max",
+        fontsize=9,
+    )
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp)
+    os.replace(tmp, path)
+    return path
 
 
 # ----------------------------------------------------------------------------- main
@@ -679,6 +721,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out = write_result(args.name, payload, args.results_dir)
     payload = json.loads(out.read_text())
     md = out.with_suffix(".md")
+    if payload["table"]:
+        plot(payload, out.with_suffix(".png"))
     tmp = md.with_suffix(".md.tmp")
     tmp.write_text(markdown(payload))
     os.replace(tmp, md)
