@@ -275,14 +275,50 @@ def corrupted_average(
     return float(np.mean(vals)) if vals else None
 
 
+def intervals(cells, algos: tuple[str, ...], reps: int = 2000) -> dict[str, dict[str, Any]]:
+    """95% stratified-bootstrap intervals (Agarwal et al. 2021) of each algorithm's mean and IQM
+    over the random-corruption cells that all of ``algos`` finished; a cell is a task, its seeds
+    the runs."""
+    from policyfit.evaluate.stats import aggregate_scores
+
+    tasks = {
+        a: [
+            np.asarray(by_algo[a].get("scores", [by_algo[a]["mean"]]), dtype=np.float64)
+            for by_cond in cells.values()
+            for cond, by_algo in by_cond.items()
+            if cond.startswith("random-") and all(x in by_algo for x in algos)
+        ]
+        for a in algos
+    }
+    tasks = {a: t for a, t in tasks.items() if t}
+    return aggregate_scores(tasks, metrics=("mean", "iqm"), reps=reps) if tasks else {}
+
+
+def _separated(ci: dict[str, dict[str, Any]], winner: str) -> bool | None:
+    """Whether ``winner``'s interval of the mean lies above every other algorithm's."""
+    if winner not in ci or len(ci) < 2:
+        return None
+    low = ci[winner]["mean"]["ci_low"]
+    return all(low > v["mean"]["ci_high"] for a, v in ci.items() if a != winner)
+
+
 def _most_robust(cells, algos: tuple[str, ...], claim: str) -> dict[str, Any]:
     present = tuple(a for a in algos if corrupted_average(cells, a) is not None)
     numbers = {a: corrupted_average(cells, a, among=present) for a in present}
     numbers = {a: v for a, v in numbers.items() if v is not None}
-    holds = None
+    holds, separated, ci = None, None, {}
     if "iql" in numbers and len(numbers) > 1:
-        holds = max(numbers, key=numbers.get) == "iql"
-    return {"claim": claim, "holds": holds, "numbers": numbers}
+        winner = max(numbers, key=numbers.get)
+        holds = winner == "iql"
+        ci = intervals(cells, tuple(numbers))
+        separated = _separated(ci, winner)
+    return {
+        "claim": claim,
+        "holds": holds,
+        "numbers": numbers,
+        "intervals": ci,
+        "separated": separated,
+    }
 
 
 def check_findings(cells, avgs: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
@@ -310,11 +346,15 @@ def check_findings(cells, avgs: dict[str, dict[str, float]]) -> list[dict[str, A
     both = ("iql", "riql")
     iql = corrupted_average(cells, "iql", among=both)
     riql = corrupted_average(cells, "riql", among=both)
+    holds = None if iql is None or riql is None else riql >= iql
+    ci = intervals(cells, both) if holds is not None else {}
     findings.append(
         {
             "claim": "RIQL >= IQL on average under random corruption",
-            "holds": None if iql is None or riql is None else riql >= iql,
+            "holds": holds,
             "numbers": {"iql": iql, "riql": riql},
+            "intervals": ci,
+            "separated": None if holds is None else _separated(ci, "riql" if holds else "iql"),
         }
     )
     gains = {
@@ -417,7 +457,15 @@ def markdown(payload: dict[str, Any]) -> str:
             f"{k}: {v:.1f}" if isinstance(v, float) else f"{k}: {v}"
             for k, v in f["numbers"].items()
         )
-        lines.append(f"- {f['claim']}: **{verdict}** ({numbers or 'no data'})")
+        line = f"- {f['claim']}: **{verdict}** ({numbers or 'no data'})"
+        if f.get("intervals"):
+            cis = ", ".join(
+                f"{a} {v['mean']['ci_low']:.1f}–{v['mean']['ci_high']:.1f}"
+                for a, v in f["intervals"].items()
+            )
+            sep = {True: "separated", False: "overlapping", None: "—"}[f.get("separated")]
+            line += f"; 95% bootstrap intervals of the mean: {cis} ({sep})"
+        lines.append(line)
     failed = [t for t in payload["trials"] if t.get("error")]
     if failed:
         lines += ["", f"{len(failed)} trial(s) failed:", ""]

@@ -41,3 +41,32 @@ def test_averages_use_only_cells_every_compared_algorithm_finished(corruption):
     offline = corruption.check_findings(cells, avgs)[0]
     assert offline["numbers"] == {"td3bc": 10.0, "iql": 9.0}
     assert offline["holds"] is False
+
+
+def seeds(*scores):
+    return {"mean": sum(scores) / len(scores), "scores": list(scores), "n": len(scores)}
+
+
+def test_bootstrap_intervals_tell_a_clear_lead_from_seed_noise(corruption):
+    clear = {
+        "walker": {
+            "random-rewards": {"iql": seeds(20, 21, 22), "riql": seeds(40, 41, 42)},
+            "random-dynamics": {"iql": seeds(10, 11, 12), "riql": seeds(30, 31, 32)},
+        }
+    }
+    found = corruption.check_findings(clear, corruption.condition_averages(clear, ["iql", "riql"]))
+    riql = found[2]
+    assert riql["holds"] is True and riql["separated"] is True
+    ci = riql["intervals"]["riql"]["mean"]
+    assert ci["ci_low"] <= riql["numbers"]["riql"] <= ci["ci_high"]
+    assert ci["ci_low"] >= 30.0 and ci["ci_high"] <= 37.0  # within the seeds' range of means
+
+    noisy = {
+        "walker": {
+            "random-rewards": {"iql": seeds(0, 40), "riql": seeds(15, 28)},
+            "random-dynamics": {"iql": seeds(5, 35), "riql": seeds(10, 25)},
+        }
+    }
+    found = corruption.check_findings(noisy, corruption.condition_averages(noisy, ["iql", "riql"]))
+    # IQL 20.0 > RIQL 19.5 on the point estimates, but the seeds cannot tell them apart
+    assert found[2]["holds"] is False and found[2]["separated"] is False
