@@ -433,8 +433,10 @@ def markdown(payload: dict[str, Any]) -> str:
                 f"{dev} ({', '.join(f'{a} {n}' for a, n in by_algo.items())} trials)"
                 for dev, by_algo in devices.items()
             )
-            + ". Same code and budget; the result of a trial does not depend on where it ran "
-            "beyond floating-point order.",
+            + ". Same code, data and budget; random corruptions are bit-identical on both "
+            "(same dataset fingerprints). The GPU ran JAX's default float32 matmuls (TF32 "
+            "tensor cores), the CPU full float32, so a trial's numbers depend a little on where "
+            "it ran, as they do on the seed.",
             "",
         ]
     lines += [f"![scores by dataset and condition]({payload['benchmark']}.png)", ""]
