@@ -375,6 +375,34 @@ def check_findings(cells, avgs: dict[str, dict[str, float]]) -> list[dict[str, A
     return findings
 
 
+def device_check(trials: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Where an algorithm has cells with trials on two devices: per algorithm, the mean over those
+    cells of (mean on one device - mean on the other), its mean absolute value, and for scale the
+    mean absolute difference between two seeds on the same device."""
+    by_cell: dict[tuple[str, str, str], dict[str, list[float]]] = {}
+    for t in trials:
+        if t.get("score") is not None:
+            key = (t["algo"], t["dataset"], t["condition"])
+            by_cell.setdefault(key, {}).setdefault(t.get("device") or "cpu", []).append(t["score"])
+    out: dict[str, dict[str, Any]] = {}
+    for (algo, _, _), by_dev in by_cell.items():
+        if len(by_dev) != 2:
+            continue
+        (dev_a, a), (dev_b, b) = sorted(by_dev.items())
+        row = out.setdefault(algo, {"devices": [dev_a, dev_b], "diffs": [], "seed_gaps": []})
+        row["diffs"].append(float(np.mean(a) - np.mean(b)))
+        row["seed_gaps"] += [abs(x[0] - x[1]) for x in (a, b) if len(x) >= 2]
+    for row in out.values():
+        diffs, gaps = row.pop("diffs"), row.pop("seed_gaps")
+        row.update(
+            cells=len(diffs),
+            mean_diff=float(np.mean(diffs)),
+            mean_abs_diff=float(np.mean(np.abs(diffs))),
+            same_device_seed_gap=float(np.mean(gaps)) if gaps else None,
+        )
+    return out
+
+
 # ----------------------------------------------------------------------------- output
 def fmt_cell(cell: dict[str, Any] | None) -> str:
     if not cell:
@@ -450,6 +478,25 @@ def markdown(payload: dict[str, Any]) -> str:
     for cond, row in avgs.items():
         vals = [f"{row[a]:.1f}" if a in row else "—" for a in algos]
         lines.append(f"| all | {cond} | " + " | ".join(vals) + " |")
+    check = payload.get("device_check") or {}
+    if check:
+        lines += [
+            "",
+            "Same cells on two devices (mean of one device's seeds minus the other's; for scale, "
+            "the gap between two seeds on one device):",
+            "",
+            "| algorithm | devices | cells | mean difference | mean absolute difference | "
+            "seed gap, same device |",
+            "|---|---|---|---|---|---|",
+        ]
+        for algo, row in check.items():
+            gap = row["same_device_seed_gap"]
+            lines.append(
+                f"| {algo} | {' − '.join(row['devices'])} | {row['cells']} | "
+                f"{row['mean_diff']:+.1f} | {row['mean_abs_diff']:.1f} | "
+                + ("—" if gap is None else f"{gap:.1f}")
+                + " |"
+            )
     lines += ["", "## The paper's findings, checked", ""]
     for f in payload["findings"]:
         verdict = {True: "reproduces", False: "does not reproduce", None: "not measured"}[
@@ -766,6 +813,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "table": cells,
         "condition_averages": avgs,
         "findings": check_findings(cells, avgs),
+        "device_check": device_check(trials),
         "trials": trials,
     }
     out = write_result(args.name, payload, args.results_dir)

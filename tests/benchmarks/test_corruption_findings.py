@@ -70,3 +70,25 @@ def test_bootstrap_intervals_tell_a_clear_lead_from_seed_noise(corruption):
     found = corruption.check_findings(noisy, corruption.condition_averages(noisy, ["iql", "riql"]))
     # IQL 20.0 > RIQL 19.5 on the point estimates, but the seeds cannot tell them apart
     assert found[2]["holds"] is False and found[2]["separated"] is False
+
+
+def test_device_check_compares_cells_run_on_two_devices(corruption):
+    def trial(algo, cond, device, score):
+        return {"algo": algo, "dataset": "w", "condition": cond, "device": device, "score": score}
+
+    trials = [
+        trial("iql", "clean", "cpu", 10.0),
+        trial("iql", "clean", "cpu", 14.0),
+        trial("iql", "clean", "gpu: H200", 20.0),
+        trial("iql", "random-rewards", "cpu", 5.0),
+        trial("iql", "random-rewards", "gpu: H200", 3.0),
+        trial("cql", "clean", "gpu: H200", 1.0),  # one device only: not compared
+        {"algo": "bc", "dataset": "w", "condition": "clean", "error": "boom"},
+    ]
+    check = corruption.device_check(trials)
+    assert set(check) == {"iql"}
+    row = check["iql"]
+    assert row["devices"] == ["cpu", "gpu: H200"] and row["cells"] == 2
+    assert row["mean_diff"] == (12.0 - 20.0 + 5.0 - 3.0) / 2  # -3.0
+    assert row["mean_abs_diff"] == (8.0 + 2.0) / 2
+    assert row["same_device_seed_gap"] == 4.0
