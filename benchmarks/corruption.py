@@ -571,9 +571,8 @@ def run_spec(spec: tuple[str, str, str, str, int], args, stop_at: float | None) 
         )
     except KeyboardInterrupt:
         raise
-    except (
-        Exception
-    ) as exc:  # one broken trial (e.g. an algorithm not registered yet) must not stop the grid
+    # one broken trial (e.g. an algorithm not registered yet) must not stop the grid
+    except Exception as exc:
         record = {"error": f"{type(exc).__name__}: {exc}".splitlines()[0][:300]}
         print(f"{dataset_key(dataset)} {cond} {algo} s{seed}: FAILED {record['error']}", flush=True)
         if args.debug:
@@ -603,28 +602,39 @@ def _execute(todo: list[dict[str, Any]], args, stop_at: float | None) -> list[di
         return [f.result() for f in futures]
 
 
+_CORRUPTION_INFO: dict[Path, tuple[str, dict[str, Any]]] = {}  # path -> (fingerprint, metadata)
+
+
 def _add_results(record: dict[str, Any], summary: dict[str, Any], args) -> None:
-    """Copy a finished trial's score, budget and corruption statistics into its record."""
+    """Copy a finished trial's score, budget and corruption statistics into its record.
+
+    The statistics come from the cached corrupted dataset, and only when the trial trained on
+    that very file (same fingerprint): a trial run elsewhere (e.g. an adversarial attack computed
+    on a GPU) may have trained on another draw.
+    """
     record["score"], record["score_kind"] = score_of(summary)
     record["steps"] = summary.get("steps")
     record["wall_seconds"] = summary.get("wall_seconds")
     record["device"] = summary.get("device", "cpu")
     record["data_normalized_return_mean"] = summary.get("data_normalized_return_mean")
-    dataset = record["dataset"]
     mode, _, target = record["condition"].partition("-")
-    path = corrupted_path(args.workdir, dataset, mode, target, args, record["seed"])
-    if mode != "clean" and path.exists():
+    path = corrupted_path(args.workdir, record["dataset"], mode, target, args, record["seed"])
+    if mode == "clean" or not path.exists():
+        return
+    if path not in _CORRUPTION_INFO:
         from policyfit.data.io import load_dataset
 
-        info = load_dataset(path).metadata.get("corruption", {})
-        record["corruption"] = {
-            k: info.get(k) for k in ("n_corrupted", "n_transitions", "measured")
+        ds = load_dataset(path)
+        _CORRUPTION_INFO[path] = (ds.fingerprint(), ds.metadata.get("corruption", {}))
+    fingerprint, info = _CORRUPTION_INFO[path]
+    if summary.get("dataset_fingerprint") != fingerprint:
+        record["corruption"] = {"note": "trained on another draw than the cached file"}
+        return
+    record["corruption"] = {k: info.get(k) for k in ("n_corrupted", "n_transitions", "measured")}
+    if "attack" in info:
+        record["corruption"]["attack"] = {
+            k: info["attack"].get(k) for k in ("q_clean_mean", "q_attacked_mean", "rows_lowered")
         }
-        if "attack" in info:
-            record["corruption"]["attack"] = {
-                k: info["attack"].get(k)
-                for k in ("q_clean_mean", "q_attacked_mean", "rows_lowered")
-            }
 
 
 def plot(payload: dict[str, Any], path: Path) -> Path:
