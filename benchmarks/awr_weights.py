@@ -18,6 +18,7 @@ checkpoints coming back (the GPU half of the grid) are skipped.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -25,10 +26,17 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 from common import RESULTS_DIR, write_result  # noqa: E402
 
-from corruption import DATASETS, TARGETS, WORKDIR, condition_name  # noqa: E402
+
+def _corruption_benchmark():
+    """benchmarks/corruption.py, by path: a plain ``import corruption`` can find another module."""
+    spec = importlib.util.spec_from_file_location("bench_corruption", HERE / "corruption.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def weights_of(run_dir: Path, data_path: Path) -> dict[str, Any] | None:
@@ -76,18 +84,19 @@ def weights_of(run_dir: Path, data_path: Path) -> dict[str, Any] | None:
 
 
 def main() -> None:
+    bench = _corruption_benchmark()
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--datasets", nargs="+", default=list(DATASETS))
+    p.add_argument("--datasets", nargs="+", default=list(bench.DATASETS))
     p.add_argument("--algos", nargs="+", default=["iql", "riql"])
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3])
-    p.add_argument("--workdir", type=Path, default=WORKDIR)
+    p.add_argument("--workdir", type=Path, default=bench.WORKDIR)
     p.add_argument("--name", default="awr_weights")
     args = p.parse_args()
 
     rows: list[dict[str, Any]] = []
     for dataset in args.datasets:
-        for target in TARGETS:
-            cond = condition_name("random", target)
+        for target in bench.TARGETS:
+            cond = bench.condition_name("random", target)
             for algo in args.algos:
                 for seed in args.seeds:
                     run_dir = args.workdir / "runs" / dataset / cond / f"{algo}-s{seed}"
