@@ -15,7 +15,7 @@
 #                                  and the cached adversarial critic, made here with
 #     tar cf - -C ~/.cache/policyfit datasets/policyfit/{walker2d,hopper,halfcheetah}-medium-replay-v0 \
 #       critics | xz -6 > .carry/policyfit_home.tar.xz
-# Results: $OUT/gpu_runs.tgz (each trial's summary, config and metrics) and gpu_policies.tgz.part*,
+# Results: $OUT/gpu_runs.tgz (each trial's summary, config and metrics; policies with POLICIES=1),
 # unpacked into benchmarks/work/corruption/ here and tabulated with --table-only.
 # Session 4 ran `MINUTES=6 LIMIT=520 JOBS=16 benchmarks/corruption_gpu.sh` on an H200: the 32 CQL
 # trials (seeds 0-1) in 6 min, 16 side by side, about 180 s each; then seeds 2 and 3 of all five
@@ -23,7 +23,8 @@
 #
 # Env: MINUTES (start no CQL trial after this many minutes, default 5), JOBS (default 16),
 #      LIMIT (seconds for all training, default 480), EXTRA (more corruption.py arguments for the
-#      CQL column), EXTRA_SEEDS (seeds of every algorithm for the time left, default "2 3").
+#      CQL column), EXTRA_SEEDS (seeds of every algorithm for the time left, default "2 3"),
+#      POLICIES (1: also bring back the trained policies).
 set -u
 OUT=${OUT:-/tmp/policyfit-gpu-out}
 MINUTES=${MINUTES:-5}
@@ -73,11 +74,15 @@ for seed in ${EXTRA_SEEDS:-2 3}; do
   grid "$left" "$(awk "BEGIN {print ($left - 120) / 60}")" --algos cql riql iql td3bc bc --seeds "$seed"
 done
 
-# What comes back is at most 16 MB a file: the runs' records in one archive, their policies in
-# 12 MB parts (cat gpu_policies.tgz.part* | tar xzf -); checkpoints stay behind.
+# What comes back is at most 8 files of 16 MB, 64 MB in all: the runs' records in one archive
+# (what the table needs); with POLICIES=1 also their policies in 12 MB parts
+# (cat gpu_policies.tgz.part* | tar xzf -), about 0.4 MB a trial, so about 90 trials at most.
+# Checkpoints stay behind.
 cd benchmarks/work/corruption-gpu || exit 1
 find runs \( -name summary.json -o -name config.json -o -name metrics.jsonl \) \
   | tar czf "$OUT/gpu_runs.tgz" -T -
-find runs -path '*/policy/*' | tar cf - -T - | gzip -1 | split -b 12m -d - "$OUT/gpu_policies.tgz.part"
+if [ "${POLICIES:-0}" = 1 ]; then
+  find runs -path '*/policy/*' | tar cf - -T - | gzip -1 | split -b 12m -d - "$OUT/gpu_policies.tgz.part"
+fi
 cp ../../results/corruption-gpu.md "$OUT/" 2>/dev/null
 echo "finished trials: $(tar tzf "$OUT/gpu_runs.tgz" | grep -c summary.json); total $(($(date +%s) - t0)) s"
