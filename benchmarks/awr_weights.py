@@ -28,7 +28,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from common import RESULTS_DIR, write_result  # noqa: E402
+from common import RESULTS_DIR, write_result, write_text  # noqa: E402
 
 
 def _corruption_benchmark():
@@ -57,7 +57,7 @@ def weights_of(run_dir: Path, data_path: Path) -> dict[str, Any] | None:
     run = json.loads((run_dir / "config.json").read_text())
     cls = get_algorithm(run["algorithm"])
     algo = cls(resolve_config(cls, run["config"], run["steps"], cls.name))
-    state, meta = restore_checkpoint(
+    state, _ = restore_checkpoint(
         checkpoints[-1][1], algo.init(spec_from_dict(run["spec"]), jax.random.PRNGKey(0))
     )
     with np.load(data_path, allow_pickle=False) as z:
@@ -90,6 +90,8 @@ def main() -> None:
     p.add_argument("--algos", nargs="+", default=["iql", "riql"])
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3])
     p.add_argument("--workdir", type=Path, default=bench.WORKDIR)
+    p.add_argument("--rate", type=float, default=0.3, help="c of the corruption benchmark's runs")
+    p.add_argument("--scale", type=float, default=1.0, help="ε of its runs")
     p.add_argument("--name", default="awr_weights")
     args = p.parse_args()
 
@@ -99,8 +101,8 @@ def main() -> None:
             cond = bench.condition_name("random", target)
             for algo in args.algos:
                 for seed in args.seeds:
-                    run_dir = args.workdir / "runs" / dataset / cond / f"{algo}-s{seed}"
-                    data = args.workdir / "data" / dataset / f"{cond}-c0.3-e1-s{seed}.npz"
+                    run_dir = bench.trial_dir(args.workdir, dataset, cond, algo, seed)
+                    data = bench.corrupted_path(args.workdir, dataset, "random", target, args, seed)
                     if not (run_dir / "config.json").is_file():
                         continue
                     found = weights_of(run_dir, data)
@@ -143,7 +145,7 @@ def main() -> None:
             for a in args.algos
         ]
         lines.append(f"| {key} | " + " | ".join(vals) + " |")
-    (RESULTS_DIR / f"{args.name}.md").write_text("\n".join(lines) + "\n")
+    write_text(RESULTS_DIR / f"{args.name}.md", "\n".join(lines) + "\n")
     print(f"{len(rows)} trials -> {out}")
 
 

@@ -87,9 +87,14 @@ def write_result(name: str, payload: dict[str, Any], directory: Path | None = No
         "versions": versions(),
         **payload,
     }
-    path = directory / f"{name}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=2, default=str) + "\n")
+    return write_text(directory / f"{name}.json", json.dumps(record, indent=2, default=str) + "\n")
+
+
+def write_text(path: Path, text: str) -> Path:
+    """Write ``path`` through a temporary file and a rename: a crash never leaves half a file."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
     os.replace(tmp, path)
     return path
 

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS_DIR, parse_overrides, write_result  # noqa: E402
+from common import RESULTS_DIR, parse_overrides, write_result, write_text  # noqa: E402
 
 DATASETS = ("halfcheetah-medium-replay", "walker2d-medium-replay", "hopper-medium-replay")
 ALGOS = ("bc", "td3bc", "cql", "iql", "riql")
@@ -828,12 +828,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     out = write_result(args.name, payload, args.results_dir)
     payload = json.loads(out.read_text())
-    md = out.with_suffix(".md")
     if payload["table"]:
         plot(payload, out.with_suffix(".png"))
-    tmp = md.with_suffix(".md.tmp")
-    tmp.write_text(markdown(payload))
-    os.replace(tmp, md)
+    md = write_text(out.with_suffix(".md"), markdown(payload))
     print(f"{payload['trials_finished']}/{payload['trials_total']} trials finished -> {out}, {md}")
     return payload
 

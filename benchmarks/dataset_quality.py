@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS_DIR, train_or_resume, write_result  # noqa: E402
+from common import RESULTS_DIR, train_or_resume, write_result, write_text  # noqa: E402
 
 OFFLINE_RL = ("iql", "td3bc")
 WORK = Path(__file__).resolve().parent / "work" / "dataset_quality"
@@ -355,10 +355,7 @@ def main() -> None:
             "train_seeds": [0] if args.train_steps else None,
         },
     )
-    md = RESULTS_DIR / f"{args.name}.md"
-    tmp = md.with_suffix(".md.tmp")
-    tmp.write_text(markdown(rows, findings, skipped))
-    tmp.replace(md)
+    md = write_text(RESULTS_DIR / f"{args.name}.md", markdown(rows, findings, skipped))
     print(f"wrote {path} and {md}")
     print(json.dumps(findings, indent=1))
 

@@ -95,7 +95,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     sys.path.insert(0, str(HERE))
-    from common import parse_overrides, write_result
+    from common import parse_overrides, write_result, write_text
 
     overrides = parse_overrides(args.overrides)
     algo_steps = {
@@ -189,7 +189,7 @@ def main() -> None:
                 f"(CORL {v['corl']}; n={v['seeds']}{budget})"
             )
         lines.append(f"| {algo} | " + " | ".join(cells) + " |")
-    (HERE / "results" / f"{args.name}.md").write_text("\n".join(lines) + "\n")
+    write_text(HERE / "results" / f"{args.name}.md", "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
