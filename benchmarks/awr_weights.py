@@ -48,8 +48,8 @@ def weights_of(run_dir: Path, data_path: Path) -> dict[str, Any] | None:
     from policyfit.algos.policy import spec_from_dict
     from policyfit.algos.registry import get_algorithm
     from policyfit.nn.normalization import normalize_observations, to_unit_actions
-    from policyfit.train.checkpoint import list_checkpoints, restore_checkpoint
-    from policyfit.train.trainer import resolve_config
+    from policyfit.training.checkpoint import list_checkpoints, restore_checkpoint
+    from policyfit.training.trainer import resolve_config
 
     checkpoints = list_checkpoints(run_dir)
     if not checkpoints or not data_path.exists():

@@ -4,7 +4,7 @@ return under a simple attack at the largest budget (the bound must sit below it)
 The policy is the shipped Hopper ``expert`` behavior snapshot (mean action). Hopper's per-step
 reward has no finite lower bound (it includes the forward velocity), so the floor is the smallest
 clean return and the certified quantity is ``E[max(R, floor)]`` (see
-:mod:`policyfit.evaluate.certify`).
+:mod:`policyfit.evaluation.certify`).
 
 Run: ``.venv/bin/python benchmarks/certify_demo.py [--episodes 100] [--budget 1.0]``; writes
 ``benchmarks/results/certify_demo.json`` and ``certify_demo.png``.
@@ -35,12 +35,12 @@ def main() -> None:
     sigmas = args.sigma or [0.02, 0.05, 0.1]
 
     from policyfit.envs.suite import load_behavior_policy
-    from policyfit.evaluate.certify import (
+    from policyfit.evaluation.certify import (
         certify_policy,
         format_certificate_table,
         plot_certificate,
     )
-    from policyfit.evaluate.stats import figure_png_bytes
+    from policyfit.evaluation.stats import figure_png_bytes
 
     t0 = time.perf_counter()
     policy = load_behavior_policy(args.env, args.kind)

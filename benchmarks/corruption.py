@@ -172,16 +172,10 @@ def read_summary(run_dir: Path) -> dict[str, Any] | None:
 
 
 def train_function():
-    """``policyfit.train``; once the ``policyfit.train`` subpackage is imported its module shadows
-    the lazily exported function, so fall back to where the function lives."""
+    """``policyfit.train`` (a plain function of the public API)."""
     import policyfit
 
-    fn = policyfit.train
-    if callable(fn):
-        return fn
-    from policyfit.train.trainer import train
-
-    return train
+    return policyfit.train
 
 
 def run_trial(
@@ -279,7 +273,7 @@ def intervals(cells, algos: tuple[str, ...], reps: int = 2000) -> dict[str, dict
     """95% stratified-bootstrap intervals (Agarwal et al. 2021) of each algorithm's mean and IQM
     over the random-corruption cells that all of ``algos`` finished; a cell is a task, its seeds
     the runs."""
-    from policyfit.evaluate.stats import aggregate_scores
+    from policyfit.evaluation.stats import aggregate_scores
 
     tasks = {
         a: [

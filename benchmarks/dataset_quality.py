@@ -40,7 +40,7 @@ from common import RESULTS_DIR, train_or_resume, write_result, write_text  # noq
 OFFLINE_RL = ("iql", "td3bc")
 WORK = Path(__file__).resolve().parent / "work" / "dataset_quality"
 COARSE_BINS = 5
-TQ_HIGH = 0.7  # policyfit.diagnose.card.TQ_HIGH: where the verdict calls TQ high
+TQ_HIGH = 0.7  # policyfit.diagnostics.card.TQ_HIGH: where the verdict calls TQ high
 BC_COMPETITIVE = 0.9  # BC within 10 % of the best offline-RL score counts as competitive
 
 
@@ -57,8 +57,8 @@ def suite_size(name: str, size: int | None) -> int | None:
 def measure(
     build: bool, full: bool, size: int | None = None
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    from policyfit.diagnose.card import diagnose
-    from policyfit.diagnose.coverage import state_action_coverage, trajectory_quality
+    from policyfit.diagnostics.card import diagnose
+    from policyfit.diagnostics.coverage import state_action_coverage, trajectory_quality
     from policyfit.envs.suite import list_datasets, make_dataset
 
     rows_available = {r["name"]: r for r in list_datasets()}

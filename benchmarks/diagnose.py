@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import write_result  # noqa: E402
 
 from policyfit.data import Dataset
-from policyfit.diagnose.card import diagnose
+from policyfit.diagnostics.card import diagnose
 from policyfit.paths import home
 
 

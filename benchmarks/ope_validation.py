@@ -5,7 +5,7 @@ default): the shipped behavior snapshots (``random``, ``medium``, ``expert``, ac
 action) plus three derived policies (the mean of the expert's and the medium policy's actions, the
 expert's actions halved, and the expert's actions negated). Each is
 
-* evaluated by FQE (:func:`policyfit.evaluate.ope.fitted_q_evaluation`) on one logged dataset, the
+* evaluated by FQE (:func:`policyfit.evaluation.ope.fitted_q_evaluation`) on one logged dataset, the
   suite's ``random``, ``medium`` and ``expert`` datasets concatenated (sampled actions), and
 * rolled out in the simulator for its true undiscounted return, discounted return (same gamma as
   FQE) and normalized score.
@@ -77,7 +77,7 @@ def main() -> None:
     from policyfit.data import Dataset
     from policyfit.envs.registry import get_env_spec, normalized_score
     from policyfit.envs.suite import load_behavior_policy, make_dataset
-    from policyfit.evaluate.ope import FQEConfig, fitted_q_evaluation
+    from policyfit.evaluation.ope import FQEConfig, fitted_q_evaluation
 
     env_id = get_env_spec(args.env).env_id
     short = get_env_spec(args.env).short_name

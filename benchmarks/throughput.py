@@ -156,7 +156,7 @@ def policyfit_throughput(ds, algo: str, updates: int, fuse: int) -> dict:
     from policyfit.algos.base import DatasetSpec
     from policyfit.algos.registry import get_algorithm
     from policyfit.data.sampler import TransitionSampler
-    from policyfit.train.trainer import make_train_chunk
+    from policyfit.training.trainer import make_train_chunk
 
     cls = get_algorithm(algo)
     config = cls.Config.from_dict({"hidden_dims": (WIDTH,) * LAYERS[algo], "batch_size": BATCH})

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pendulum_data import RANDOM_RETURN, pendulum_dataset
-from policyfit.train.trainer import train
+from policyfit.training.trainer import train
 
 SMALL = {"hidden_dims": (64, 64), "batch_size": 128}
 # name: (updates, config overrides, fast_compile). Fast compilation (low XLA optimization) wins

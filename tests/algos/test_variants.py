@@ -10,7 +10,7 @@ from policyfit.algos.base import DatasetSpec
 from policyfit.algos.policy import compiler_options
 from policyfit.algos.registry import get_algorithm
 from policyfit.data.sampler import TransitionSampler
-from policyfit.train.trainer import make_train_chunk
+from policyfit.training.trainer import make_train_chunk
 
 
 @pytest.fixture(scope="module")

@@ -67,7 +67,7 @@ def chromium(*args: str, timeout: int = 90) -> subprocess.CompletedProcess:
 
 
 def test_plots_and_numbers_are_visible_in_chromium(report_html, toy_dataset, tmp_path):
-    from policyfit.diagnose.card import diagnose
+    from policyfit.diagnostics.card import diagnose
 
     page = tmp_path / "checked.html"
     page.write_text(report_html.read_text().replace("</body>", CHECK_SCRIPT + "</body>"))

@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from policyfit.cli.main import cli
-from policyfit.diagnose.card import diagnose
+from policyfit.diagnostics.card import diagnose
 from policyfit.report.runs import is_run_dir, load_run
 
 

@@ -103,7 +103,7 @@ def inspect(
     card = ds.metadata.get("card") or None
     diagnosis = None
     if full:
-        from policyfit.diagnose.card import diagnose
+        from policyfit.diagnostics.card import diagnose
 
         diagnosis = diagnose(ds)
     if as_json:

@@ -29,8 +29,8 @@ def eval_command(run_dir: str, episodes: int, seed: int, env_id: str | None, as_
       policyfit eval runs/iql-hopper-medium-s0 --episodes 20
     """
     import policyfit
-    from policyfit.evaluate.rollout import reference_scores
-    from policyfit.evaluate.stats import return_summary
+    from policyfit.evaluation.rollout import reference_scores
+    from policyfit.evaluation.stats import return_summary
 
     result = policyfit.evaluate(run_dir, env_id, episodes=episodes, seed=seed)
     stats = return_summary(

@@ -46,7 +46,7 @@ def _jsonable(obj: Any) -> Any:
 
 
 def _aggregate_lines(result: dict[str, Any]) -> list[str]:
-    from policyfit.evaluate.stats import format_interval
+    from policyfit.evaluation.stats import format_interval
 
     lines = [
         f"score: {result['score']} ({result['runs']} runs); 95% stratified-bootstrap intervals",
@@ -137,7 +137,7 @@ def ope_command(
     import dataclasses
 
     import policyfit
-    from policyfit.evaluate.ope import FQEConfig, fitted_q_evaluation, policy_act_fn
+    from policyfit.evaluation.ope import FQEConfig, fitted_q_evaluation, policy_act_fn
 
     changes = {
         k: v
@@ -170,7 +170,7 @@ def ope_command(
     if as_json:
         _echo_json({"run": run_dir, "dataset": dataset, **res.to_dict()})
         return
-    from policyfit.evaluate.stats import format_interval
+    from policyfit.evaluation.stats import format_interval
 
     click.echo(
         f"FQE (gamma={res.discount:g}, {len(res.fit_values)} fits) of {run_dir} on {dataset}:"
@@ -249,12 +249,12 @@ def certify_command(
     """Certified lower bound on RUN_DIR's smoothed-policy return under ℓ2 observation attacks."""
     import policyfit
     from policyfit.algos.policy import read_run_config
-    from policyfit.evaluate.certify import (
+    from policyfit.evaluation.certify import (
         certify_policy,
         format_certificate_table,
         plot_certificate,
     )
-    from policyfit.evaluate.stats import figure_png_bytes
+    from policyfit.evaluation.stats import figure_png_bytes
 
     if any(s <= 0 for s in sigmas):
         raise PolicyfitError("every --sigma must be > 0", field="sigma")

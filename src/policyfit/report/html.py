@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from policyfit.diagnose.render import fmt, measure_rows
+from policyfit.diagnostics.render import fmt, measure_rows
 from policyfit.report import plots
 from policyfit.report.runs import Run, is_run_dir, load_run
 
 if TYPE_CHECKING:
     from policyfit.data.dataset import Dataset
-    from policyfit.diagnose.card import DataCard
+    from policyfit.diagnostics.card import DataCard
 
 CSS = """
 body { font-family: -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif; margin: 2em auto;
@@ -464,7 +464,7 @@ def performance_profile_figure(runs: Sequence[Run]) -> str | None:
     Runs are grouped by algorithm; each dataset is a task and its seeds are the task's runs. Only
     algorithms that cover the same datasets are compared; None when fewer than two runs qualify.
     """
-    from policyfit.evaluate.stats import (
+    from policyfit.evaluation.stats import (
         figure_png_bytes,
         performance_profile,
         plot_performance_profiles,
@@ -543,7 +543,7 @@ def build_report(
     """
     from policyfit.data.dataset import Dataset
     from policyfit.data.io import load_dataset
-    from policyfit.diagnose.card import diagnose
+    from policyfit.diagnostics.card import diagnose
 
     runs: list[Run] = []
     datasets: list[Dataset] = []

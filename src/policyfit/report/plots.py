@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
     from policyfit.data.dataset import Dataset
-    from policyfit.diagnose.anomalies import AnomalyFlags
+    from policyfit.diagnostics.anomalies import AnomalyFlags
 
 DPI = 90
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")

@@ -5,10 +5,10 @@ directory with ``summary.json`` (written by :func:`policyfit.train` at the end);
 also carry ``trial.json`` (its grid point), whose ``variant`` (``iql[expectile=0.9]``) groups seeds.
 
 * per ``(variant, dataset)`` cell: seeds, mean and std of the score and a 95% percentile bootstrap
-  interval over seeds (:func:`policyfit.evaluate.stats.bootstrap_ci`);
+  interval over seeds (:func:`policyfit.evaluation.stats.bootstrap_ci`);
 * per variant over datasets: mean, median, IQM and optimality gap with stratified-bootstrap
   intervals (datasets are the strata, seeds are resampled within each;
-  :func:`policyfit.evaluate.stats.aggregate_scores`).
+  :func:`policyfit.evaluation.stats.aggregate_scores`).
 
 Example:
     >>> rows = [{"variant": "bc", "algorithm": "bc", "dataset": "d", "seed": s,
@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from policyfit.errors import PolicyfitError
-from policyfit.evaluate.stats import (
+from policyfit.evaluation.stats import (
     DEFAULT_REPS,
     aggregate_scores,
     bootstrap_ci,

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from policyfit.errors import PolicyfitError
-from policyfit.evaluate.stats import DEFAULT_REPS
+from policyfit.evaluation.stats import DEFAULT_REPS
 from policyfit.sweep.results import read_run, write_results
 from policyfit.sweep.spec import SweepSpec, Trial, expand_trials
 
@@ -44,7 +44,7 @@ def run_trial(trial: dict[str, Any], trial_dir: str) -> dict[str, Any]:
     Runs inside a Ray worker; also callable directly. Never raises for a failed training: the row
     says ``status: failed`` and ``error.txt`` holds the traceback.
     """
-    from policyfit.train.trainer import train
+    from policyfit.training.trainer import train
 
     run_dir = Path(trial_dir)
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -208,7 +208,7 @@ def certify_policy(
         >>> rep.rows[0]["bound_at_budget"] <= rep.rows[0]["attacked_return_mean"]  # doctest: +SKIP
         True
     """
-    from policyfit.evaluate.rollout import rollout_returns
+    from policyfit.evaluation.rollout import rollout_returns
 
     if budget < 0:
         raise PolicyfitError("must be >= 0", field="budget")
@@ -282,7 +282,7 @@ def _max_episode_steps(env_id: str) -> int:
 def plot_certificate(report: CertificateReport) -> Any:
     """Bound versus budget, one line per sigma; the attacked return at ``budget`` as a marker.
 
-    Returns a matplotlib figure (Agg); :func:`policyfit.evaluate.stats.figure_png_bytes` gives PNG.
+    Returns a matplotlib figure (Agg); :func:`policyfit.evaluation.stats.figure_png_bytes` gives PNG.
     """
     import matplotlib
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from policyfit.data import Dataset
-from policyfit.diagnose.anomalies import corruption_mask, detect_anomalies, robust_z
-from policyfit.diagnose.card import diagnose
+from policyfit.diagnostics.anomalies import corruption_mask, detect_anomalies, robust_z
+from policyfit.diagnostics.card import diagnose
 
 
 def _plant(ds: Dataset, seed: int = 3):

@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 
 from policyfit.errors import PolicyfitError
-from policyfit.evaluate.certify import (
+from policyfit.evaluation.certify import (
     certify_policy,
     dkw_epsilon,
     format_certificate_table,
     plot_certificate,
     smoothing_certificate,
 )
-from policyfit.evaluate.stats import figure_png_bytes
+from policyfit.evaluation.stats import figure_png_bytes
 
 
 def test_certificate_equals_hand_computed_value():

@@ -1,6 +1,6 @@
 import numpy as np
 
-from policyfit.diagnose.neighbors import neighbour_spread, standardize
+from policyfit.diagnostics.neighbors import neighbour_spread, standardize
 
 
 def test_deterministic_policy_is_consistent_random_policy_is_not():
@@ -34,7 +34,7 @@ def test_same_episode_neighbours_are_ignored():
 
 
 def test_card_action_consistency_orders_noise_levels(make_linear_ds):
-    from policyfit.diagnose.card import diagnose
+    from policyfit.diagnostics.card import diagnose
 
     clean = diagnose(make_linear_ds(policy_noise=0.02, episodes=30), reference=None)
     noisy = diagnose(make_linear_ds(policy_noise=1.0, episodes=30), reference=None)
@@ -49,7 +49,7 @@ def test_standardize_constant_column():
 
 def test_discrete_action_dataset_gets_a_full_card():
     from policyfit.data import Dataset
-    from policyfit.diagnose.card import diagnose
+    from policyfit.diagnostics.card import diagnose
 
     rng = np.random.default_rng(0)
     n = 3000

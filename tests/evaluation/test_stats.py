@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from policyfit.errors import PolicyfitError
-from policyfit.evaluate.stats import (
+from policyfit.evaluation.stats import (
     aggregate_scores,
     bootstrap_ci,
     figure_png_bytes,

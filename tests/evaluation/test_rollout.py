@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from pendulum_data import swing_up
-from policyfit.evaluate.rollout import evaluate, rollout_returns
+from policyfit.evaluation.rollout import evaluate, rollout_returns
 
 
 def test_vectorized_returns_equal_sequential_episodes():

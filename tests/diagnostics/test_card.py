@@ -3,7 +3,7 @@ import json
 import numpy as np
 from rich.console import Console
 
-from policyfit.diagnose.card import TQ_HIGH, diagnose, verdict
+from policyfit.diagnostics.card import TQ_HIGH, diagnose, verdict
 
 
 def test_card_is_strict_json_and_renders(linear_ds):
@@ -76,7 +76,7 @@ def test_verdict_follows_the_paper_quadrants(linear_ds):
 
 def test_public_name_stays_callable_after_the_package_is_imported(linear_ds):
     import policyfit
-    import policyfit.diagnose.card  # binds policyfit.diagnose to the package
+    import policyfit.diagnostics.card
 
     assert policyfit.diagnose(linear_ds, reference=None).tq["value"] is not None
     from policyfit import diagnose as public

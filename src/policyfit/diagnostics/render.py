@@ -1,4 +1,4 @@
-"""Rich rendering of a :class:`~policyfit.diagnose.card.DataCard` (what ``data inspect --full`` prints).
+"""Rich rendering of a :class:`~policyfit.diagnostics.card.DataCard` (what ``data inspect --full`` prints).
 
 Example:
     >>> from rich.console import Console
@@ -14,7 +14,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from policyfit.diagnose.card import DataCard
+    from policyfit.diagnostics.card import DataCard
 
 
 def fmt(x: Any, digits: int = 3) -> str:

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from policyfit.diagnose.neighbors import (
+from policyfit.diagnostics.neighbors import (
     knn_indices,
     neighbour_residuals,
     principal_projection,

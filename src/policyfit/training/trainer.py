@@ -48,7 +48,7 @@ from policyfit.algos.registry import get_algorithm
 from policyfit.data.dataset import Dataset
 from policyfit.data.sampler import TransitionSampler
 from policyfit.errors import ConfigError, PolicyfitError
-from policyfit.train.checkpoint import list_checkpoints, restore_checkpoint, save_checkpoint
+from policyfit.training.checkpoint import list_checkpoints, restore_checkpoint, save_checkpoint
 
 DEFAULT_EVAL_EVERY = 10_000
 DEFAULT_EVAL_EPISODES = 10
@@ -418,7 +418,7 @@ def train(
     act = jax.jit(learner.act, compiler_options=compiler_options(True))
     refs = None
     if env_id is not None:
-        from policyfit.evaluate.rollout import reference_scores
+        from policyfit.evaluation.rollout import reference_scores
 
         refs = reference_scores(env_id, ds.metadata)
 
@@ -436,7 +436,7 @@ def train(
     def run_eval(step: int) -> dict | None:
         if env_id is None:
             return None
-        from policyfit.evaluate.rollout import evaluate
+        from policyfit.evaluation.rollout import evaluate
 
         params = policy_params(state)
         result = evaluate(

@@ -26,20 +26,20 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from policyfit.diagnose.anomalies import (
+from policyfit.diagnostics.anomalies import (
     FLAG_TYPES,
     AnomalyFlags,
     corruption_mask,
     detect_anomalies,
     precision_recall,
 )
-from policyfit.diagnose.coverage import (
+from policyfit.diagnostics.coverage import (
     DEFAULT_BINS,
     EXACT_MAX_ROWS,
     state_action_coverage,
     trajectory_quality,
 )
-from policyfit.diagnose.neighbors import neighbour_spread, standardize
+from policyfit.diagnostics.neighbors import neighbour_spread, standardize
 
 if TYPE_CHECKING:
     from policyfit.data.dataset import Dataset
@@ -97,7 +97,7 @@ class DataCard:
         return _jsonable(out)
 
     def __rich__(self):
-        from policyfit.diagnose.render import card_renderable
+        from policyfit.diagnostics.render import card_renderable
 
         return card_renderable(self)
 

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from pendulum_data import pendulum_dataset
 from policyfit.cli.main import cli
 from policyfit.data.io import save_dataset
-from policyfit.diagnose.render import fmt
+from policyfit.diagnostics.render import fmt
 
 
 def tiny_bc_run(tmp_path):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from policyfit.data import Dataset
-from policyfit.evaluate.ope import (
+from policyfit.evaluation.ope import (
     FQEConfig,
     _fit_interval,
     _length_from_discounted,

@@ -10,8 +10,8 @@ import pytest
 import policyfit
 from pendulum_data import pendulum_dataset
 from policyfit.errors import ConfigError, PolicyfitError
-from policyfit.train.checkpoint import list_checkpoints
-from policyfit.train.trainer import train
+from policyfit.training.checkpoint import list_checkpoints
+from policyfit.training.trainer import train
 
 TINY = {"hidden_dims": (32, 32), "batch_size": 64}
 KW = dict(

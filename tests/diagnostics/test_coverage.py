@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from policyfit.data import Dataset
-from policyfit.diagnose.coverage import (
+from policyfit.diagnostics.coverage import (
     HyperLogLog,
     count_unique_rows,
     discretize,
@@ -37,7 +37,7 @@ def test_tq_hand_computed():
 
 
 def test_tq_through_diagnose_uses_metadata_then_user_scores():
-    from policyfit.diagnose.card import diagnose
+    from policyfit.diagnostics.card import diagnose
 
     ds = _dataset(
         np.arange(6)[:, None],

@@ -31,7 +31,7 @@ point estimates and profiles, interval ends within Monte Carlo error (about 0.1 
 
 Example:
     >>> import numpy as np
-    >>> from policyfit.evaluate.stats import aggregate_scores, iqm
+    >>> from policyfit.evaluation.stats import aggregate_scores, iqm
     >>> iqm(np.arange(1.0, 9.0))   # cut 1, 2 and 7, 8: mean of 3, 4, 5, 6
     4.5
     >>> scores = {"iql": np.array([[60.0, 80.0], [70.0, 90.0], [65.0, 85.0]])}  # 3 seeds x 2 tasks

@@ -1,7 +1,7 @@
 """Vectorized rollouts of a deterministic policy: mean/std return and the D4RL normalized score.
 
 Example:
-    >>> from policyfit.evaluate.rollout import evaluate
+    >>> from policyfit.evaluation.rollout import evaluate
     >>> import numpy as np
     >>> evaluate(lambda obs: np.zeros((len(obs), 1)), "Pendulum-v1", episodes=2)["episodes"]
     2

@@ -1,0 +1,101 @@
+"""The one atomic writer and the one JSON encoder of policyfit.
+
+Every file policyfit writes (datasets, run directories, results) goes through
+:func:`atomic_write_bytes`: the bytes go to a temporary file in the same directory, are flushed to
+disk, and the temporary file is renamed over the target, so a crash never leaves a half-written
+file. The file gets the mode a plain ``open(path, "w")`` would give it (``0o666`` minus the umask),
+not the ``0o600`` of :func:`tempfile.mkstemp`, so a colleague can read what you saved.
+
+Example:
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "out.json"
+    >>> write_json(path, {"x": 1})
+    >>> path.read_text()
+    '{\\n  "x": 1\\n}'
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp_path)`` for a temporary path next to ``path``, then rename it to ``path``.
+
+    For writers that need a file name (h5py, numpy, Minari): the file is only visible under its
+    final name once complete. The parent directory is created if needed.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temporary file, fsync, rename)."""
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+
+    return atomic_write(path, write)
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def json_default(obj: Any) -> Any:
+    """``json.dumps(default=...)`` for what policyfit stores: numpy scalars/arrays, paths, the rest as str."""
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if hasattr(obj, "__fspath__"):
+        return os.fspath(obj)
+    return str(obj)
+
+
+def dumps(data: Any, indent: int | None = 2) -> str:
+    """JSON text with :func:`json_default`."""
+    return json.dumps(data, indent=indent, default=json_default)
+
+
+def write_json(path: str | Path, data: Any, indent: int | None = 2) -> Path:
+    """Write ``data`` as JSON to ``path`` atomically."""
+    return atomic_write_text(path, dumps(data, indent=indent))
+
+
+def read_json(path: str | Path) -> Any:
+    """Parse a JSON file; a :class:`~policyfit.errors.PolicyfitError` names the file if it is bad."""
+    from policyfit.errors import PolicyfitError
+
+    try:
+        return json.loads(Path(path).read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise PolicyfitError(f"not valid JSON: {exc}", path=str(path)) from None
