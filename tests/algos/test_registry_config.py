@@ -7,7 +7,9 @@ from policyfit.errors import ConfigError
 
 
 def test_all_algorithms_registered_with_paper_defaults():
-    assert set(ALGORITHMS) == {"bc", "td3bc", "iql", "riql", "cql", "awac", "rebrac"}
+    assert set(ALGORITHMS) == {
+        *("bc", "td3bc", "iql", "riql", "cql", "awac", "rebrac", "discrete_bc", "rvs_r")
+    }
     assert get_algorithm("TD3+BC") is ALGORITHMS["td3bc"]
     assert get_algorithm("td3bc").Config().alpha == 2.5
     iql = get_algorithm("iql").Config()
@@ -16,7 +18,7 @@ def test_all_algorithms_registered_with_paper_defaults():
 
 
 def test_unknown_algorithm_lists_valid_ones():
-    with pytest.raises(ConfigError, match="valid: awac, bc, cql, iql, rebrac, riql, td3bc"):
+    with pytest.raises(ConfigError, match="valid: awac, bc, cql, discrete_bc, iql, rebrac, riql, rvs_r"):
         get_algorithm("sac-n")
 
 
@@ -80,12 +82,12 @@ def test_percent_bc_keeps_the_best_trajectories():
         timeouts=timeouts,
     )
     bc = get_algorithm("bc")
-    top = bc(bc.Config(top_fraction=0.5)).prepare_dataset(ds)
+    top = bc(bc.Config(top_fraction=0.5)).prepare(ds)
     # the two best episodes (returns 9 and 5), in storage order
     np.testing.assert_allclose(sorted(top.episode_returns()), [5.0, 9.0])
     assert top.num_transitions == 7
-    assert bc(bc.Config()).prepare_dataset(ds) is ds
-    assert bc(bc.Config(top_fraction=0.01)).prepare_dataset(ds).num_episodes == 1
+    assert bc(bc.Config()).prepare(ds) is ds
+    assert bc(bc.Config(top_fraction=0.01)).prepare(ds).num_episodes == 1
 
 
 def test_riql_is_iql_with_the_papers_robust_defaults():

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from policyfit.algos.base import AlgoConfig, Algorithm, DatasetSpec
+from policyfit.algos.base import AlgoConfig, Algorithm, Carry, DatasetSpec, register
 from policyfit.algos.losses import awr_weights, soft_update, td_target
 from policyfit.errors import ConfigError
 from policyfit.nn import EnsembleCritic, GaussianPolicy
@@ -44,10 +44,10 @@ class AWACConfig(AlgoConfig):
     normalize_observations: bool = True
 
 
+@register("awac")
 class AWAC(Algorithm):
     """Advantage-weighted actor-critic."""
 
-    name = "awac"
     Config = AWACConfig
 
     def setup(self, spec: DatasetSpec) -> None:
@@ -130,7 +130,9 @@ class AWAC(Algorithm):
             "adv_weight_mean": mean_weight,
         }
 
-    def act(self, params: dict, obs: jnp.ndarray, key: jax.Array | None = None) -> jnp.ndarray:
+    def act(
+        self, params: dict, obs: jnp.ndarray, carry: Carry, key: jax.Array | None = None
+    ) -> tuple[jnp.ndarray, Carry]:
         dist = self.actor.apply(params["actor"], normalize_observations(obs, params["obs_norm"]))
         out = dist.mode() if key is None else jnp.clip(dist.sample(key), -1.0, 1.0)
-        return from_unit_actions(out, params["action_scale"])
+        return from_unit_actions(out, params["action_scale"]), carry

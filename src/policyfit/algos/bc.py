@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from policyfit.algos.base import AlgoConfig, Algorithm, DatasetSpec
+from policyfit.algos.base import AlgoConfig, Algorithm, Carry, DatasetSpec, register
 from policyfit.errors import ConfigError
 from policyfit.nn import DeterministicPolicy, GaussianPolicy
 from policyfit.nn.normalization import (
@@ -33,6 +33,15 @@ from policyfit.nn.normalization import (
 POLICY_KINDS = ("deterministic", "gaussian")
 
 
+def top_fraction_episodes(ds, fraction: float):
+    """The ``fraction`` of ``ds``'s episodes with the highest return, in their original order."""
+    if fraction >= 1.0:
+        return ds
+    keep = max(1, math.ceil(fraction * ds.num_episodes))
+    best = np.argsort(-ds.episode_returns(), kind="stable")[:keep]
+    return ds.select_episodes(np.sort(best))
+
+
 @dataclass(frozen=True)
 class BCConfig(AlgoConfig):
     policy: str = (
@@ -44,10 +53,10 @@ class BCConfig(AlgoConfig):
     normalize_observations: bool = True  # CORL `normalize=True`
 
 
+@register("bc")
 class BC(Algorithm):
     """Behavior cloning (``top_fraction < 1``: %BC)."""
 
-    name = "bc"
     Config = BCConfig
 
     def setup(self, spec: DatasetSpec) -> None:
@@ -67,13 +76,9 @@ class BC(Algorithm):
             self.actor = DeterministicPolicy(spec.action_dim, cfg.hidden_dims)
         self.optimizer = optax.adam(cfg.learning_rate)
 
-    def prepare_dataset(self, ds):
+    def prepare(self, ds):
         """%BC: the ``top_fraction`` of episodes with the highest return (all of them for BC)."""
-        if self.config.top_fraction >= 1.0:
-            return ds
-        keep = max(1, math.ceil(self.config.top_fraction * ds.num_episodes))
-        best = np.argsort(-ds.episode_returns(), kind="stable")[:keep]
-        return ds.select_episodes(np.sort(best))
+        return top_fraction_episodes(ds, self.config.top_fraction)
 
     def init(self, spec: DatasetSpec, key: jax.Array) -> dict:
         self.setup(spec)
@@ -104,8 +109,10 @@ class BC(Algorithm):
         )
         return new_state, {"actor_loss": loss}
 
-    def act(self, params: dict, obs: jnp.ndarray, key: jax.Array | None = None) -> jnp.ndarray:
+    def act(
+        self, params: dict, obs: jnp.ndarray, carry: Carry, key: jax.Array | None = None
+    ) -> tuple[jnp.ndarray, Carry]:
         out = self.actor.apply(params["actor"], normalize_observations(obs, params["obs_norm"]))
         if self.config.policy == "gaussian":
             out = out.mode() if key is None else jnp.clip(out.sample(key), -1.0, 1.0)
-        return from_unit_actions(out, params["action_scale"])
+        return from_unit_actions(out, params["action_scale"]), carry

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from policyfit.algos.base import AlgoConfig, Algorithm, DatasetSpec
+from policyfit.algos.base import AlgoConfig, Algorithm, Carry, DatasetSpec, register
 from policyfit.algos.losses import soft_update, td_target
 from policyfit.nn import EnsembleCritic, TanhGaussianPolicy
 from policyfit.nn.modules import TanhNormal
@@ -60,10 +60,10 @@ class CQLConfig(AlgoConfig):
     normalize_observations: bool = True  # CORL `normalize=True`
 
 
+@register("cql")
 class CQL(Algorithm):
     """Conservative Q-learning (SAC-based, continuous actions)."""
 
-    name = "cql"
     Config = CQLConfig
 
     def setup(self, spec: DatasetSpec) -> None:
@@ -232,7 +232,9 @@ class CQL(Algorithm):
         }
         return new_state, metrics
 
-    def act(self, params: dict, obs: jnp.ndarray, key: jax.Array | None = None) -> jnp.ndarray:
+    def act(
+        self, params: dict, obs: jnp.ndarray, carry: Carry, key: jax.Array | None = None
+    ) -> tuple[jnp.ndarray, Carry]:
         dist = self.actor.apply(params["actor"], normalize_observations(obs, params["obs_norm"]))
         out = dist.mode() if key is None else dist.sample(key)
-        return from_unit_actions(out, params["action_scale"])
+        return from_unit_actions(out, params["action_scale"]), carry

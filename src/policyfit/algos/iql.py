@@ -36,7 +36,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from policyfit.algos.base import AlgoConfig, Algorithm, DatasetSpec
+from policyfit.algos.base import AlgoConfig, Algorithm, Carry, DatasetSpec, register
 from policyfit.algos.losses import (
     awr_weights,
     ensemble_quantile,
@@ -101,10 +101,10 @@ class IQLConfig(AlgoConfig):
     normalize_with_next: bool = False
 
 
+@register("iql")
 class IQL(Algorithm):
     """Implicit Q-learning (and Robust IQL through its flags)."""
 
-    name = "iql"
     Config = IQLConfig
 
     def setup(self, spec: DatasetSpec) -> None:
@@ -252,11 +252,13 @@ class IQL(Algorithm):
         }
         return new_state, metrics
 
-    def act(self, params: dict, obs: jnp.ndarray, key: jax.Array | None = None) -> jnp.ndarray:
+    def act(
+        self, params: dict, obs: jnp.ndarray, carry: Carry, key: jax.Array | None = None
+    ) -> tuple[jnp.ndarray, Carry]:
         out = self.actor.apply(params["actor"], normalize_observations(obs, params["obs_norm"]))
         if not self.config.deterministic_actor:
             out = out.mode() if key is None else jnp.clip(out.sample(key), -1.0, 1.0)
-        return from_unit_actions(out, params["action_scale"])
+        return from_unit_actions(out, params["action_scale"]), carry
 
 
 @dataclass(frozen=True)
@@ -284,8 +286,8 @@ class RIQLConfig(IQLConfig):
     normalize_with_next: bool = True
 
 
+@register("riql")
 class RIQL(IQL):
     """``policyfit train riql``: :class:`IQL` with :class:`RIQLConfig`'s defaults (no copy of IQL)."""
 
-    name = "riql"
     Config = RIQLConfig

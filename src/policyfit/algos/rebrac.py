@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from policyfit.algos.base import AlgoConfig, Algorithm, DatasetSpec
+from policyfit.algos.base import AlgoConfig, Algorithm, Carry, DatasetSpec, register
 from policyfit.algos.losses import delayed_actor_update, td_target
 from policyfit.errors import ConfigError
 from policyfit.nn import DeterministicPolicy, EnsembleCritic
@@ -54,10 +54,10 @@ class ReBRACConfig(AlgoConfig):
     normalize_observations: bool = False  # JAX-CORL `normalize_states=False`
 
 
+@register("rebrac")
 class ReBRAC(Algorithm):
     """Revisited behavior-regularized actor-critic."""
 
-    name = "rebrac"
     Config = ReBRACConfig
 
     def setup(self, spec: DatasetSpec) -> None:
@@ -145,6 +145,8 @@ class ReBRAC(Algorithm):
             "bc_penalty": bc_penalty,
         }
 
-    def act(self, params: dict, obs: jnp.ndarray, key: jax.Array | None = None) -> jnp.ndarray:
+    def act(
+        self, params: dict, obs: jnp.ndarray, carry: Carry, key: jax.Array | None = None
+    ) -> tuple[jnp.ndarray, Carry]:
         out = self.actor.apply(params["actor"], normalize_observations(obs, params["obs_norm"]))
-        return from_unit_actions(out, params["action_scale"])
+        return from_unit_actions(out, params["action_scale"]), carry

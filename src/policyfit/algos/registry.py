@@ -1,40 +1,47 @@
 """The algorithm registry: name -> :class:`~policyfit.algos.base.Algorithm` class.
 
+Algorithms register themselves with ``@register("name")`` (:func:`policyfit.algos.base.register`);
+importing this module imports every built-in algorithm so that all of them are registered.
+
 Example:
     >>> from policyfit.algos.registry import get_algorithm
     >>> get_algorithm("iql").Config().expectile
     0.7
+    >>> get_algorithm("TD3+BC").name
+    'td3bc'
 """
 
 from __future__ import annotations
 
-from policyfit.algos.awac import AWAC
-from policyfit.algos.base import Algorithm
-from policyfit.algos.bc import BC
-from policyfit.algos.cql import CQL
-from policyfit.algos.iql import IQL, RIQL
-from policyfit.algos.rebrac import ReBRAC
-from policyfit.algos.td3bc import TD3BC
+# Imported for their @register side effect: each module registers its algorithm classes.
+from policyfit.algos import (  # noqa: F401
+    awac,
+    bc,
+    cql,
+    discrete_bc,
+    iql,
+    rebrac,
+    rvs,
+    td3bc,
+)
+from policyfit.algos.base import ALGORITHMS, Algorithm, canonical_key
 from policyfit.errors import ConfigError
 
-ALGORITHMS: dict[str, type[Algorithm]] = {
-    "bc": BC,
-    "td3bc": TD3BC,
-    "iql": IQL,
-    "riql": RIQL,
-    "cql": CQL,
-    "awac": AWAC,
-    "rebrac": ReBRAC,
-}
+__all__ = ["ALGORITHMS", "get_algorithm"]
 
 
 def get_algorithm(name: str) -> type[Algorithm]:
-    """The algorithm class registered as ``name`` (case-insensitive); ConfigError lists valid names."""
-    key = name.strip().lower().replace("+", "").replace("-", "").replace("_", "")
-    if key not in ALGORITHMS:
-        raise ConfigError(
-            f"unknown algorithm; valid: {', '.join(sorted(ALGORITHMS))}",
-            path=name,
-            field="algorithm",
-        )
-    return ALGORITHMS[key]
+    """The algorithm class registered as ``name`` (case, ``-``, ``_``, ``+`` ignored).
+
+    Raises:
+        ConfigError: an unknown name; the message lists the valid ones.
+    """
+    key = canonical_key(name)
+    for registered, cls in ALGORITHMS.items():
+        if canonical_key(registered) == key:
+            return cls
+    raise ConfigError(
+        f"unknown algorithm; valid: {', '.join(sorted(ALGORITHMS))}",
+        path=name,
+        field="algorithm",
+    )

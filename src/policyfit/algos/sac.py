@@ -2,7 +2,10 @@
 Algorithms and Applications", arXiv:1812.05905).
 
 Online, off-policy: policyfit uses it to train the behavior policies of the built-in dataset suite
-(:mod:`policyfit.envs.behavior`), and it is the base for later online / hybrid algorithms.
+(the online trainer in :mod:`policyfit.training`). It is an *online learner*, not an
+:class:`~policyfit.algos.base.Algorithm`: it is not registered, ``policyfit train`` does not offer it,
+and its ``act`` has no carry. It shares the config base class and the pure ``init`` / ``update``
+style with the offline algorithms.
 
 One :meth:`SAC.update` is one gradient step on each of the three objectives, in this order:
 
@@ -39,7 +42,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from policyfit.algos.base import AlgoConfig, Algorithm, DatasetSpec, Metrics
+from policyfit.algos.base import AlgoConfig, DatasetSpec, Metrics
 from policyfit.nn import EnsembleCritic, TanhGaussianPolicy
 
 
@@ -74,14 +77,14 @@ class SACState:
     step: jnp.ndarray
 
 
-class SAC(Algorithm):
+class SAC:
     """Soft Actor-Critic; see the module docstring for the equations."""
 
     name: ClassVar[str] = "sac"
     Config = SACConfig
 
     def __init__(self, config: SACConfig | None = None):
-        super().__init__(config)
+        self.config = config if config is not None else SACConfig()
 
     # Equal configs give equal (pure) functions: lets callers cache jitted code per config.
     def __eq__(self, other: object) -> bool:

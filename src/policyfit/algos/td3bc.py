@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from policyfit.algos.base import AlgoConfig, Algorithm, DatasetSpec
+from policyfit.algos.base import AlgoConfig, Algorithm, Carry, DatasetSpec, register
 from policyfit.algos.losses import delayed_actor_update, td_target
 from policyfit.errors import ConfigError
 from policyfit.nn import DeterministicPolicy, EnsembleCritic
@@ -46,10 +46,10 @@ class TD3BCConfig(AlgoConfig):
     normalize_observations: bool = True  # Sec. 5: states normalized by dataset mean/std (eps 1e-3)
 
 
+@register("td3bc")
 class TD3BC(Algorithm):
     """TD3+BC: TD3 whose actor also regresses to the dataset's actions."""
 
-    name = "td3bc"
     Config = TD3BCConfig
 
     def setup(self, spec: DatasetSpec) -> None:
@@ -128,6 +128,8 @@ class TD3BC(Algorithm):
             "bc_mse": bc,
         }
 
-    def act(self, params: dict, obs: jnp.ndarray, key: jax.Array | None = None) -> jnp.ndarray:
+    def act(
+        self, params: dict, obs: jnp.ndarray, carry: Carry, key: jax.Array | None = None
+    ) -> tuple[jnp.ndarray, Carry]:
         out = self.actor.apply(params["actor"], normalize_observations(obs, params["obs_norm"]))
-        return from_unit_actions(out, params["action_scale"])
+        return from_unit_actions(out, params["action_scale"]), carry

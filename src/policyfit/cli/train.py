@@ -175,12 +175,15 @@ def field_comments(config_cls: type) -> dict[str, str]:
 def algos(as_json: bool) -> None:
     """List the algorithms and their config fields with defaults (set them with --set key=value)."""
     import policyfit
+    from policyfit.algos.base import Algorithm
 
     listing = {}
     for name, cls in sorted(policyfit.ALGORITHMS.items()):
         cfg = cls.Config()
         listing[name] = {
             "doc": (sys.modules[cls.__module__].__doc__ or name).strip().splitlines()[0],
+            "action_spaces": cls.action_spaces(),
+            "stateful_policy": cls.initial_carry is not Algorithm.initial_carry,
             "config": {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)},
             "help": field_comments(cls.Config),
         }
@@ -192,7 +195,9 @@ def algos(as_json: bool) -> None:
 
     console = Console()
     for name, info in listing.items():
-        table = Table(title=f"{name}: {info['doc']}", title_justify="left", show_header=False)
+        memory = "; acts with a carry" if info["stateful_policy"] else ""
+        title = f"{name} [{info['action_spaces']} actions{memory}]: {info['doc']}"
+        table = Table(title=title, title_justify="left", show_header=False)
         table.add_column("field", style="bold cyan", no_wrap=True)
         table.add_column("default")
         table.add_column("meaning and source", style="dim")

@@ -208,7 +208,7 @@ def certify_policy(
         >>> rep.rows[0]["bound_at_budget"] <= rep.rows[0]["attacked_return_mean"]  # doctest: +SKIP
         True
     """
-    from policyfit.evaluation.rollout import rollout_returns
+    from policyfit.envs.rollout import rollout_returns
 
     if budget < 0:
         raise PolicyfitError("must be >= 0", field="budget")

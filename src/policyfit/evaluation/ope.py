@@ -137,12 +137,21 @@ class TwoChannelQ:
 def policy_act_fn(policy: Any) -> Callable[[Any], Any]:
     """A jax-traceable ``obs -> action`` from a :func:`policyfit.load_policy` result.
 
-    Falls back to the policy itself (a numpy callable) when it has no ``algo.act``/``params``.
+    Any other callable is used as it is (a numpy ``obs -> action`` function). FQE evaluates a
+    Markov policy: a policy with a carry (a return target, a context) raises.
     """
-    algo, params = getattr(policy, "algo", None), getattr(policy, "params", None)
-    if algo is not None and params is not None:
-        return lambda obs: algo.act(params, obs)
-    return policy
+    from policyfit.algos.policy import Policy
+
+    if not isinstance(policy, Policy):
+        return policy
+    if policy.stateful:
+        raise PolicyfitError(
+            f"{policy.name} acts on a carry (its memory), not on the observation alone; FQE "
+            "evaluates Markov policies only",
+            field="policy",
+        )
+    algo, params = policy.algo, policy.params
+    return lambda obs: algo.act(params, obs, ())[0]
 
 
 def _actions_for(act_fn: Callable, obs: np.ndarray, chunk: int, discrete: bool, n_actions: int):

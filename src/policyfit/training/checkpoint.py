@@ -19,14 +19,16 @@ import jax
 import numpy as np
 from flax import serialization
 
-from policyfit.algos.policy import atomic_write_bytes
+from policyfit.common.files import atomic_write_bytes
 from policyfit.errors import PolicyfitError
 
 STEP_DIR = re.compile(r"^step_(\d+)$")
 
 
 def checkpoint_dir(run_dir: Path) -> Path:
-    return Path(run_dir) / "checkpoints"
+    from policyfit.training.rundir import RunDir
+
+    return RunDir(run_dir).checkpoints_dir
 
 
 def list_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:

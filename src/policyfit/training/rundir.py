@@ -27,6 +27,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from policyfit.algos.policy import Policy, is_policy_dir, read_policy
 from policyfit.common.files import atomic_write_bytes, dumps, read_json, write_json
 from policyfit.errors import PolicyfitError
 
@@ -187,3 +188,34 @@ class RunDir:
         write_json(self.certificate_path, certificate, indent=None)
         if png is not None:
             atomic_write_bytes(self.certificate_plot_path, png)
+
+
+def load_policy(path: str | Path, **overrides: Any) -> Policy:
+    """The learned policy of a run directory (or of a bare ``policy/`` folder).
+
+    Returns a :class:`~policyfit.algos.policy.Policy`: numpy in, numpy out, with the carry-aware
+    call every policy has (``initial_carry``, ``act``, ``observe_reward``); stateless policies can
+    also be called directly, ``policy(obs) -> action``. ``overrides`` replace config fields that
+    matter when acting, e.g. RvS-R's ``target_return``.
+
+    Example:
+        >>> policy = load_policy("runs/iql-hopper-medium-s0")          # doctest: +SKIP
+        >>> policy(np.zeros(11)).shape                                # doctest: +SKIP
+        (3,)
+        >>> rvs = load_policy("runs/rvs_r-hopper-medium-s0", target_return=3000.0)  # doctest: +SKIP
+        >>> carry = rvs.initial_carry(batch_size=1)                   # doctest: +SKIP
+        >>> action, carry = rvs.act(obs[None], carry)                 # doctest: +SKIP
+        >>> carry = rvs.observe_reward(carry, np.array([reward]))    # doctest: +SKIP
+    """
+    path = Path(path)
+    run = RunDir(path)
+    if is_policy_dir(run.policy_dir):
+        return read_policy(run.policy_dir, **overrides)
+    if is_policy_dir(path):
+        return read_policy(path, **overrides)
+    raise PolicyfitError(
+        "no policy found (expected policy/policy.json and policy/params.msgpack); "
+        "is this a run directory of `policyfit train`?",
+        path=str(path),
+        field="policy",
+    )
