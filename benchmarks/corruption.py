@@ -10,11 +10,15 @@ paper's code, a trial's seed is also its corruption seed, so each seed sees its 
     python benchmarks/corruption.py --steps 200 --seeds 0 --datasets hopper-medium-replay \\
         --dataset-size 2000 --algos bc iql --targets dynamics --name corruption-smoke
 
-Resumable: a finished trial is recognized by its ``summary.json`` and skipped; an interrupted trial
-resumes from its last checkpoint, and so does a finished one when ``--steps`` grows (the budget can
-be raised across sessions); corrupted datasets are written once (``.npz``, with their mask)
-and reused. Results: ``benchmarks/results/<name>.json`` (machine, versions, commit, budget, every
-trial, the table, the paper's findings checked) and ``benchmarks/results/<name>.md``.
+The grid runs on ``policyfit.sweep`` (``run_trials`` with its local engine: ``--jobs`` worker
+processes; each trial is ``policyfit.sweep.run_trial``). Resumable: a finished trial is recognized
+by its ``summary.json`` (same algorithm, seed and steps) and skipped; an interrupted trial resumes
+from its last checkpoint, and so does a finished one when ``--steps`` grows (the budget can be
+raised across sessions); a failed trial is recorded (its message in the results, the traceback in
+its ``error.txt``) and the grid goes on. Corrupted datasets are written once (``.npz``, with their
+mask), before any worker starts, and reused. Results: ``benchmarks/results/<name>.json``
+(machine, versions, commit, budget, every trial, the table, the paper's findings checked) and
+``benchmarks/results/<name>.md``.
 
 The paper's qualitative findings checked here (averages over datasets and corrupted conditions):
 IQL is the most robust of the offline RL baselines td3bc/cql/iql (and, separately, whether it also
@@ -24,17 +28,19 @@ beats BC); RIQL >= IQL on average; RIQL's largest gain over IQL is under dynamic
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import shutil
 import sys
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from policyfit.errors import PolicyfitError
+from policyfit.sweep.executor import error_line as one_line
+from policyfit.sweep.runner import run_state
+from policyfit.training.rundir import RunDir
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS_DIR, parse_overrides, write_result, write_text  # noqa: E402
@@ -159,43 +165,6 @@ def corrupted_dataset(clean, dataset: str, mode: str, target: str, args, seed: i
 # ----------------------------------------------------------------------------- trials
 def trial_dir(workdir: Path, dataset: str, cond: str, algo: str, seed: int) -> Path:
     return workdir / "runs" / dataset_key(dataset) / cond / f"{algo}-s{seed}"
-
-
-def read_summary(run_dir: Path) -> dict[str, Any] | None:
-    path = run_dir / "summary.json"
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return None
-
-
-def train_function():
-    """``policyfit.train`` (a plain function of the public API)."""
-    import policyfit
-
-    return policyfit.train
-
-
-def run_trial(
-    ds, algo: str, seed: int, run_dir: Path, args, config: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """Train one trial (resuming an interrupted one); returns its summary."""
-    train = train_function()
-    common = {
-        "steps": args.steps,
-        "eval_every": args.eval_every,
-        "eval_episodes": args.eval_episodes,
-        "save_every": args.save_every,
-        "progress": False,
-    }
-    if (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()):
-        return train(None, ds, resume=run_dir, **common).summary
-    if run_dir.exists():  # started but never checkpointed: start over
-        shutil.rmtree(run_dir)
-    run_dir.parent.mkdir(parents=True, exist_ok=True)
-    return train(algo, ds, seed=seed, out=run_dir, config=config, **common).summary
 
 
 def score_of(summary: dict[str, Any]) -> tuple[float | None, str]:
@@ -520,9 +489,6 @@ def markdown(payload: dict[str, Any]) -> str:
 
 
 # ----------------------------------------------------------------------------- execution
-_CLEAN: dict[str, Any] = {}  # per process: the clean dataset last loaded
-
-
 def trial_config(ds, algo: str, mode: str, target: str, args) -> dict[str, Any] | None:
     """The trial's config overrides: RIQL's per-attack settings, then ``--set`` on top."""
     config: dict[str, Any] = {}
@@ -532,68 +498,115 @@ def trial_config(ds, algo: str, mode: str, target: str, args) -> dict[str, Any] 
     return config or None
 
 
-def trial_data(dataset: str, mode: str, target: str, seed: int, args):
-    """The clean dataset (kept per process) or its corrupted copy (cached on disk)."""
-    if dataset not in _CLEAN:
-        _CLEAN.clear()
-        _CLEAN[dataset] = load_clean(dataset, args.dataset_size)
-    clean = _CLEAN[dataset]
-    if mode == "clean":
-        return clean
-    return corrupted_dataset(clean, dataset, mode, target, args, seed, args.workdir)
+def trial_label(dataset: str, cond: str, algo: str, seed: int) -> str:
+    return f"{dataset_key(dataset)} {cond} {algo} s{seed}"
 
 
-def run_spec(spec: tuple[str, str, str, str, int], args, stop_at: float | None) -> dict[str, Any]:
-    """Train one grid trial; returns ``{"summary", "config", "seconds"}``, ``{"error"}`` or
-    ``{"state": "pending"}`` (not started: ``--stop-after`` passed). Runs in worker processes."""
+def sweep_trial(spec: tuple[str, str, str, str, int], args, data: str, clean_ds) -> dict[str, Any]:
+    """The :func:`policyfit.sweep.run_trial` description of one grid trial: ``data`` is the
+    dataset it trains on (the suite name or path, or the cached corrupted file), ``clean_ds`` the
+    loaded clean dataset (for RIQL's per-environment settings)."""
     dataset, mode, target, algo, seed = spec
     cond = condition_name(mode, target)
-    if stop_at is not None and time.time() > stop_at:
-        return {"state": "pending"}
-    record: dict[str, Any] = {}
-    try:
-        ds = trial_data(dataset, mode, target, seed, args)
-        record["config"] = trial_config(ds, algo, mode, target, args)
-        t0 = time.perf_counter()
-        run_dir = trial_dir(args.workdir, dataset, cond, algo, seed)
-        record["summary"] = run_trial(ds, algo, seed, run_dir, args, record["config"])
-        record["seconds"] = round(time.perf_counter() - t0, 1)
+    size = args.dataset_size if mode == "clean" and not Path(dataset).exists() else None
+    return {
+        "trial_id": f"{dataset_key(dataset)}/{cond}/{algo}-s{seed}",
+        "variant": algo,
+        "algorithm": algo,
+        "dataset": data,
+        # loaded in the worker and handed to policyfit.train as a Dataset
+        "dataset_options": {"size": size} if size is not None else {},
+        "seed": seed,
+        "steps": args.steps,
+        "eval_every": args.eval_every,
+        "eval_episodes": args.eval_episodes,
+        "save_every": args.save_every,
+        "config": trial_config(clean_ds, algo, mode, target, args) or {},
+        "overrides": {},
+    }
+
+
+def prepare(todo: list[dict[str, Any]], args, stop_at: float | None) -> None:
+    """Each pending trial's data and config, here, before any worker starts: every clean dataset
+    is loaded once and every corrupted dataset computed once (and cached), instead of once per
+    worker that needs it (an adversarial attack costs a critic and a PGD pass). Sets
+    ``item["trial"]``, or ``record["error"]`` when the data cannot be made. Past ``stop_at`` it
+    prepares nothing more (those trials stay pending)."""
+    clean: dict[str, Any] = {}
+    for item in todo:
+        if stop_at is not None and time.time() > stop_at:
+            return
+        dataset, mode, target, algo, seed = item["spec"]
+        try:
+            if dataset not in clean:
+                try:
+                    clean[dataset] = load_clean(dataset, args.dataset_size)
+                except Exception as exc:
+                    clean[dataset] = exc  # every trial of the dataset fails with it
+            if isinstance(clean[dataset], Exception):
+                raise clean[dataset]
+            data = dataset
+            if mode != "clean":
+                path = corrupted_path(args.workdir, dataset, mode, target, args, seed)
+                if not path.exists():
+                    corrupted_dataset(
+                        clean[dataset], dataset, mode, target, args, seed, args.workdir
+                    )
+                data = str(path)
+            item["trial"] = sweep_trial(item["spec"], args, data, clean[dataset])
+        except Exception as exc:
+            item["record"]["error"] = error_line(exc)
+            label = trial_label(dataset, condition_name(mode, target), algo, seed)
+            print(f"{label}: FAILED {item['record']['error']}", flush=True)
+
+
+def error_line(exc: BaseException) -> str:
+    """A failed trial's one line in the results (at most 300 characters)."""
+    return one_line(exc)[:300]
+
+
+def execute(todo: list[dict[str, Any]], args, stop_at: float | None) -> None:
+    """Run the pending trials on :func:`policyfit.sweep.run_trials` (``--jobs`` worker
+    processes): each one trains or resumes with :func:`policyfit.sweep.run_trial`, a failure is
+    recorded in its record (``error``) and the grid goes on. Updates the records in place."""
+    from policyfit.sweep import run_trial, run_trials
+
+    prepare(todo, args, stop_at)
+    ready = [item for item in todo if "trial" in item]
+
+    def on_result(index: int, outcome) -> None:
+        item = ready[index]
+        record, trial = item["record"], item["trial"]
+        label = trial_label(item["spec"][0], record["condition"], record["algo"], record["seed"])
+        if outcome.status == "pending":
+            return
+        row = outcome.value if outcome.status == "done" else {"status": "failed"}
+        if row.get("status") == "failed":
+            record["error"] = (row.get("error") or outcome.error or "failed")[:300]
+            print(f"{label}: FAILED {record['error']}", flush=True)
+            if args.debug:
+                error_file = Path(record["run_dir"]) / "error.txt"
+                print(outcome.traceback or (error_file.read_text() if error_file.is_file() else ""))
+            return
+        record["config"] = trial["config"] or None
+        record["seconds"] = round(outcome.seconds, 1)
+        record["summary"] = RunDir(record["run_dir"]).read_summary()
         print(
-            f"{dataset_key(dataset):>28} {cond:<22} {algo:<6} s{seed}: "
-            f"score {score_of(record['summary'])[0]}  ({record['seconds']:.0f}s)",
+            f"{dataset_key(item['spec'][0]):>28} {record['condition']:<22} {record['algo']:<6} "
+            f"s{record['seed']}: score {score_of(record['summary'])[0]}  "
+            f"({record['seconds']:.0f}s)",
             flush=True,
         )
-    except KeyboardInterrupt:
-        raise
-    # one broken trial (e.g. an algorithm not registered yet) must not stop the grid
-    except Exception as exc:
-        record = {"error": f"{type(exc).__name__}: {exc}".splitlines()[0][:300]}
-        print(f"{dataset_key(dataset)} {cond} {algo} s{seed}: FAILED {record['error']}", flush=True)
-        if args.debug:
-            traceback.print_exc()
-    return record
 
-
-def _execute(todo: list[dict[str, Any]], args, stop_at: float | None) -> list[dict[str, Any]]:
-    """Run the pending trials, in order, in this process or ``--jobs`` worker processes."""
-    specs = [item["spec"] for item in todo]
-    if args.jobs <= 1:
-        return [run_spec(spec, args, stop_at) for spec in specs]
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    # Each corrupted dataset once, here, before the workers start: otherwise every worker whose
-    # trial needs it computes it again (an adversarial attack costs a critic and a PGD pass).
-    for dataset, mode, target, seed in dict.fromkeys((d, m, t, s) for d, m, t, _, s in specs):
-        if mode != "clean":  # on failure, the trials that need it fail again and record why
-            with contextlib.suppress(Exception):
-                trial_data(dataset, mode, target, seed, args)
-
-    # spawn: a forked child would inherit the parent's JAX runtime threads
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
-        futures = [pool.submit(run_spec, spec, args, stop_at) for spec in specs]
-        return [f.result() for f in futures]
+    run_trials(
+        run_trial,
+        [(item["trial"], item["record"]["run_dir"]) for item in ready],
+        engine="local",
+        jobs=args.jobs,
+        stop_at=stop_at,
+        on_result=on_result,
+        description="corruption grid",
+    )
 
 
 _CORRUPTION_INFO: dict[Path, tuple[str, dict[str, Any]]] = {}  # path -> (fingerprint, metadata)
@@ -758,24 +771,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "seed": seed,
             "run_dir": str(run_dir),
         }
-        summary = read_summary(run_dir)
-        if summary is not None and summary.get("steps") != args.steps:
-            if summary.get("steps", 0) > args.steps:
-                record["error"] = (
-                    f"finished with {summary.get('steps')} steps > --steps {args.steps}; "
-                    "use another --workdir for a smaller budget"
-                )
-            summary = None  # fewer steps than asked: resumed below up to --steps
+        try:
+            state = run_state(run_dir, algorithm=algo, seed=seed, steps=args.steps)
+        except PolicyfitError as exc:
+            state, record["error"] = "refused", error_line(exc)
         trials.append(record)
-        if summary is not None:
-            record["summary"] = summary
-        elif "error" not in record and not (args.dry_run or args.table_only):
+        if state == "finished":
+            record["summary"] = RunDir(run_dir).read_summary()
+        elif state != "refused" and not (args.dry_run or args.table_only):
             todo.append({"record": record, "spec": (dataset, mode, target, algo, seed)})
 
     if todo:
-        stop_at = time.time() + 60 * args.stop_after if args.stop_after else None
-        for item, outcome in zip(todo, _execute(todo, args, stop_at), strict=True):
-            item["record"].update(outcome)
+        stop_at = time.time() + 60 * args.stop_after if args.stop_after is not None else None
+        execute(todo, args, stop_at)
 
     for record in trials:
         summary = record.pop("summary", None)

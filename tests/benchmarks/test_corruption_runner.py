@@ -1,4 +1,5 @@
-"""The corruption benchmark's runner (benchmarks/corruption.py): overrides, --stop-after, --jobs."""
+"""The corruption benchmark's runner (benchmarks/corruption.py) on policyfit.sweep: overrides,
+--stop-after, --jobs, failures and reruns."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -36,13 +36,39 @@ def test_trial_config_puts_set_on_top_of_the_papers_riql_settings(corruption, sm
     assert corruption.trial_config(small_dataset, "bc", "clean", "", args) is None
 
 
+def _tiny_grid(tmp_path, *extra: str) -> list[str]:
+    return [
+        "--algos", "bc", "--targets", "rewards", "--adversarial", "--seeds", "0",
+        "--steps", "20", "--eval-episodes", "1", "--save-every", "20",
+        "--workdir", str(tmp_path / "work"), "--results-dir", str(tmp_path / "results"), *extra,
+    ]  # fmt: skip
+
+
 def test_no_trial_starts_after_stop_after(corruption, tmp_path):
-    args = corruption.parse_args(["--workdir", str(tmp_path)])
-    spec = ("no-such-dataset", "random", "rewards", "bc", 0)
-    assert corruption.run_spec(spec, args, stop_at=time.time() - 1) == {"state": "pending"}
-    assert not any(tmp_path.iterdir())  # nothing loaded, corrupted or trained
-    # before the deadline it does start (and records the bad dataset's error)
-    assert "error" in corruption.run_spec(spec, args, stop_at=time.time() + 60)
+    payload = corruption.main(
+        _tiny_grid(tmp_path, "--datasets", "no-such-dataset", "--stop-after", "0")
+    )
+    assert [t.get("state") for t in payload["trials"]] == ["pending", "pending"]
+    assert not (tmp_path / "work").exists()  # nothing loaded, corrupted or trained
+    # before the deadline the trials do start (and record the bad dataset's error)
+    payload = corruption.main(_tiny_grid(tmp_path, "--datasets", "no-such-dataset"))
+    assert all("no-such-dataset" in t["error"] for t in payload["trials"]), payload["trials"]
+
+
+def test_a_failing_trial_is_recorded_with_its_traceback(corruption, tmp_path):
+    """The trials run in a worker process (policyfit.sweep's local engine); a config the
+    algorithm refuses fails both trials there, and the results say why."""
+    from policyfit.data.io import save_dataset
+
+    data = tmp_path / "pendulum.npz"
+    save_dataset(pendulum_dataset(episodes=2), data)
+    payload = corruption.main(_tiny_grid(tmp_path, "--datasets", str(data), "--set", "bc.nope=1"))
+    errors = [t.get("error", "") for t in payload["trials"]]
+    assert len(errors) == 2 and all("unknown config key 'nope'" in e for e in errors), errors
+    run = tmp_path / "work" / "runs" / "pendulum" / "random-rewards" / "bc-s0"
+    assert "ConfigError" in (run / "error.txt").read_text()
+    md = (tmp_path / "results" / "corruption.md").read_text()
+    assert "2 trial(s) failed:" in md and "- pendulum clean bc s0: " in md
 
 
 @pytest.mark.slow
@@ -75,3 +101,10 @@ def test_parallel_grid_end_to_end(tmp_path):
         "random-rewards-c0.3-e1-s0.npz"
     ]
     assert (tmp_path / "results" / "grid.md").read_text().startswith("# Offline RL")
+
+    # a rerun trains nothing: every trial is finished (summary.json with the same steps)
+    mtime = (run / "summary.json").stat().st_mtime_ns
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    assert "score" not in again.stdout and (run / "summary.json").stat().st_mtime_ns == mtime
+    assert json.loads((tmp_path / "results" / "grid.json").read_text())["trials_finished"] == 4

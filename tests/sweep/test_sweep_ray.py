@@ -1,4 +1,4 @@
-"""A tiny real sweep: trials as Ray tasks on a local Ray instance, the real trainer, and re-runs
+"""A tiny real sweep with --engine ray: trials as Ray tasks on a local Ray instance, the real trainer, and re-runs
 that skip finished trials."""
 
 from __future__ import annotations
@@ -52,7 +52,8 @@ def test_tiny_sweep_on_local_ray_and_rerun_skips_finished_trials(tmp_path):
     logs = []
     # One CPU: the trials run one after the other and the second reuses the first's compiled
     # programs (the trainer's persistent compilation cache), cheaper than two compiling at once.
-    first = run_sweep(read_spec(spec_path), out, num_cpus=1, log=logs.append, reps=200)
+    first = run_sweep(read_spec(spec_path), out, engine="ray", jobs=1, log=logs.append, reps=200)
+    assert first["engine"] == "ray"
     assert (first["ran"], first["skipped"]) == (2, 0)
     assert [r["status"] for r in first["rows"]] == ["done", "done"], first["rows"]
     for seed in (0, 1):
@@ -69,7 +70,7 @@ def test_tiny_sweep_on_local_ray_and_rerun_skips_finished_trials(tmp_path):
     assert any("2 to run" in line for line in logs)
 
     mtime = (out / "trials" / "bc-pend-s0" / "summary.json").stat().st_mtime_ns
-    second = run_sweep(read_spec(spec_path), out, trial_fn=never_called, reps=200)
+    second = run_sweep(read_spec(spec_path), out, engine="ray", trial_fn=never_called, reps=200)
     assert (second["ran"], second["skipped"]) == (0, 2)
     assert (out / "trials" / "bc-pend-s0" / "summary.json").stat().st_mtime_ns == mtime
     assert second["aggregates"]["bc"]["mean"] == first["aggregates"]["bc"]["mean"]

@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "evaluate",
     "diagnose",
     "sweep",
+    "offpolicy",
     "quickstart",
 )
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from policyfit.common.files import atomic_write_bytes, atomic_write_text, read_json, write_json
 from policyfit.errors import PolicyfitError
 from policyfit.evaluation.stats import (
     DEFAULT_REPS,
@@ -39,6 +39,7 @@ from policyfit.evaluation.stats import (
     performance_profile,
     plot_performance_profiles,
 )
+from policyfit.training.rundir import RunDir
 
 TABLE_COLUMNS = (
     "trial_id",
@@ -59,24 +60,16 @@ SCORE_KEYS = ("final_normalized_score", "final_return_mean")
 
 def read_run(run_dir: str | Path) -> dict[str, Any]:
     """One table row from a finished run directory (``summary.json``, plus ``trial.json`` if any)."""
-    run_dir = Path(run_dir)
-    path = run_dir / "summary.json"
-    if not path.is_file():
-        hint = (
-            "the run has not finished"
-            if (run_dir / "config.json").is_file()
-            else "not a run directory"
-        )
-        raise PolicyfitError(f"no summary.json ({hint})", path=str(run_dir), field="run")
-    try:
-        summary = json.loads(path.read_text())
-        trial = (
-            json.loads((run_dir / "trial.json").read_text())
-            if (run_dir / "trial.json").is_file()
-            else {}
-        )
-    except ValueError as exc:
-        raise PolicyfitError(f"not valid JSON: {exc}", path=str(path)) from None
+    run = RunDir(run_dir)
+    summary = run.read_summary()
+    if summary is None:
+        hint = "the run has not finished" if run.config_path.is_file() else "not a run directory"
+        raise PolicyfitError(f"no summary.json ({hint})", path=str(run.path), field="run")
+    trial_path = run.path / "trial.json"
+    trial = read_json(trial_path) if trial_path.is_file() else {}
+    if not isinstance(trial, dict):
+        raise PolicyfitError("not a JSON object", path=str(trial_path))
+    run_dir = run.path
     return {
         "trial_id": trial.get("trial_id", run_dir.name),
         "variant": trial.get("variant", summary.get("algorithm")),
@@ -97,11 +90,11 @@ def expand_run_dirs(paths: Iterable[str | Path]) -> list[Path]:
     """Run directories from the arguments: a sweep output directory stands for all its trials."""
     out: list[Path] = []
     for p in map(Path, paths):
-        if (p / "summary.json").is_file() or (p / "config.json").is_file():
+        if RunDir(p).exists():
             out.append(p)
         elif (p / "trials").is_dir():
             out.extend(
-                sorted(d for d in (p / "trials").iterdir() if (d / "summary.json").is_file())
+                sorted(d for d in (p / "trials").iterdir() if RunDir(d).summary_path.is_file())
             )
         else:
             raise PolicyfitError("not a run directory or sweep output", path=str(p), field="run")
@@ -235,12 +228,12 @@ def write_results(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     summary = summarize_rows(rows, reps=reps)
-    (out / "results.md").write_text(markdown_report(rows, summary))
-    (out / "results.csv").write_text(rows_csv(rows))
-    (out / "results.json").write_text(json.dumps({"rows": list(rows), **summary}, indent=2))
+    atomic_write_text(out / "results.md", markdown_report(rows, summary))
+    atomic_write_text(out / "results.csv", rows_csv(rows))
+    write_json(out / "results.json", {"rows": list(rows), **summary})
     png = profiles_png(rows, reps=reps)
     if png is not None:
-        (out / "profiles.png").write_bytes(png)
+        atomic_write_bytes(out / "profiles.png", png)
     return summary
 
 
