@@ -1,8 +1,10 @@
 """Soft Actor-Critic with automatic entropy tuning (Haarnoja et al. 2018, "Soft Actor-Critic
 Algorithms and Applications", arXiv:1812.05905).
 
-Online, off-policy: policyfit uses it to train the behavior policies of the built-in dataset suite
-(:mod:`policyfit.envs.behavior`), and it is the base for later online / hybrid algorithms.
+Online, off-policy: it is used only by the online trainer of the built-in suite's behavior policies
+(:mod:`policyfit.training.behavior`, which steps the environments and calls :meth:`SAC.update`);
+it lives in :mod:`policyfit.algos` because it is an :class:`~policyfit.algos.base.Algorithm` like
+the offline ones, and it is the base for later online / hybrid algorithms.
 
 One :meth:`SAC.update` is one gradient step on each of the three objectives, in this order:
 
