@@ -372,7 +372,7 @@ def list_datasets() -> list[dict[str, Any]]:
     Example:
         >>> rows = list_datasets()
         >>> len(rows), sorted(rows[0])[:3]
-        (15, ['behavior', 'behavior_normalized_score', 'cached'])
+        (15, ['available', 'behavior', 'behavior_normalized_score'])
     """
     rows = []
     for name in SUITE_NAMES:
