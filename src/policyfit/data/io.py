@@ -20,19 +20,18 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
 import tempfile
 import warnings
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from policyfit.common.files import atomic_write
 from policyfit.data.dataset import ARRAY_FIELDS, Dataset
 from policyfit.data.spaces import infer_box, space_from_gym, space_to_gym
 from policyfit.errors import DatasetError
@@ -189,20 +188,6 @@ def _metadata_from_json(text: str | bytes, path: Path) -> dict[str, Any]:
     return md
 
 
-@contextlib.contextmanager
-def _atomic_file(dest: Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``dest``; rename it onto ``dest`` only if the block succeeds."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.replace(tmp_path, dest)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
-
-
 def _extra_arrays(ds: Dataset) -> dict[str, np.ndarray]:
     extra = ds.metadata.get("extra_arrays") or {}
     return {k: np.asarray(v) for k, v in extra.items()}
@@ -287,14 +272,15 @@ def write_hdf5(ds: Dataset, path: str | os.PathLike) -> Path:
     """Write flat D4RL keys plus our metadata (JSON attribute) and any extra per-transition arrays."""
     import h5py
 
-    dest = Path(path)
-    with _atomic_file(dest) as tmp, h5py.File(tmp, "w") as f:
-        for name in ARRAY_FIELDS:
-            f.create_dataset(name, data=getattr(ds, name))
-        for key, value in _extra_arrays(ds).items():
-            f.create_dataset(key, data=value)
-        f.attrs[METADATA_KEY] = _metadata_to_json(ds.metadata)
-    return dest
+    def write(tmp: Path) -> None:
+        with h5py.File(tmp, "w") as f:
+            for name in ARRAY_FIELDS:
+                f.create_dataset(name, data=getattr(ds, name))
+            for key, value in _extra_arrays(ds).items():
+                f.create_dataset(key, data=value)
+            f.attrs[METADATA_KEY] = _metadata_to_json(ds.metadata)
+
+    return atomic_write(path, write)
 
 
 # ----------------------------------------------------------------------------- npz
@@ -336,13 +322,15 @@ def read_npz(path: str | os.PathLike, *, clip_actions: bool = False) -> Dataset:
 
 
 def write_npz(ds: Dataset, path: str | os.PathLike) -> Path:
-    dest = Path(path)
     payload = {name: getattr(ds, name) for name in ARRAY_FIELDS}
     payload.update(_extra_arrays(ds))
     payload[METADATA_KEY] = np.array(_metadata_to_json(ds.metadata))
-    with _atomic_file(dest) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, **payload)
-    return dest
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **payload)
+
+    return atomic_write(path, write)
 
 
 # ----------------------------------------------------------------------------- Minari

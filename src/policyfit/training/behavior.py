@@ -46,6 +46,7 @@ import numpy as np
 
 from policyfit.algos.base import DatasetSpec
 from policyfit.algos.sac import SAC, SACConfig, SACState
+from policyfit.common.files import atomic_write_bytes, atomic_write_text
 from policyfit.common.versions import library_versions
 from policyfit.envs.collect import episode_seed
 from policyfit.envs.registry import ENVS, make_env, normalized_score
@@ -273,7 +274,7 @@ def train_behavior(
 
 def _write_config(run_dir: Path, cfg: BehaviorConfig) -> None:
     payload = {"algorithm": "sac", "behavior": cfg.to_dict(), "versions": library_versions()}
-    (run_dir / "config.json").write_text(json.dumps(payload, indent=1))
+    atomic_write_text(run_dir / "config.json", json.dumps(payload, indent=1))
 
 
 class _BehaviorRun:
@@ -363,8 +364,9 @@ class _BehaviorRun:
         )
         step = c["step"]
         name = f"step_{step:08d}.msgpack"
-        (self.run_dir / "snapshots" / name).write_bytes(
-            flax.serialization.msgpack_serialize(jax.tree_util.tree_map(np.asarray, params))
+        atomic_write_bytes(
+            self.run_dir / "snapshots" / name,
+            flax.serialization.msgpack_serialize(jax.tree_util.tree_map(np.asarray, params)),
         )
         record = {
             "step": step,

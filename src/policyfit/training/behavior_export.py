@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from policyfit.algos.sac import SAC
+from policyfit.common.files import atomic_write_bytes, atomic_write_text
 from policyfit.common.versions import library_versions
 from policyfit.envs.registry import ENVS, make_env, normalized_score
 from policyfit.envs.shipped import POLICIES_DIR, POLICIES_INDEX
@@ -197,7 +198,7 @@ def export_policies(
         digest = hashlib.sha256(data).hexdigest()
         name = shipped.get(digest) or f"{short}_{kind}.msgpack"
         if digest not in shipped:
-            (dest / name).write_bytes(data)
+            atomic_write_bytes(dest / name, data)
             shipped[digest] = name
         out = measured_rec or {
             "step": rec["step"],
@@ -242,7 +243,7 @@ def export_policies(
     index_path = dest / POLICIES_INDEX.name
     index = json.loads(index_path.read_text()) if index_path.exists() else {}
     index[env_id] = entry
-    index_path.write_text(json.dumps(dict(sorted(index.items())), indent=1) + "\n")
+    atomic_write_text(index_path, json.dumps(dict(sorted(index.items())), indent=1) + "\n")
     return entry
 
 
