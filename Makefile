@@ -24,9 +24,12 @@ quickstart: install
 test: install
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --durations=15 tests
 
+# ruff (style, mccabe complexity <= 12), then import-linter: the layer contracts in pyproject.toml
+# (every import runs downward; no cycles inside a package). A new upward import fails here.
 lint: install
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	PYTHONPATH=src $(BIN)/lint-imports --no-logo
 
 format: install
 	$(BIN)/ruff check --fix src tests benchmarks

@@ -34,7 +34,7 @@ def main() -> None:
     args = parser.parse_args()
     sigmas = args.sigma or [0.02, 0.05, 0.1]
 
-    from policyfit.envs.suite import load_behavior_policy
+    from policyfit.envs.shipped import load_behavior_policy
     from policyfit.evaluation.certify import (
         certify_policy,
         format_certificate_table,

@@ -76,7 +76,8 @@ def main() -> None:
 
     from policyfit.data import Dataset
     from policyfit.envs.registry import get_env_spec, normalized_score
-    from policyfit.envs.suite import load_behavior_policy, make_dataset
+    from policyfit.envs.shipped import load_behavior_policy
+    from policyfit.envs.suite import make_dataset
     from policyfit.evaluation.ope import FQEConfig, fitted_q_evaluation
 
     env_id = get_env_spec(args.env).env_id

@@ -20,11 +20,10 @@ __version__ = "0.1.0"
 # Public name -> module that defines it. Imported lazily so `import policyfit` stays fast.
 _PUBLIC = {
     "Dataset": "policyfit.data.dataset",
-    "load_dataset": "policyfit.data.io",
+    "load_dataset": "policyfit.envs.datasets",
     "save_dataset": "policyfit.data.io",
     "make_dataset": "policyfit.envs.suite",
     "corrupt_dataset": "policyfit.corruption",
-    "diagnose": "policyfit.diagnostics.card",
     "train": "policyfit.training.trainer",
     "evaluate": "policyfit.evaluation.rollout",
     "write_report": "policyfit.report",
@@ -45,7 +44,21 @@ _PUBLIC = {
     "ConfigError": "policyfit.errors",
 }
 
-__all__ = sorted(_PUBLIC)
+__all__ = sorted([*_PUBLIC, "diagnose"])
+
+
+def diagnose(dataset: Any, reference: Any = "auto", ref_scores: Any = None, **options: Any) -> Any:
+    """Measure a dataset's quality: :func:`policyfit.diagnostics.diagnose`, where
+    ``reference="auto"`` is the built-in suite's ``<env>-medium-replay`` when it is cached
+    (:func:`policyfit.envs.datasets.suite_reference`), as in ``policyfit data inspect --full``.
+
+    The diagnostics never import the suite (they sit below it); this is where the two meet.
+    """
+    from policyfit.diagnostics.card import diagnose as diagnose_dataset
+    from policyfit.envs.datasets import suite_reference
+
+    options.setdefault("reference_resolver", suite_reference)
+    return diagnose_dataset(dataset, reference, ref_scores, **options)
 
 
 def __getattr__(name: str) -> Any:

@@ -199,3 +199,16 @@ def test_convert_bad_source_writes_nothing(tmp_path):
     result = run("data", "convert", str(bad), str(tmp_path / "out.hdf5"))
     assert_one_line_error(result, "bad.npz", "cannot be read as .npz")
     assert not (tmp_path / "out.hdf5").exists()
+
+
+def test_inspect_full_uses_the_suite_reference(tmp_path, small_dataset):
+    """The CLI hands the diagnostics the suite's resolver: for a Hopper dataset the SACo reference
+    is hopper-medium-replay (not built in this test session's home, so no SACo, and why)."""
+    path = str(save_dataset(small_dataset, tmp_path / "ok.hdf5"))
+    result = run("data", "inspect", path, "--full", "--json")
+    assert result.exit_code == 0, result.output
+    diagnostics = json.loads(result.output)["diagnostics"]
+    coverage = diagnostics["state_action_coverage"]
+    assert coverage["saco"] is None
+    assert coverage["reason"].startswith("suite reference hopper-medium-replay is not built yet")
+    assert diagnostics["trajectory_quality"]["ref_max_score"] == 3234.3

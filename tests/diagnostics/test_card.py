@@ -49,18 +49,29 @@ def test_reference_auto_is_injectable_and_degrades_with_a_reason(linear_ds):
     assert "coverage unknown" in card.verdict[0]
 
 
-def test_default_suite_reference_without_env_id_says_why(linear_ds):
+def test_auto_reference_needs_a_resolver_and_the_public_api_uses_the_suite(linear_ds):
+    import policyfit
     from policyfit.data import Dataset
+    from policyfit.envs.datasets import suite_reference
 
-    ds = Dataset(
+    no_env = Dataset(
         observations=linear_ds.observations,
         actions=linear_ds.actions,
         rewards=linear_ds.rewards,
         terminals=linear_ds.terminals,
         timeouts=linear_ds.timeouts,
     )
-    card = diagnose(ds)
-    assert card.coverage["saco"] is None and "env_id" in card.coverage["reason"]
+    # The diagnostics alone do not know where reference data live.
+    card = diagnose(no_env)
+    assert card.coverage["saco"] is None and "needs a reference_resolver" in card.coverage["reason"]
+    # The suite's resolver (what the CLI and the report pass) explains why it has nothing.
+    card = diagnose(no_env, reference_resolver=suite_reference)
+    assert card.coverage["saco"] is None and "no env_id" in card.coverage["reason"]
+    # policyfit.diagnose passes the suite's resolver by default.
+    card = policyfit.diagnose(no_env)
+    assert "no env_id" in card.coverage["reason"]
+    card = policyfit.diagnose(linear_ds)
+    assert "linearsystem-medium-replay" in card.coverage["reason"]
 
 
 def test_verdict_follows_the_paper_quadrants(linear_ds):

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from policyfit.envs import suite
-from policyfit.envs.behavior import evaluate_actor
+from policyfit.envs import shipped, suite
 from policyfit.errors import PolicyfitError
+from policyfit.training.behavior import evaluate_actor
 
-HAS_HOPPER = "Hopper-v5" in suite._policies_index()
+HAS_HOPPER = "Hopper-v5" in shipped.policies_index()
 needs_hopper = pytest.mark.skipif(not HAS_HOPPER, reason="no Hopper behavior policies shipped")
 
 
@@ -115,7 +115,7 @@ def test_written_dataset_is_read_by_minari_and_cached(tmp_path, monkeypatch):
 def test_expert_beats_medium_beats_random_on_short_rollouts():
     returns = {}
     for kind in ("random", "medium", "expert"):
-        policy = suite.load_behavior_policy("hopper", kind)
+        policy = shipped.load_behavior_policy("hopper", kind)
         returns[kind] = evaluate_actor("Hopper-v5", policy, episodes=2).mean()
         assert policy.normalized_score is not None
     assert returns["expert"] > returns["medium"] > returns["random"], returns
@@ -126,16 +126,16 @@ def test_shipped_policy_files_match_the_index():
     nothing unlisted is shipped (pickle-free msgpack only)."""
     import hashlib
 
-    index = suite._policies_index()
+    index = shipped.policies_index()
     listed = set()
     for env_id, entry in index.items():
         assert set(entry["policies"]) == {"random", "medium", "expert"}, env_id
         for rec in [*entry["policies"].values(), *entry["medium_replay"]]:
-            data = (suite.POLICIES_DIR / rec["file"]).read_bytes()
+            data = (shipped.POLICIES_DIR / rec["file"]).read_bytes()
             assert hashlib.sha256(data).hexdigest() == rec["sha256"], rec["file"]
             assert np.isfinite(rec["normalized_score"])
             listed.add(rec["file"])
         steps = [r["step"] for r in entry["medium_replay"]]
         assert steps == sorted(steps) and steps[-1] < entry["medium_replay_size"]
         assert entry["policies"]["medium"]["step"] == entry["medium_replay_size"]
-    assert {p.name for p in suite.POLICIES_DIR.glob("*") if p.suffix != ".json"} == listed
+    assert {p.name for p in shipped.POLICIES_DIR.glob("*") if p.suffix != ".json"} == listed

@@ -1,11 +1,11 @@
 """Soft Actor-Critic with automatic entropy tuning (Haarnoja et al. 2018, "Soft Actor-Critic
 Algorithms and Applications", arXiv:1812.05905).
 
-Online, off-policy: policyfit uses it to train the behavior policies of the built-in dataset suite
-(the online trainer in :mod:`policyfit.training`). It is an *online learner*, not an
-:class:`~policyfit.algos.base.Algorithm`: it is not registered, ``policyfit train`` does not offer it,
-and its ``act`` has no carry. It shares the config base class and the pure ``init`` / ``update``
-style with the offline algorithms.
+Online, off-policy: it is used only by the online trainer of the built-in suite's behavior policies
+(:mod:`policyfit.training.behavior`, which steps the environments and calls :meth:`SAC.update`).
+It is an *online learner*, not an :class:`~policyfit.algos.base.Algorithm`: it is not registered,
+``policyfit train`` does not offer it, and its ``act`` has no carry. It shares the config base class
+and the pure ``init`` / ``update`` style with the offline algorithms.
 
 One :meth:`SAC.update` is one gradient step on each of the three objectives, in this order:
 

@@ -50,7 +50,7 @@ def train_cmd(
     policyfit behavior train Hopper-v5 --steps 1000000 --out runs/behavior/hopper
     policyfit behavior train Hopper-v5 --steps 1000000 --out runs/behavior/hopper --resume
     """
-    from policyfit.envs.behavior import train_behavior
+    from policyfit.training.behavior import train_behavior
 
     overrides = {}
     if stop_at is not None:
@@ -79,7 +79,7 @@ def train_cmd(
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def status_cmd(run_dir, as_json):
     """Steps trained, latest and best evaluation of a behavior-training RUN_DIR."""
-    from policyfit.envs.behavior import read_snapshots
+    from policyfit.training.behavior_export import read_snapshots
 
     snaps = read_snapshots(run_dir)
     best = max(snaps, key=lambda r: r["return_mean"])
@@ -125,7 +125,7 @@ def export_cmd(run_dir, dest, medium_fraction, replay_snapshots, episodes, repla
     Writes the weights (msgpack) and their measured normalized scores (policies.json) into
     policyfit/envs/policies/ (or --dest).
     """
-    from policyfit.envs.behavior import export_policies
+    from policyfit.training.behavior_export import export_policies
 
     entry = export_policies(
         run_dir,

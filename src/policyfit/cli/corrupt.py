@@ -81,7 +81,8 @@ def corrupt(
     """
     from policyfit.corruption import corrupt_dataset
     from policyfit.data.corrupt import check_rate_and_scale
-    from policyfit.data.io import load_dataset, save_dataset
+    from policyfit.data.io import save_dataset
+    from policyfit.envs.datasets import load_dataset
 
     check_rate_and_scale(rate, scale)  # fail before a possibly slow load
     ds = load_dataset(src)

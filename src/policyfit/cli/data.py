@@ -82,9 +82,9 @@ def data() -> None:
 @click.option(
     "--size", type=int, default=None, help="Size of a built-in dataset (default: D4RL's)."
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of a built-in dataset.")
+@click.option("--seed", type=int, default=None, help="Seed of a built-in dataset (default 0).")
 def inspect(
-    dataset: str, as_json: bool, full: bool, clip_actions: bool, size: int | None, seed: int
+    dataset: str, as_json: bool, full: bool, clip_actions: bool, size: int | None, seed: int | None
 ) -> None:
     """Summarize DATASET: sizes, returns, episode lengths, flags, fingerprint.
 
@@ -95,17 +95,17 @@ def inspect(
       policyfit data inspect hopper-medium
       policyfit data inspect logs.hdf5 --json
     """
-    from policyfit.data.io import load_dataset
+    from policyfit.envs.datasets import load_dataset
 
-    kwargs = {"size": size, "seed": seed} if size is not None else {}
-    ds = load_dataset(dataset, clip_actions=clip_actions, **kwargs)
+    ds = load_dataset(dataset, size=size, seed=seed, clip_actions=clip_actions)
     summary = ds.summary()
     card = ds.metadata.get("card") or None
     diagnosis = None
     if full:
         from policyfit.diagnostics.card import diagnose
+        from policyfit.envs.datasets import suite_reference
 
-        diagnosis = diagnose(ds)
+        diagnosis = diagnose(ds, reference_resolver=suite_reference)
     if as_json:
         out = dict(summary)
         if card:
@@ -145,7 +145,8 @@ def convert(
       policyfit data convert logs.hdf5 logs.npz
       policyfit data convert logs.npz ./logs-minari --format minari
     """
-    from policyfit.data.io import load_dataset, save_dataset
+    from policyfit.data.io import save_dataset
+    from policyfit.envs.datasets import load_dataset
 
     ds = load_dataset(src, clip_actions=clip_actions)
     path = save_dataset(ds, dst, fmt, dataset_id=dataset_id)

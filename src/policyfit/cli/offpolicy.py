@@ -157,7 +157,6 @@ def certify_command(
 ) -> None:
     """Certified lower bound on RUN_DIR's smoothed-policy return under ℓ2 observation attacks."""
     import policyfit
-    from policyfit.algos.policy import read_run_config
     from policyfit.evaluation.certify import (
         certify_policy,
         format_certificate_table,
@@ -169,7 +168,7 @@ def certify_command(
         raise PolicyfitError("every --sigma must be > 0", field="sigma")
     if not 0 < alpha < 1:
         raise PolicyfitError("must be in (0, 1)", field="alpha")
-    env_id = env_id or read_run_config(run_dir).get("dataset", {}).get("env_id")
+    env_id = env_id or RunDir(run_dir).read_config().get("dataset", {}).get("env_id")
     if not env_id:
         raise PolicyfitError("the run's dataset names no environment; pass --env", field="env")
     policy = policyfit.load_policy(run_dir)

@@ -31,13 +31,13 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from policyfit.data.validate import validate_arrays
 from policyfit.errors import DatasetError
 
 ARRAY_FIELDS = (
@@ -48,11 +48,6 @@ ARRAY_FIELDS = (
     "timeouts",
     "next_observations",
 )
-REQUIRED_FIELDS = ("observations", "actions", "rewards", "terminals")
-
-
-class TruncatedEpisodeWarning(UserWarning):
-    """The last episode has neither a terminal nor a timeout flag; it is kept as truncated."""
 
 
 @dataclass
@@ -99,9 +94,15 @@ class Dataset:
     _warn_truncated: bool = field(default=True, repr=False)
 
     def __post_init__(self) -> None:
-        from policyfit.data.validate import validate_dataset
-
-        validate_dataset(self)
+        checked = validate_arrays(
+            {name: getattr(self, name) for name in ARRAY_FIELDS},
+            self.metadata,
+            source=self.source,
+            clip_actions=self.clip_actions,
+            warn_truncated_end=self._warn_truncated,
+        )
+        for name, value in checked.items():
+            setattr(self, name, value)
         ends = np.flatnonzero(self.terminals | self.timeouts)
         self._episode_ends = ends
         self._episode_starts = np.concatenate([[0], ends[:-1] + 1]).astype(np.int64)
@@ -314,12 +315,3 @@ class Dataset:
             f"observation_dim={self.observation_dim}, action_dim={self.action_dim}, "
             f"discrete={self.discrete})"
         )
-
-
-def warn_truncated(source: str) -> None:
-    warnings.warn(
-        f"{source}: timeouts: the last episode has neither a terminal nor a timeout flag; "
-        "it is kept as a truncated episode (timeout set on its last transition)",
-        TruncatedEpisodeWarning,
-        stacklevel=4,
-    )

@@ -1,7 +1,9 @@
 """Readers and writers: Minari datasets, D4RL-style HDF5 and ``.npz``, chosen by sniffing the path.
 
-* :func:`load_dataset` accepts a path (Minari dataset directory, HDF5 file, ``.npz`` file), a
-  Minari dataset id in the local Minari root, or a built-in suite name (``hopper-medium``).
+* :func:`load_dataset` reads a path (Minari dataset directory, HDF5 file, ``.npz`` file) or a
+  Minari dataset id in the local Minari root. Files only: built-in suite names
+  (``hopper-medium``) are resolved one layer up, by :func:`policyfit.envs.datasets.load_dataset`
+  (the public ``policyfit.load_dataset``).
 * :func:`save_dataset` writes any of the three formats; every writer writes to a temporary path
   in the same directory and renames it into place, so a crash never leaves a half-written file.
 
@@ -18,19 +20,18 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
 import tempfile
 import warnings
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from policyfit.common.files import atomic_write
 from policyfit.data.dataset import ARRAY_FIELDS, Dataset
 from policyfit.data.spaces import infer_box, space_from_gym, space_to_gym
 from policyfit.errors import DatasetError
@@ -86,45 +87,41 @@ def format_for_destination(path: str | os.PathLike, fmt: str | None = None) -> s
 
 
 # ----------------------------------------------------------------------------- public API
-def load_dataset(
-    path_or_name: str | os.PathLike | Dataset, *, clip_actions: bool = False, **suite_kwargs: Any
-) -> Dataset:
-    """Load a dataset from a path, a local Minari id, or a built-in suite name.
+def find_dataset(path_or_id: str | os.PathLike) -> Path | None:
+    """The existing path, or the folder of a Minari id in the local Minari root; else None.
+
+    The local root is ``$MINARI_DATASETS_PATH`` (default ``~/.minari/datasets``).
+    """
+    p = Path(path_or_id).expanduser()
+    if p.exists():
+        return p
+    return _local_minari_path(str(path_or_id))
+
+
+def load_dataset(path_or_id: str | os.PathLike | Dataset, *, clip_actions: bool = False) -> Dataset:
+    """Load a dataset from a path or a Minari dataset id in the local Minari root.
 
     Args:
-        path_or_name: Minari directory, HDF5 / ``.npz`` file, Minari dataset id, or suite name
-            (``hopper-medium``; built on first use, then cached under ``$POLICYFIT_HOME``).
+        path_or_id: Minari directory, HDF5 / ``.npz`` file (format sniffed from the content), or
+            a Minari dataset id (``namespace/name-v0``) under ``$MINARI_DATASETS_PATH``.
         clip_actions: clip actions into the declared action space instead of rejecting them.
-        **suite_kwargs: ``size``/``seed`` for suite names.
 
     Raises:
         DatasetError: one line naming the file, the field and the problem.
 
     Example:
-        >>> ds = load_dataset("hopper-medium", size=10_000)   # doctest: +SKIP
+        >>> ds = load_dataset("logs/hopper.hdf5")   # doctest: +SKIP
     """
-    if isinstance(path_or_name, Dataset):
-        return path_or_name
-    p = Path(path_or_name).expanduser()
-    if p.exists():
-        fmt = sniff_format(p)
-        reader = {"minari": read_minari, "hdf5": read_hdf5, "npz": read_npz}[fmt]
-        return reader(p, clip_actions=clip_actions)
-    name = str(path_or_name)
-    suite = _suite_module()
-    if suite is not None and suite.is_suite_name(name):
-        return suite.make_dataset(name, **suite_kwargs)
-    minari_dir = _local_minari_path(name)
-    if minari_dir is not None:
-        return read_minari(minari_dir, clip_actions=clip_actions)
-    hint = ""
-    if suite is not None:
-        hint = (
-            f"; built-in names: {', '.join(suite.SUITE_NAMES[:3])}, ... (see `policyfit data list`)"
+    if isinstance(path_or_id, Dataset):
+        return path_or_id
+    found = find_dataset(path_or_id)
+    if found is None:
+        raise DatasetError(
+            "no such file or local Minari dataset", path=str(path_or_id), field="path"
         )
-    raise DatasetError(
-        f"no such file, Minari dataset or built-in dataset{hint}", path=name, field="path"
-    )
+    fmt = sniff_format(found)
+    reader = {"minari": read_minari, "hdf5": read_hdf5, "npz": read_npz}[fmt]
+    return reader(found, clip_actions=clip_actions)
 
 
 def save_dataset(
@@ -152,14 +149,6 @@ def save_dataset(
 
 
 # ----------------------------------------------------------------------------- helpers
-def _suite_module():
-    try:
-        from policyfit.envs import suite
-    except ImportError:
-        return None
-    return suite if hasattr(suite, "is_suite_name") else None
-
-
 def _local_minari_path(dataset_id: str) -> Path | None:
     root = os.environ.get(
         "MINARI_DATASETS_PATH", os.path.join(os.path.expanduser("~"), ".minari", "datasets")
@@ -197,20 +186,6 @@ def _metadata_from_json(text: str | bytes, path: Path) -> dict[str, Any]:
     if not isinstance(md, dict):
         raise DatasetError("metadata must be a JSON object", path=str(path), field=METADATA_KEY)
     return md
-
-
-@contextlib.contextmanager
-def _atomic_file(dest: Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``dest``; rename it onto ``dest`` only if the block succeeds."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.replace(tmp_path, dest)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
 
 
 def _extra_arrays(ds: Dataset) -> dict[str, np.ndarray]:
@@ -297,14 +272,15 @@ def write_hdf5(ds: Dataset, path: str | os.PathLike) -> Path:
     """Write flat D4RL keys plus our metadata (JSON attribute) and any extra per-transition arrays."""
     import h5py
 
-    dest = Path(path)
-    with _atomic_file(dest) as tmp, h5py.File(tmp, "w") as f:
-        for name in ARRAY_FIELDS:
-            f.create_dataset(name, data=getattr(ds, name))
-        for key, value in _extra_arrays(ds).items():
-            f.create_dataset(key, data=value)
-        f.attrs[METADATA_KEY] = _metadata_to_json(ds.metadata)
-    return dest
+    def write(tmp: Path) -> None:
+        with h5py.File(tmp, "w") as f:
+            for name in ARRAY_FIELDS:
+                f.create_dataset(name, data=getattr(ds, name))
+            for key, value in _extra_arrays(ds).items():
+                f.create_dataset(key, data=value)
+            f.attrs[METADATA_KEY] = _metadata_to_json(ds.metadata)
+
+    return atomic_write(path, write)
 
 
 # ----------------------------------------------------------------------------- npz
@@ -346,13 +322,15 @@ def read_npz(path: str | os.PathLike, *, clip_actions: bool = False) -> Dataset:
 
 
 def write_npz(ds: Dataset, path: str | os.PathLike) -> Path:
-    dest = Path(path)
     payload = {name: getattr(ds, name) for name in ARRAY_FIELDS}
     payload.update(_extra_arrays(ds))
     payload[METADATA_KEY] = np.array(_metadata_to_json(ds.metadata))
-    with _atomic_file(dest) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, **payload)
-    return dest
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **payload)
+
+    return atomic_write(path, write)
 
 
 # ----------------------------------------------------------------------------- Minari
@@ -362,12 +340,21 @@ def _minari_data_dir(path: Path) -> Path:
 
 def read_minari(path: str | os.PathLike, *, clip_actions: bool = False) -> Dataset:
     """Read a Minari dataset directory (the dataset folder or its ``data/`` folder)."""
+    path = Path(path)
+    mds, raw_md, episodes = _open_minari(path)
+    metadata = _minari_metadata(mds, raw_md, path)
+    arrays, extras = _concatenate_minari_episodes(episodes, path)
+    if extras:
+        metadata["extra_arrays"] = extras
+    return _build(arrays, metadata, path, clip_actions)
+
+
+def _open_minari(path: Path) -> tuple[Any, dict[str, Any], list[dict[str, Any]]]:
+    """``(MinariDataset, its stored metadata, every episode)``; DatasetError when unreadable."""
     import minari
 
-    path = Path(path)
-    data_dir = _minari_data_dir(path)
     try:
-        mds = minari.MinariDataset(data_dir)
+        mds = minari.MinariDataset(_minari_data_dir(path))
         raw_md = dict(mds.storage.metadata)
         episodes = list(mds.storage.get_episodes(range(mds.storage.total_episodes)))
     except DatasetError:
@@ -378,7 +365,11 @@ def read_minari(path: str | os.PathLike, *, clip_actions: bool = False) -> Datas
         ) from None
     if not episodes:
         raise DatasetError("the dataset is empty (0 episodes)", path=str(path), field="episodes")
+    return mds, raw_md, episodes
 
+
+def _minari_metadata(mds: Any, raw_md: dict[str, Any], path: Path) -> dict[str, Any]:
+    """Our metadata (written by :func:`write_minari`) completed from Minari's own fields."""
     metadata: dict[str, Any] = {}
     if isinstance(raw_md.get(METADATA_KEY), str):
         metadata = _metadata_from_json(raw_md[METADATA_KEY], path)
@@ -394,49 +385,61 @@ def read_minari(path: str | os.PathLike, *, clip_actions: bool = False) -> Datas
         raise DatasetError(str(exc), path=str(path), field="observation_space") from None
     if "env_id" not in metadata and mds.env_spec is not None:
         metadata["env_id"] = mds.env_spec.id
+    return metadata
 
-    obs, act, rew, term, trunc, nxt = [], [], [], [], [], []
+
+def _minari_episode_observations(ep: dict[str, Any], path: Path) -> np.ndarray:
+    """The episode's ``T + 1`` flat observations ``s_0..s_T``; DatasetError otherwise."""
+    o = np.asarray(ep["observations"])
+    if o.dtype == object or o.ndim == 0:
+        raise DatasetError(
+            "only flat Box observations are supported (found a dict/tuple observation space)",
+            path=str(path),
+            field="observations",
+        )
+    t = len(ep["rewards"])
+    if o.shape[0] != t + 1:
+        raise DatasetError(
+            f"episode {ep.get('id')} has {o.shape[0]} observations for {t} steps (expected {t + 1})",
+            path=str(path),
+            field="observations",
+        )
+    return o
+
+
+def _minari_episode_transitions(ep: dict[str, Any], path: Path) -> dict[str, np.ndarray]:
+    """One episode as our six arrays (``T`` rows each)."""
+    o = _minari_episode_observations(ep, path)
+    t = len(ep["rewards"])
+    infos = ep.get("infos") or {}
+    terminals = np.asarray(ep["terminations"])
+    timeouts = np.asarray(ep["truncations"]).astype(bool).copy()
+    if not (timeouts[-1] or terminals[-1]):
+        timeouts[-1] = True  # Minari episodes end where they are stored; an unflagged end is a cut
+    next_obs = np.asarray(infos["next_observations"])[:t] if "next_observations" in infos else o[1:]
+    return {
+        "observations": o[:-1],
+        "actions": np.asarray(ep["actions"]),
+        "rewards": np.asarray(ep["rewards"]),
+        "terminals": terminals,
+        "timeouts": timeouts,
+        "next_observations": next_obs,
+    }
+
+
+def _concatenate_minari_episodes(
+    episodes: list[dict[str, Any]], path: Path
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """``(the six arrays, extra per-transition arrays)`` of all episodes, in storage order."""
+    parts = [_minari_episode_transitions(ep, path) for ep in episodes]
+    arrays = {name: np.concatenate([part[name] for part in parts]) for name in ARRAY_FIELDS}
     extras: dict[str, list[np.ndarray]] = {}
     for ep in episodes:
-        o = np.asarray(ep["observations"])
-        if o.dtype == object or o.ndim == 0:
-            raise DatasetError(
-                "only flat Box observations are supported (found a dict/tuple observation space)",
-                path=str(path),
-                field="observations",
-            )
         t = len(ep["rewards"])
-        if o.shape[0] != t + 1:
-            raise DatasetError(
-                f"episode {ep.get('id')} has {o.shape[0]} observations for {t} steps (expected {t + 1})",
-                path=str(path),
-                field="observations",
-            )
         infos = ep.get("infos") or {}
-        obs.append(o[:-1])
-        nxt.append(
-            np.asarray(infos["next_observations"])[:t] if "next_observations" in infos else o[1:]
-        )
-        act.append(np.asarray(ep["actions"]))
-        rew.append(np.asarray(ep["rewards"]))
-        term.append(np.asarray(ep["terminations"]))
-        tr = np.asarray(ep["truncations"]).astype(bool).copy()
-        if not (tr[-1] or term[-1][-1]):
-            tr[-1] = True  # Minari episodes end where they are stored; an unflagged end is a cut
-        trunc.append(tr)
         for key, value in (infos.get("policyfit_extra") or {}).items():
             extras.setdefault(key, []).append(np.asarray(value)[:t])
-    if extras:
-        metadata["extra_arrays"] = {k: np.concatenate(v) for k, v in extras.items()}
-    arrays = {
-        "observations": np.concatenate(obs),
-        "actions": np.concatenate(act),
-        "rewards": np.concatenate(rew),
-        "terminals": np.concatenate(term),
-        "timeouts": np.concatenate(trunc),
-        "next_observations": np.concatenate(nxt),
-    }
-    return _build(arrays, metadata, path, clip_actions)
+    return arrays, {k: np.concatenate(v) for k, v in extras.items()}
 
 
 def _minari_buffers(ds: Dataset) -> list[dict[str, Any]]:

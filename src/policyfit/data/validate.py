@@ -1,40 +1,67 @@
 """Validation at the boundary: every array is checked once, when a :class:`Dataset` is built.
 
+:func:`validate_arrays` takes the raw arrays (anything ``np.asarray`` reads) and returns them
+normalized (float32 observations/rewards, float32 or int64 actions, bool flags, derived
+``next_observations``); it knows nothing of :class:`~policyfit.data.dataset.Dataset`, which calls
+it (the dependency runs one way: ``dataset -> validate``).
+
 Errors name the source, the field and what to do, e.g.
 ``data.hdf5: rewards: 3 NaN values (first at index 17); remove or repair those transitions``.
+
+Example:
+    >>> import numpy as np
+    >>> out = validate_arrays({"observations": [[0.0], [1.0]], "actions": [0, 1],
+    ...                        "rewards": [1, 1], "terminals": [0, 1]}, {}, source="demo")
+    >>> out["actions"].dtype, out["terminals"].tolist(), out["next_observations"][:, 0].tolist()
+    (dtype('int64'), [False, True], [1.0, 1.0])
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import warnings
+from collections.abc import Mapping
+from typing import Any, NoReturn
 
 import numpy as np
 
 from policyfit.errors import DatasetError
 
-if TYPE_CHECKING:
-    from policyfit.data.dataset import Dataset
+REQUIRED_FIELDS = ("observations", "actions", "rewards", "terminals")
+ACTION_TOLERANCE = 1e-5  # actions this far outside the declared box still count as inside
 
 
-def _fail(ds: Dataset, fieldname: str, message: str) -> None:
-    raise DatasetError(message, path=ds.source, field=fieldname)
+class TruncatedEpisodeWarning(UserWarning):
+    """The last episode has neither a terminal nor a timeout flag; it is kept as truncated."""
 
 
-def _as_numeric(ds: Dataset, name: str, value: object, kind: str) -> np.ndarray:
+def warn_truncated(source: str, stacklevel: int = 4) -> None:
+    warnings.warn(
+        f"{source}: timeouts: the last episode has neither a terminal nor a timeout flag; "
+        "it is kept as a truncated episode (timeout set on its last transition)",
+        TruncatedEpisodeWarning,
+        stacklevel=stacklevel,
+    )
+
+
+def _fail(source: str, fieldname: str, message: str) -> NoReturn:
+    raise DatasetError(message, path=source, field=fieldname)
+
+
+def _as_numeric(source: str, name: str, value: object, kind: str) -> np.ndarray:
     try:
         arr = np.asarray(value)
     except Exception as exc:  # ragged lists and the like
-        _fail(ds, name, f"cannot be read as an array ({exc})")
+        _fail(source, name, f"cannot be read as an array ({exc})")
     if arr.dtype.kind not in "biuf":
         _fail(
-            ds,
+            source,
             name,
             f"has dtype {arr.dtype} but must be {kind}; convert it to numbers before loading",
         )
     return arr
 
 
-def _check_finite(ds: Dataset, name: str, arr: np.ndarray) -> None:
+def _check_finite(source: str, name: str, arr: np.ndarray) -> None:
     if arr.dtype.kind != "f":
         return
     bad = ~np.isfinite(arr)
@@ -46,76 +73,199 @@ def _check_finite(ds: Dataset, name: str, arr: np.ndarray) -> None:
             s for s in (f"{n_nan} NaN" if n_nan else "", f"{n_inf} inf" if n_inf else "") if s
         )
         _fail(
-            ds,
+            source,
             name,
             f"contains {what} values (first at transition {first}); remove or repair those transitions",
         )
 
 
-def validate_dataset(ds: Dataset) -> None:
-    """Normalize dtypes/shapes in place and reject anything a learner could not use."""
-    from policyfit.data.dataset import warn_truncated
-
-    for name in ("observations", "actions", "rewards", "terminals"):
-        if getattr(ds, name) is None:
+# ----------------------------------------------------------------------------- one field each
+def _require_fields(arrays: Mapping[str, Any], source: str) -> None:
+    for name in REQUIRED_FIELDS:
+        if arrays.get(name) is None:
             _fail(
-                ds,
+                source,
                 name,
                 "is missing; every dataset needs observations, actions, rewards, terminals",
             )
 
-    obs = _as_numeric(ds, "observations", ds.observations, "a float array [N, obs_dim]")
+
+def _observations(value: object, source: str) -> np.ndarray:
+    obs = _as_numeric(source, "observations", value, "a float array [N, obs_dim]")
     if obs.ndim == 1:
         obs = obs[:, None]
     if obs.ndim != 2:
-        _fail(ds, "observations", f"has shape {obs.shape}; expected [N, obs_dim] (flat vectors)")
-    n = obs.shape[0]
-    if n == 0:
-        _fail(ds, "observations", "the dataset is empty (0 transitions)")
+        _fail(
+            source, "observations", f"has shape {obs.shape}; expected [N, obs_dim] (flat vectors)"
+        )
+    if obs.shape[0] == 0:
+        _fail(source, "observations", "the dataset is empty (0 transitions)")
+    return obs
 
-    act = _as_numeric(ds, "actions", ds.actions, "numbers (float [N, act_dim] or int [N])")
-    space = ds.metadata.get("action_space")
+
+def _discrete_from_floats(act: np.ndarray, source: str) -> np.ndarray:
+    """Float actions of a declared discrete space: a trailing ``[N, 1]`` dropped, integers only."""
+    if act.ndim == 2 and act.shape[1] == 1:
+        act = act[:, 0]
+    if act.dtype.kind == "f":
+        if not np.all(np.isfinite(act)) or np.any(act != np.round(act)):
+            _fail(source, "actions", "the action space is discrete but actions are not integers")
+        act = act.astype(np.int64)
+    return act
+
+
+def _actions(
+    value: object, space: Mapping[str, Any] | None, source: str
+) -> tuple[np.ndarray, bool]:
+    """``(actions, discrete)``: int64 ``[N]`` for discrete actions, float32 ``[N, act_dim]``."""
+    act = _as_numeric(source, "actions", value, "numbers (float [N, act_dim] or int [N])")
     discrete = act.dtype.kind in "biu" and act.ndim == 1
     if space is not None and space.get("type") == "discrete":
         discrete = True
-        if act.ndim == 2 and act.shape[1] == 1:
-            act = act[:, 0]
-        if act.dtype.kind == "f":
-            if not np.all(np.isfinite(act)) or np.any(act != np.round(act)):
-                _fail(ds, "actions", "the action space is discrete but actions are not integers")
-            act = act.astype(np.int64)
+        act = _discrete_from_floats(act, source)
     if discrete:
         if act.ndim != 1:
-            _fail(ds, "actions", f"discrete actions must have shape [N], got {act.shape}")
-        act = act.astype(np.int64)
-    else:
-        act = act.astype(np.float32)
-        if act.ndim == 1:
-            act = act[:, None]
-        if act.ndim != 2:
-            _fail(ds, "actions", f"has shape {act.shape}; expected [N, act_dim] or [N] (discrete)")
+            _fail(source, "actions", f"discrete actions must have shape [N], got {act.shape}")
+        return act.astype(np.int64), True
+    act = act.astype(np.float32)
+    if act.ndim == 1:
+        act = act[:, None]
+    if act.ndim != 2:
+        _fail(source, "actions", f"has shape {act.shape}; expected [N, act_dim] or [N] (discrete)")
+    return act, False
 
-    rew = _as_numeric(ds, "rewards", ds.rewards, "a float array [N]")
+
+def _rewards(value: object, source: str) -> np.ndarray:
+    rew = _as_numeric(source, "rewards", value, "a float array [N]")
     if rew.ndim == 2 and rew.shape[1] == 1:
         rew = rew[:, 0]
     if rew.ndim != 1:
-        _fail(ds, "rewards", f"has shape {rew.shape}; expected [N]")
+        _fail(source, "rewards", f"has shape {rew.shape}; expected [N]")
+    return rew
 
-    def flags(name: str, value: object) -> np.ndarray:
-        arr = _as_numeric(ds, name, value, "booleans or 0/1 [N]")
-        if arr.ndim == 2 and arr.shape[1] == 1:
-            arr = arr[:, 0]
-        if arr.ndim != 1:
-            _fail(ds, name, f"has shape {arr.shape}; expected [N]")
-        if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
-            _check_finite(ds, name, arr)
-        if not np.all((arr == 0) | (arr == 1)):
-            _fail(ds, name, "must hold only 0/1 (or booleans)")
-        return arr.astype(bool)
 
-    term = flags("terminals", ds.terminals)
-    tout = np.zeros(n, dtype=bool) if ds.timeouts is None else flags("timeouts", ds.timeouts)
+def _flags(name: str, value: object, source: str) -> np.ndarray:
+    arr = _as_numeric(source, name, value, "booleans or 0/1 [N]")
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1:
+        _fail(source, name, f"has shape {arr.shape}; expected [N]")
+    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+        _check_finite(source, name, arr)
+    if not np.all((arr == 0) | (arr == 1)):
+        _fail(source, name, "must hold only 0/1 (or booleans)")
+    return arr.astype(bool)
 
+
+def _raw_next_observations(value: object, source: str) -> np.ndarray | None:
+    if value is None:
+        return None
+    nxt = _as_numeric(source, "next_observations", value, "a float array")
+    return nxt[:, None] if nxt.ndim == 1 else nxt
+
+
+def _check_lengths(lengths: dict[str, int], n: int, source: str) -> None:
+    if len(set(lengths.values())) > 1:
+        detail = ", ".join(f"{k}={v}" for k, v in lengths.items())
+        odd = [k for k, v in lengths.items() if v != n]
+        _fail(source, odd[0], f"arrays have different lengths ({detail}); all must have N rows")
+
+
+def _next_observations(
+    nxt: np.ndarray | None,
+    obs: np.ndarray,
+    ends: np.ndarray,
+    metadata: dict[str, Any],
+    source: str,
+) -> np.ndarray:
+    if nxt is None:
+        # Derive s' = s_{t+1} inside each episode; at an episode's end the true s' is unknown,
+        # so it repeats s_T (harmless for terminals, which mask the bootstrap).
+        derived = np.empty_like(obs)
+        derived[:-1] = obs[1:]
+        derived[ends] = obs[ends]
+        derived[-1] = obs[-1]
+        metadata.setdefault("derived_next_observations", True)
+        return derived
+    nxt = nxt.astype(np.float32)
+    if nxt.shape != obs.shape:
+        _fail(
+            source, "next_observations", f"has shape {nxt.shape} but observations have {obs.shape}"
+        )
+    _check_finite(source, "next_observations", nxt)
+    return nxt
+
+
+def _fit_box(
+    act: np.ndarray,
+    space: Mapping[str, Any],
+    clip_actions: bool,
+    metadata: dict[str, Any],
+    source: str,
+) -> np.ndarray:
+    """Continuous actions inside the declared box (clipped when ``clip_actions``, else rejected)."""
+    low = np.asarray(space["low"], dtype=np.float64)
+    high = np.asarray(space["high"], dtype=np.float64)
+    if low.shape != (act.shape[1],):
+        _fail(
+            source,
+            "actions",
+            f"action_space has {low.shape[0]} dimensions but actions have {act.shape[1]}",
+        )
+    outside = (act < low - ACTION_TOLERANCE) | (act > high + ACTION_TOLERANCE)
+    if not outside.any():
+        return act
+    if clip_actions:
+        metadata["clipped_actions"] = int(outside.any(axis=1).sum())
+        return np.clip(act, low, high).astype(np.float32)
+    rows = np.flatnonzero(outside.any(axis=1))
+    _fail(
+        source,
+        "actions",
+        f"{rows.size} actions lie outside the action space [{low.min():g}, {high.max():g}] "
+        f"(first at transition {int(rows[0])}: {act[rows[0]].round(4).tolist()}); "
+        "fix the data or pass --clip-actions to clip them",
+    )
+
+
+def _check_discrete_range(act: np.ndarray, space: Mapping[str, Any], source: str) -> None:
+    k = int(space["n"])
+    if act.min() < 0 or act.max() >= k:
+        _fail(
+            source,
+            "actions",
+            f"discrete actions must lie in [0, {k}), found {act.min()}..{act.max()}",
+        )
+
+
+# ----------------------------------------------------------------------------- entry point
+def validate_arrays(
+    arrays: Mapping[str, Any],
+    metadata: dict[str, Any],
+    *,
+    source: str,
+    clip_actions: bool = False,
+    warn_truncated_end: bool = True,
+) -> dict[str, np.ndarray]:
+    """Normalize dtypes/shapes and reject anything a learner could not use.
+
+    Returns the six arrays (``observations``, ``actions``, ``rewards``, ``terminals``,
+    ``timeouts``, ``next_observations``). Records in ``metadata`` what it changed:
+    ``derived_next_observations`` and ``clipped_actions`` (the number of clipped rows).
+
+    Raises:
+        DatasetError: the first problem found, naming ``source`` and the field.
+    """
+    _require_fields(arrays, source)
+    obs = _observations(arrays["observations"], source)
+    n = obs.shape[0]
+    space = metadata.get("action_space")
+    act, discrete = _actions(arrays["actions"], space, source)
+    rew = _rewards(arrays["rewards"], source)
+    term = _flags("terminals", arrays["terminals"], source)
+    timeouts = arrays.get("timeouts")
+    tout = np.zeros(n, dtype=bool) if timeouts is None else _flags("timeouts", timeouts, source)
+    nxt = _raw_next_observations(arrays.get("next_observations"), source)
     lengths = {
         "observations": n,
         "actions": act.shape[0],
@@ -123,78 +273,31 @@ def validate_dataset(ds: Dataset) -> None:
         "terminals": term.shape[0],
         "timeouts": tout.shape[0],
     }
-    if ds.next_observations is not None:
-        nxt = _as_numeric(ds, "next_observations", ds.next_observations, "a float array")
-        if nxt.ndim == 1:
-            nxt = nxt[:, None]
+    if nxt is not None:
         lengths["next_observations"] = nxt.shape[0]
-    if len(set(lengths.values())) > 1:
-        detail = ", ".join(f"{k}={v}" for k, v in lengths.items())
-        odd = [k for k, v in lengths.items() if v != n]
-        _fail(ds, odd[0], f"arrays have different lengths ({detail}); all must have N rows")
+    _check_lengths(lengths, n, source)
 
     obs = obs.astype(np.float32)
     rew = rew.astype(np.float32)
     for name, arr in (("observations", obs), ("actions", act), ("rewards", rew)):
-        _check_finite(ds, name, arr)
+        _check_finite(source, name, arr)
 
     if not (term[-1] or tout[-1]):
         tout = tout.copy()
         tout[-1] = True
-        if ds._warn_truncated:
-            warn_truncated(ds.source)
-
-    if ds.next_observations is None:
-        # Derive s' = s_{t+1} inside each episode; at an episode's end the true s' is unknown,
-        # so it repeats s_T (harmless for terminals, which mask the bootstrap).
-        nxt = np.empty_like(obs)
-        nxt[:-1] = obs[1:]
-        ends = term | tout
-        nxt[ends] = obs[ends]
-        nxt[-1] = obs[-1]
-        ds.metadata.setdefault("derived_next_observations", True)
-    else:
-        nxt = nxt.astype(np.float32)
-        if nxt.shape != obs.shape:
-            _fail(
-                ds,
-                "next_observations",
-                f"has shape {nxt.shape} but observations have {obs.shape}",
-            )
-        _check_finite(ds, "next_observations", nxt)
+        if warn_truncated_end:
+            warn_truncated(source)
+    nxt = _next_observations(nxt, obs, term | tout, metadata, source)
 
     if not discrete and space is not None and space.get("type") == "box":
-        low = np.asarray(space["low"], dtype=np.float64)
-        high = np.asarray(space["high"], dtype=np.float64)
-        if low.shape != (act.shape[1],):
-            _fail(
-                ds,
-                "actions",
-                f"action_space has {low.shape[0]} dimensions but actions have {act.shape[1]}",
-            )
-        tol = 1e-5
-        outside = (act < low - tol) | (act > high + tol)
-        if outside.any():
-            if ds.clip_actions:
-                act = np.clip(act, low, high).astype(np.float32)
-                ds.metadata["clipped_actions"] = int(outside.any(axis=1).sum())
-            else:
-                rows = np.flatnonzero(outside.any(axis=1))
-                _fail(
-                    ds,
-                    "actions",
-                    f"{rows.size} actions lie outside the action space [{low.min():g}, {high.max():g}] "
-                    f"(first at transition {int(rows[0])}: {act[rows[0]].round(4).tolist()}); "
-                    "fix the data or pass --clip-actions to clip them",
-                )
+        act = _fit_box(act, space, clip_actions, metadata, source)
     if discrete and space is not None and space.get("type") == "discrete":
-        k = int(space["n"])
-        if act.min() < 0 or act.max() >= k:
-            _fail(
-                ds,
-                "actions",
-                f"discrete actions must lie in [0, {k}), found {act.min()}..{act.max()}",
-            )
-
-    ds.observations, ds.actions, ds.rewards = obs, act, rew
-    ds.terminals, ds.timeouts, ds.next_observations = term, tout, nxt
+        _check_discrete_range(act, space, source)
+    return {
+        "observations": obs,
+        "actions": act,
+        "rewards": rew,
+        "terminals": term,
+        "timeouts": tout,
+        "next_observations": nxt,
+    }

@@ -17,7 +17,6 @@ Example:
 
 from __future__ import annotations
 
-import importlib
 import math
 import time
 from collections.abc import Callable
@@ -128,34 +127,10 @@ def _jsonable(x: Any) -> Any:
 
 
 # --------------------------------------------------------------------------------- reference data
-def suite_reference(dataset: Dataset, build: bool = False) -> tuple[Dataset, str]:
-    """The built-in suite's ``<env>-medium-replay`` dataset for the dataset's environment.
-
-    Uses the cached copy; builds it (minutes of rollouts) only with ``build=True``. The suite is
-    looked up at call time (``policyfit.envs.suite``) so that diagnose depends only on the data
-    layer; any failure raises ``LookupError`` with the reason and what to do.
-    """
-    env_id = dataset.env_id
-    if not env_id:
-        raise LookupError("the dataset has no env_id, so there is no suite reference; pass one")
-    name = f"{env_id.split('-')[0].lower()}-medium-replay"
-    try:
-        suite = importlib.import_module("policyfit.envs.suite")
-    except ImportError as exc:
-        raise LookupError(f"the built-in suite is not available ({exc})") from exc
-    if not build:
-        rows = {row["name"]: row for row in suite.list_datasets()}
-        if name not in rows:
-            raise LookupError(f"the suite has no {name} for {env_id}; pass a reference dataset")
-        if not rows[name]["cached"]:
-            raise LookupError(
-                f"suite reference {name} is not built yet: run `policyfit data make {name}` "
-                "or pass a reference dataset"
-            )
-    try:
-        return suite.make_dataset(name, progress=False), f"suite:{name}"
-    except Exception as exc:
-        raise LookupError(f"suite dataset {name} unavailable: {exc}") from exc
+NO_RESOLVER = (
+    "no reference dataset: reference='auto' needs a reference_resolver (policyfit.diagnose and "
+    "the CLI use the built-in suite's <env>-medium-replay); pass reference=<Dataset>"
+)
 
 
 def _resolve_reference(
@@ -168,8 +143,10 @@ def _resolve_reference(
     if isinstance(reference, Dataset):
         return reference, f"user:{reference.source}"
     if reference == "auto":
+        if resolver is None:
+            return None, NO_RESOLVER
         try:
-            return (resolver or suite_reference)(dataset)
+            return resolver(dataset)
         except LookupError as exc:
             return None, str(exc)
     raise TypeError(f"reference must be a Dataset, 'auto' or None, not {type(reference).__name__}")
@@ -354,90 +331,11 @@ def _fmt(x: float | None, digits: int = 2) -> str:
 
 def verdict(card: DataCard) -> list[str]:
     """Plain-language conclusions, each with the numbers behind it (first = headline)."""
-    tq = card.tq.get("value")
-    saco = card.coverage.get("saco")
-    lines: list[str] = []
-    tq_s, saco_s = f"TQ {_fmt(tq)}", f"SACo {_fmt(saco)}"
-    if tq is not None and saco is not None:
-        high_tq, low_tq = tq >= TQ_HIGH, tq <= TQ_LOW
-        high_saco, low_saco = saco >= SACO_HIGH, saco <= SACO_LOW
-        if high_tq and not high_saco:
-            lines.append(
-                f"High TQ, limited coverage ({tq_s}, {saco_s}): behavior cloning is likely to "
-                "match offline RL here; filtered BC is a strong, cheap baseline."
-            )
-        elif high_tq:
-            lines.append(
-                f"High TQ and high coverage ({tq_s}, {saco_s}): good data; BC and offline RL "
-                "should both do well."
-            )
-        elif low_tq and high_saco:
-            lines.append(
-                f"Low TQ, high coverage ({tq_s}, {saco_s}): off-policy offline RL (IQL, TD3+BC, "
-                "CQL) should clearly beat behavior cloning, which would copy poor behaviour."
-            )
-        elif low_tq and low_saco:
-            lines.append(
-                f"Low TQ and low coverage ({tq_s}, {saco_s}): no algorithm has much to work with; "
-                "expect poor policies and collect better or more diverse data."
-            )
-        elif high_saco:
-            lines.append(
-                f"Medium TQ, high coverage ({tq_s}, {saco_s}): offline RL should improve on the "
-                "data; BC will roughly reproduce its average."
-            )
-        else:
-            lines.append(
-                f"Medium TQ, {'low' if low_saco else 'moderate'} coverage ({tq_s}, {saco_s}): "
-                "offline RL may improve on BC, but with limited coverage stay close to the data "
-                "(TD3+BC, IQL with a high expectile) and compare against BC."
-            )
-    elif tq is not None:
-        level = "high" if tq >= TQ_HIGH else "low" if tq <= TQ_LOW else "medium"
-        lines.append(
-            f"{level.capitalize()} TQ ({tq_s}); coverage unknown ({card.coverage.get('reason')})."
-            + (" BC is a strong baseline on high-TQ data." if level == "high" else "")
-        )
-    elif saco is not None:
-        lines.append(f"{saco_s}; trajectory quality unknown ({card.tq.get('reason')}).")
-    else:
-        lines.append(
-            "Neither TQ nor SACo is available (no reference returns, no reference dataset); "
-            "see the distributions and neighbour measures below."
-        )
-
-    cons = card.action_consistency.get("consistency")
-    div = card.action_consistency.get("divergence")
-    if cons is not None:
-        if cons < CONSISTENCY_LOW:
-            lines.append(
-                f"Actions at similar states disagree (action consistency {_fmt(cons)}, divergence "
-                f"{_fmt(div)} of random pairs): the behaviour is noisy or multimodal, so plain BC "
-                "averages it; prefer filtered BC or value-weighted methods."
-            )
-        else:
-            lines.append(
-                f"Actions at similar states agree (action consistency {_fmt(cons)}): the "
-                "behaviour is consistent and easy to imitate."
-            )
-    n_flag = card.anomalies["counts"]["any"]
-    share = card.anomalies["fraction"]
-    if share >= ANOMALY_SHARE_HIGH:
-        lines.append(
-            f"{n_flag} transitions ({share:.1%}) look anomalous: inspect them "
-            "(see examples) or use a corruption-robust method such as RIQL."
-        )
-    else:
-        lines.append(
-            f"{n_flag} transitions ({share:.2%}) flagged as anomalous: the data looks clean."
-        )
-    pr = card.anomalies.get("precision_recall")
-    if pr is not None:
-        p, r = pr["any"]["precision"], pr["any"]["recall"]
-        lines.append(
-            f"Against the stored corruption mask ({pr['corrupted']} corrupted): flag precision "
-            f"{_fmt(p)}, recall {_fmt(r)}."
-        )
+    lines = [_headline(card)]
+    consistency = _consistency_line(card.action_consistency)
+    if consistency is not None:
+        lines.append(consistency)
+    lines.extend(_anomaly_lines(card.anomalies))
     if card.coverage.get("reference_is_dataset"):
         lines.append(
             "SACo is 1 by definition here: the dataset is its own reference (pass another "
@@ -445,6 +343,99 @@ def verdict(card: DataCard) -> list[str]:
         )
     if card.summary["episodes"] < 10:
         lines.append(f"Only {card.summary['episodes']} episodes: every measure here is noisy.")
+    return lines
+
+
+def _headline(card: DataCard) -> str:
+    """What TQ and SACo together say about which algorithm family fits."""
+    tq = card.tq.get("value")
+    saco = card.coverage.get("saco")
+    tq_s, saco_s = f"TQ {_fmt(tq)}", f"SACo {_fmt(saco)}"
+    if tq is not None and saco is not None:
+        return _quadrant(tq, saco, tq_s, saco_s)
+    if tq is not None:
+        level = "high" if tq >= TQ_HIGH else "low" if tq <= TQ_LOW else "medium"
+        return (
+            f"{level.capitalize()} TQ ({tq_s}); coverage unknown ({card.coverage.get('reason')})."
+            + (" BC is a strong baseline on high-TQ data." if level == "high" else "")
+        )
+    if saco is not None:
+        return f"{saco_s}; trajectory quality unknown ({card.tq.get('reason')})."
+    return (
+        "Neither TQ nor SACo is available (no reference returns, no reference dataset); "
+        "see the distributions and neighbour measures below."
+    )
+
+
+def _quadrant(tq: float, saco: float, tq_s: str, saco_s: str) -> str:
+    """Schweighofer et al. 2022's TQ x SACo quadrants in words."""
+    high_tq, low_tq = tq >= TQ_HIGH, tq <= TQ_LOW
+    high_saco, low_saco = saco >= SACO_HIGH, saco <= SACO_LOW
+    if high_tq and not high_saco:
+        return (
+            f"High TQ, limited coverage ({tq_s}, {saco_s}): behavior cloning is likely to "
+            "match offline RL here; filtered BC is a strong, cheap baseline."
+        )
+    if high_tq:
+        return (
+            f"High TQ and high coverage ({tq_s}, {saco_s}): good data; BC and offline RL "
+            "should both do well."
+        )
+    if low_tq and high_saco:
+        return (
+            f"Low TQ, high coverage ({tq_s}, {saco_s}): off-policy offline RL (IQL, TD3+BC, "
+            "CQL) should clearly beat behavior cloning, which would copy poor behaviour."
+        )
+    if low_tq and low_saco:
+        return (
+            f"Low TQ and low coverage ({tq_s}, {saco_s}): no algorithm has much to work with; "
+            "expect poor policies and collect better or more diverse data."
+        )
+    if high_saco:
+        return (
+            f"Medium TQ, high coverage ({tq_s}, {saco_s}): offline RL should improve on the "
+            "data; BC will roughly reproduce its average."
+        )
+    return (
+        f"Medium TQ, {'low' if low_saco else 'moderate'} coverage ({tq_s}, {saco_s}): "
+        "offline RL may improve on BC, but with limited coverage stay close to the data "
+        "(TD3+BC, IQL with a high expectile) and compare against BC."
+    )
+
+
+def _consistency_line(consistency: dict[str, Any]) -> str | None:
+    cons = consistency.get("consistency")
+    if cons is None:
+        return None
+    if cons < CONSISTENCY_LOW:
+        return (
+            f"Actions at similar states disagree (action consistency {_fmt(cons)}, divergence "
+            f"{_fmt(consistency.get('divergence'))} of random pairs): the behaviour is noisy or "
+            "multimodal, so plain BC averages it; prefer filtered BC or value-weighted methods."
+        )
+    return (
+        f"Actions at similar states agree (action consistency {_fmt(cons)}): the "
+        "behaviour is consistent and easy to imitate."
+    )
+
+
+def _anomaly_lines(anomalies: dict[str, Any]) -> list[str]:
+    n_flag = anomalies["counts"]["any"]
+    share = anomalies["fraction"]
+    if share >= ANOMALY_SHARE_HIGH:
+        lines = [
+            f"{n_flag} transitions ({share:.1%}) look anomalous: inspect them "
+            "(see examples) or use a corruption-robust method such as RIQL."
+        ]
+    else:
+        lines = [f"{n_flag} transitions ({share:.2%}) flagged as anomalous: the data looks clean."]
+    pr = anomalies.get("precision_recall")
+    if pr is not None:
+        p, r = pr["any"]["precision"], pr["any"]["recall"]
+        lines.append(
+            f"Against the stored corruption mask ({pr['corrupted']} corrupted): flag precision "
+            f"{_fmt(p)}, recall {_fmt(r)}."
+        )
     return lines
 
 
@@ -466,8 +457,8 @@ def diagnose(
 
     Args:
         dataset: the data to diagnose.
-        reference: dataset that SACo is relative to; ``"auto"`` uses the suite's
-            ``<env>-medium-replay`` (via ``reference_resolver`` when given), ``None`` skips SACo.
+        reference: dataset that SACo is relative to; ``"auto"`` asks ``reference_resolver``
+            (no SACo, with the reason, when there is none), ``None`` skips SACo.
         ref_scores: ``(random_return, expert_return)`` for TQ; default: the dataset's
             ``ref_min_score``/``ref_max_score`` metadata.
         bins: bins per dimension for SACo (100 in Schweighofer et al. 2022).
@@ -475,6 +466,11 @@ def diagnose(
         sample_size: rows used for the neighbour measures (a random subsample when larger).
         z_threshold: robust-z threshold of the anomaly flags.
         exact_max_rows: up to this many rows SACo counts exactly, beyond with HyperLogLog.
+        reference_resolver: ``resolver(dataset) -> (reference, name)`` for ``reference="auto"``,
+            raising ``LookupError`` with the reason when there is none. The caller supplies it
+            (the diagnostics do not know where reference data live):
+            :func:`policyfit.envs.datasets.suite_reference` gives the built-in suite's
+            ``<env>-medium-replay``, and ``policyfit.diagnose`` passes it by default.
 
     Example:
         >>> card = policyfit.diagnose(policyfit.make_dataset("hopper-medium"))  # doctest: +SKIP

@@ -31,33 +31,33 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
-import json
-import platform
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from policyfit.common.versions import library_versions
 from policyfit.data.dataset import ARRAY_FIELDS, Dataset
+from policyfit.data.io import read_minari, save_dataset
+from policyfit.data.spaces import space_from_gym
+from policyfit.envs.collect import NUM_ENVS, rollout
 from policyfit.envs.registry import (
     ENVS,
     SHORT_NAMES,
     _without_mujoco_compiler_notice,
     get_env_spec,
+    make_env,
 )
+from policyfit.envs.shipped import load_params, policy_entry, resolve_policy
 from policyfit.errors import PolicyfitError
+from policyfit.paths import datasets_dir
 
 KINDS = ("random", "medium", "expert", "medium-replay", "medium-expert")
 SUITE_NAMES: tuple[str, ...] = tuple(
     f"{ENVS[env_id].short_name}-{kind}" for env_id in ENVS for kind in KINDS
 )
 DEFAULT_SIZE = 1_000_000
-NUM_ENVS = 32  # environments stepped side by side; part of the recipe (changes episode order)
-POLICIES_DIR = Path(__file__).parent / "policies"
-POLICIES_INDEX = POLICIES_DIR / "policies.json"
 RECIPE_VERSION = 2  # bump when generation changes in a way that changes the arrays
 
 RECIPES = {
@@ -92,32 +92,6 @@ DIFFERENCES_FROM_D4RL = [
 ]
 
 
-def library_versions() -> dict[str, str]:
-    """Versions of the libraries that shape generated data and trained policies.
-
-    Example:
-        >>> sorted(library_versions())[:3]
-        ['flax', 'gymnasium', 'jax']
-    """
-    out = {"python": platform.python_version()}
-    for name in (
-        "policyfit",
-        "numpy",
-        "jax",
-        "jaxlib",
-        "flax",
-        "optax",
-        "gymnasium",
-        "mujoco",
-        "minari",
-    ):
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
-
-
 # ---------------------------------------------------------------------------------- names
 def is_suite_name(name: str) -> bool:
     """True for the 15 built-in names (``hopper-medium``, ...), case-insensitive.
@@ -148,261 +122,13 @@ def default_size(name: str) -> int:
     if kind == "medium-expert":
         return 2 * DEFAULT_SIZE
     if kind == "medium-replay":
-        entry = _policy_entry(env_id, required=False)
+        entry = policy_entry(env_id, required=False)
         if entry and entry.get("medium_replay"):
             return int(entry["medium_replay_size"])
     return DEFAULT_SIZE
 
 
-# ---------------------------------------------------------------------------------- policies
-def _policies_index() -> dict[str, Any]:
-    if not POLICIES_INDEX.exists():
-        return {}
-    return json.loads(POLICIES_INDEX.read_text())
-
-
-def _policy_entry(env_id: str, required: bool = True) -> dict[str, Any] | None:
-    entry = _policies_index().get(env_id)
-    if entry is None and required:
-        raise PolicyfitError(
-            "no behavior policies are shipped for this environment yet; train them with "
-            "`policyfit behavior train ENV` and export with `policyfit behavior export`",
-            path=str(POLICIES_INDEX),
-            field=env_id,
-        )
-    return entry
-
-
-def _resolve_policy(env_id: str, kind: str) -> dict[str, Any]:
-    """The index record of one shipped policy: ``random``/``medium``/``expert``/``medium-replay-I``."""
-    entry = _policy_entry(env_id)
-    policies = entry["policies"]
-    if kind.startswith("medium-replay-") or kind.startswith("medium_replay_"):
-        index = int(kind.rsplit("-", 1)[-1].rsplit("_", 1)[-1])
-        snaps = entry.get("medium_replay") or []
-        if not 0 <= index < len(snaps):
-            raise PolicyfitError(
-                f"medium-replay snapshot {index} does not exist (have {len(snaps)})",
-                path=env_id,
-                field="kind",
-            )
-        return snaps[index]
-    if kind not in policies:
-        raise PolicyfitError(
-            f"unknown behavior policy kind; shipped: {', '.join(policies)}, medium-replay-I",
-            path=env_id,
-            field="kind",
-        )
-    return policies[kind]
-
-
-def _load_params(record: dict[str, Any]) -> Any:
-    import flax.serialization
-
-    path = POLICIES_DIR / record["file"]
-    data = path.read_bytes()
-    if "sha256" in record and hashlib.sha256(data).hexdigest() != record["sha256"]:
-        raise PolicyfitError(
-            "weights do not match the sha256 recorded in policies.json",
-            path=str(path),
-            field="file",
-        )
-    return flax.serialization.msgpack_restore(data)
-
-
-@dataclass(frozen=True)
-class BehaviorPolicy:
-    """A shipped behavior policy: ``policy(obs)`` acts deterministically (``tanh(mean)``),
-    ``policy(obs, key)`` samples; ``obs`` is ``[obs_dim]`` or ``[n, obs_dim]``.
-    Actions are in ``[-1, 1]``, the action box of all three suite environments.
-    """
-
-    env_id: str
-    kind: str
-    params: Any
-    normalized_score: float | None
-    return_mean: float | None
-    step: int | None
-    file: str | None
-
-    def __call__(self, obs: Any, key: Any = None) -> np.ndarray:
-        fn = _batched_policy_fns(self.action_dim)
-        obs = np.asarray(obs, np.float32)
-        single = obs.ndim == 1
-        batch = obs[None] if single else obs
-        out = fn[0](self.params, batch) if key is None else fn[1](self.params, batch, key)
-        out = np.asarray(out)
-        return out[0] if single else out
-
-    @property
-    def action_dim(self) -> int:
-        return int(self.params["params"]["Dense_0"]["kernel"].shape[-1])
-
-
-_POLICY_FN_CACHE: dict[int, tuple[Callable, Callable]] = {}
-
-
-def _batched_policy_fns(action_dim: int) -> tuple[Callable, Callable]:
-    """Jitted batched ``mode(params, obs)`` and ``sample(params, obs, key)`` for an actor."""
-    if action_dim not in _POLICY_FN_CACHE:
-        import jax
-
-        from policyfit.nn import TanhGaussianPolicy
-
-        actor = TanhGaussianPolicy(action_dim=action_dim)
-
-        @jax.jit
-        def mode(params, obs):
-            return actor.apply(params, obs).mode()
-
-        @jax.jit
-        def sample(params, obs, key):
-            return actor.apply(params, obs).sample(key)
-
-        _POLICY_FN_CACHE[action_dim] = (mode, sample)
-    return _POLICY_FN_CACHE[action_dim]
-
-
-def load_behavior_policy(env_id: str, kind: str) -> BehaviorPolicy:
-    """Load a shipped behavior policy of ``env_id`` (``Hopper-v5`` or ``hopper``).
-
-    ``kind`` is ``random``, ``medium``, ``expert`` or ``medium-replay-I`` (the I-th snapshot).
-    The returned callable needs only numpy and jax.
-
-    Example:
-        >>> import numpy as np
-        >>> policy = load_behavior_policy("Hopper-v5", "expert")   # doctest: +SKIP
-        >>> policy(np.zeros(11, np.float32)).shape                  # doctest: +SKIP
-        (3,)
-    """
-    env_id = get_env_spec(env_id).env_id
-    record = _resolve_policy(env_id, kind)
-    return BehaviorPolicy(
-        env_id=env_id,
-        kind=kind,
-        params=_load_params(record),
-        normalized_score=record.get("normalized_score"),
-        return_mean=record.get("return_mean"),
-        step=record.get("step"),
-        file=record.get("file"),
-    )
-
-
-# ---------------------------------------------------------------------------------- rollouts
-def rollout(
-    env_id: str,
-    params: Any | None,
-    num_transitions: int,
-    seed: int,
-    *,
-    num_envs: int = NUM_ENVS,
-    progress: Callable[[int], None] | None = None,
-) -> dict[str, np.ndarray]:
-    """Roll a tanh-Gaussian actor out, sampling actions, for exactly ``num_transitions`` steps.
-
-    ``params=None`` acts uniformly at random (SAC's warm-up). Episodes run ``num_envs`` at a time
-    and are stored in order of completion; episode ``j``'s reset seed derives from ``(seed, j)``
-    and the action noise of step ``t`` from ``fold_in(PRNGKey(seed), t)``, so the output is a
-    function of ``(params, num_transitions, seed, num_envs)``. The last episode is cut at
-    ``num_transitions`` and marked as a timeout.
-
-    Example:
-        >>> arrays = rollout("Hopper-v5", None, 200, seed=0)   # doctest: +SKIP
-        >>> arrays["observations"].shape                         # doctest: +SKIP
-        (200, 11)
-    """
-    import jax
-
-    from policyfit.envs.behavior import episode_seed
-    from policyfit.envs.registry import make_env
-
-    n = max(1, min(num_envs, num_transitions))
-    envs = [make_env(env_id) for _ in range(n)]
-    low = envs[0].action_space.low.astype(np.float32)
-    high = envs[0].action_space.high.astype(np.float32)
-    obs_dim = int(np.prod(envs[0].observation_space.shape))
-    act_dim = int(low.shape[0])
-    cap = int(envs[0].spec.max_episode_steps or get_env_spec(env_id).max_episode_steps)
-    sample = _sample_fn(act_dim, params is not None)
-    base_key = jax.random.PRNGKey(seed)
-
-    # Episodes in progress, one row per environment; finished episodes are copied to `out`.
-    ep = {
-        "observations": np.zeros((n, cap, obs_dim), np.float32),
-        "actions": np.zeros((n, cap, act_dim), np.float32),
-        "rewards": np.zeros((n, cap), np.float32),
-        "terminals": np.zeros((n, cap), bool),
-        "timeouts": np.zeros((n, cap), bool),
-        "next_observations": np.zeros((n, cap, obs_dim), np.float32),
-    }
-    out = {k: np.zeros((num_transitions + cap, *v.shape[2:]), v.dtype) for k, v in ep.items()}
-    lengths = np.zeros(n, np.int64)
-    obs = np.zeros((n, obs_dim), np.float32)
-    next_obs = np.zeros((n, obs_dim), np.float32)
-    rewards = np.zeros(n, np.float32)
-    terminated = np.zeros(n, bool)
-    truncated = np.zeros(n, bool)
-    rows = np.arange(n)
-    for i, env in enumerate(envs):
-        obs[i] = env.reset(seed=episode_seed(seed, i))[0]
-    started, total, t = n, 0, 0
-    while total < num_transitions:
-        actions = np.asarray(sample(params, obs, base_key, t))
-        env_actions = low + (actions + 1.0) * 0.5 * (high - low)
-        for i, env in enumerate(envs):
-            next_obs[i], rewards[i], terminated[i], truncated[i], _ = env.step(env_actions[i])
-        ep["observations"][rows, lengths] = obs
-        ep["actions"][rows, lengths] = env_actions
-        ep["rewards"][rows, lengths] = rewards
-        ep["terminals"][rows, lengths] = terminated
-        ep["timeouts"][rows, lengths] = truncated & ~terminated
-        ep["next_observations"][rows, lengths] = next_obs
-        lengths += 1
-        obs[:] = next_obs
-        for i in np.flatnonzero(terminated | truncated):
-            length = int(lengths[i])
-            if total < num_transitions:
-                for key, value in ep.items():
-                    out[key][total : total + length] = value[i, :length]
-                total += length
-                if progress is not None:
-                    progress(length)
-            obs[i] = envs[i].reset(seed=episode_seed(seed, started))[0]
-            started += 1
-            lengths[i] = 0
-        t += 1
-    for env in envs:
-        env.close()
-    arrays = {k: v[:num_transitions] for k, v in out.items()}
-    if not (arrays["terminals"][-1] or arrays["timeouts"][-1]):
-        arrays["timeouts"][-1] = True  # the last episode was cut at the requested size
-    return arrays
-
-
-_SAMPLE_FN_CACHE: dict[tuple[int, bool], Callable] = {}
-
-
-def _sample_fn(action_dim: int, from_policy: bool) -> Callable:
-    """Jitted ``sample(params, obs[n, obs_dim], key, t)`` with the noise key ``fold_in(key, t)``;
-    uniform in ``[-1, 1]`` (``params`` ignored) when not ``from_policy``."""
-    cache_key = (action_dim, from_policy)
-    if cache_key not in _SAMPLE_FN_CACHE:
-        import jax
-
-        from policyfit.nn import TanhGaussianPolicy
-
-        actor = TanhGaussianPolicy(action_dim=action_dim)
-
-        def sample(params, obs, key, t):
-            key = jax.random.fold_in(key, t)
-            if from_policy:
-                return actor.apply(params, obs).sample(key)
-            return jax.random.uniform(key, (obs.shape[0], action_dim), minval=-1.0, maxval=1.0)
-
-        _SAMPLE_FN_CACHE[cache_key] = jax.jit(sample)
-    return _SAMPLE_FN_CACHE[cache_key]
-
-
+# ---------------------------------------------------------------------------------- recipes
 def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
@@ -452,14 +178,12 @@ def minari_dataset_id(name: str, size: int, seed: int) -> str:
 
 
 def _cache_path(name: str, size: int, seed: int) -> Path:
-    from policyfit.paths import datasets_dir
-
     return datasets_dir() / minari_dataset_id(name, size, seed)
 
 
 def _policy_digest(env_id: str) -> str:
     """Hash of the shipped weights this environment's datasets come from (cache invalidation)."""
-    entry = _policy_entry(env_id)
+    entry = policy_entry(env_id)
     h = hashlib.sha256(f"recipe-v{RECIPE_VERSION}".encode())
     records = [*entry["policies"].values(), *(entry.get("medium_replay") or [])]
     for rec in records:
@@ -468,7 +192,7 @@ def _policy_digest(env_id: str) -> str:
 
 
 def _card(name: str, env_id: str, kind: str, size: int, seed: int, parts: list) -> dict[str, Any]:
-    entry = _policy_entry(env_id)
+    entry = policy_entry(env_id)
     if kind in ("random", "medium", "expert"):
         rec = entry["policies"][kind]
         behavior = f"SAC actor '{kind}' ({rec['file']}, training step {rec.get('step')})"
@@ -525,7 +249,7 @@ def generate_arrays(
     size = default_size(name) if size is None else int(size)
     if size < 1:
         raise PolicyfitError("size must be at least 1", path=name, field="size")
-    entry = _policy_entry(env_id)
+    entry = policy_entry(env_id)
     if kind == "medium-expert":
         # Literally the medium dataset followed by the expert one (same seed), as in D4RL; each
         # half comes from (and lands in) the cache of its own name.
@@ -537,12 +261,12 @@ def generate_arrays(
         ]
         arrays = {k: np.concatenate([getattr(d, k) for d in halves]) for k in ARRAY_FIELDS}
         parts = [
-            {"policy": part, "file": _resolve_policy(env_id, part)["file"], "transitions": len(d)}
+            {"policy": part, "file": resolve_policy(env_id, part)["file"], "transitions": len(d)}
             for part, d in zip(("medium", "expert"), halves, strict=True)
         ]
         return arrays, parts
     if kind in ("random", "medium", "expert"):
-        plan = [(kind, _resolve_policy(env_id, kind), size)]
+        plan = [(kind, resolve_policy(env_id, kind), size)]
     else:
         plan = [
             ("uniform-random warm-up" if rec is None else f"snapshot step {rec['step']}", rec, n)
@@ -551,7 +275,7 @@ def generate_arrays(
     parts_arrays, parts = [], []
     with _progress_bar(f"building {name}", size, progress) as advance:
         for i, (label, rec, n) in enumerate(plan):
-            params = None if rec is None else _load_params(rec)
+            params = None if rec is None else load_params(rec)
             part_seed = seed if len(plan) == 1 else _sub_seed(seed, i)
             parts_arrays.append(rollout(env_id, params, n, part_seed, progress=advance))
             parts.append({"policy": label, "file": rec and rec["file"], "transitions": n})
@@ -576,8 +300,6 @@ def make_dataset(
         >>> ds.metadata["card"]["generating_command"]                 # doctest: +SKIP
         'policyfit data make hopper-medium --size 5000'
     """
-    from policyfit.data.io import read_minari, save_dataset
-
     name = name.lower()
     env_id, kind = parse_name(name)
     size = default_size(name) if size is None else int(size)
@@ -616,9 +338,6 @@ def _data_returns(ds: Dataset) -> dict[str, Any]:
 
 
 def _metadata(name, env_id, kind, size, seed, parts) -> dict[str, Any]:
-    from policyfit.data.spaces import space_from_gym
-    from policyfit.envs.registry import make_env
-
     spec = get_env_spec(env_id)
     env = make_env(env_id)
     md = {
@@ -653,12 +372,12 @@ def list_datasets() -> list[dict[str, Any]]:
     Example:
         >>> rows = list_datasets()
         >>> len(rows), sorted(rows[0])[:3]
-        (15, ['behavior', 'behavior_normalized_score', 'cached'])
+        (15, ['available', 'behavior', 'behavior_normalized_score'])
     """
     rows = []
     for name in SUITE_NAMES:
         env_id, kind = parse_name(name)
-        entry = _policy_entry(env_id, required=False)
+        entry = policy_entry(env_id, required=False)
         available = entry is not None
         size = default_size(name)
         path = _cache_path(name, size, 0) if available else None

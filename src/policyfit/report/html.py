@@ -542,8 +542,8 @@ def build_report(
     ``<env>-medium-replay`` when built), a path/name, a Dataset, or ``None``.
     """
     from policyfit.data.dataset import Dataset
-    from policyfit.data.io import load_dataset
     from policyfit.diagnostics.card import diagnose
+    from policyfit.envs.datasets import load_dataset, suite_reference
 
     runs: list[Run] = []
     datasets: list[Dataset] = []
@@ -562,7 +562,10 @@ def build_report(
     sections = []
     if runs:
         sections.append(runs_section(runs))
-    cards = [diagnose(ds, reference=ref_ds, ref_scores=ref_scores) for ds in datasets]
+    cards = [
+        diagnose(ds, reference=ref_ds, ref_scores=ref_scores, reference_resolver=suite_reference)
+        for ds in datasets
+    ]
     if len(datasets) > 1:
         sections.append(datasets_comparison(cards))
     for i, (ds, card) in enumerate(zip(datasets, cards, strict=True)):

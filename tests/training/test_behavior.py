@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from policyfit.algos.sac import SACConfig
-from policyfit.envs.behavior import choose_policies, read_snapshots, train_behavior
 from policyfit.errors import PolicyfitError
+from policyfit.training.behavior import train_behavior
+from policyfit.training.behavior_export import choose_policies, read_snapshots
 
 TINY = dict(
     start_steps=100,
@@ -68,7 +69,7 @@ def test_export_ships_chosen_snapshots_with_measured_scores(tmp_path):
     from policyfit.algos.base import DatasetSpec
     from policyfit.algos.sac import SAC
     from policyfit.cli.behavior import behavior
-    from policyfit.envs.behavior import BehaviorConfig
+    from policyfit.training.behavior import BehaviorConfig
 
     sac = SACConfig(hidden_dims=(8, 8))
     run = tmp_path / "run"
@@ -109,7 +110,8 @@ def test_export_ships_chosen_snapshots_with_measured_scores(tmp_path):
 
 
 def test_replay_from_must_retrace_the_same_training(tmp_path):
-    from policyfit.envs.behavior import BehaviorConfig, _same_trajectory_snapshots
+    from policyfit.training.behavior import BehaviorConfig
+    from policyfit.training.behavior_export import _same_trajectory_snapshots
 
     def fake_run(name, steps_and_bytes, seed=0):
         run = tmp_path / name

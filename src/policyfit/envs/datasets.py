@@ -1,0 +1,109 @@
+"""Dataset names resolved: files, local Minari ids and the built-in suite (the public ``load_dataset``).
+
+:mod:`policyfit.data.io` only reads and writes files; this module, one layer up, also knows the
+built-in suite (:mod:`policyfit.envs.suite`). ``policyfit.load_dataset``, the trainer and the CLI
+load through :func:`load_dataset`. :func:`suite_reference` gives the diagnostics their default
+SACo reference (the suite's ``<env>-medium-replay``); :mod:`policyfit.diagnostics` never imports
+the suite itself, its callers pass this function as ``reference_resolver``.
+
+Resolution order: an existing path, then a built-in name (``hopper-medium``, case-insensitive),
+then a Minari id in the local Minari root.
+
+Example:
+    >>> ds = load_dataset("hopper-medium", size=10_000, seed=1)   # doctest: +SKIP
+    >>> load_dataset("logs.hdf5", size=10)                          # doctest: +SKIP
+    Traceback (most recent call last):
+    policyfit.errors.ConfigError: logs.hdf5: size: ...
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from policyfit.data.dataset import Dataset
+from policyfit.data.io import find_dataset
+from policyfit.data.io import load_dataset as load_file
+from policyfit.envs import suite
+from policyfit.errors import ConfigError, DatasetError
+
+
+def load_dataset(
+    name_or_path: str | os.PathLike | Dataset,
+    *,
+    size: int | None = None,
+    seed: int | None = None,
+    clip_actions: bool = False,
+) -> Dataset:
+    """Load a file, a local Minari id, or a built-in suite dataset (built on first use).
+
+    Args:
+        name_or_path: Minari directory, HDF5 / ``.npz`` file, built-in name (``hopper-medium``;
+            built on first use, then cached under ``$POLICYFIT_HOME/datasets``) or Minari id.
+        size: transitions of a built-in dataset (default: D4RL's size for the name).
+        seed: seed of a built-in dataset (default 0).
+        clip_actions: clip actions into the declared action space instead of rejecting them.
+
+    Raises:
+        ConfigError: ``size``/``seed`` given with a file or Minari id (they only shape built-in
+            datasets, and a file's content is fixed).
+        DatasetError: no such file, built-in name or Minari id; or an unreadable file.
+    """
+    if isinstance(name_or_path, Dataset):
+        return name_or_path
+    name = str(name_or_path)
+    if not Path(name_or_path).expanduser().exists() and suite.is_suite_name(name):
+        # Built from the shipped policies inside the action box: clip_actions has nothing to do.
+        return suite.make_dataset(name, size=size, seed=0 if seed is None else seed)
+    found = find_dataset(name_or_path)
+    if found is None:
+        raise DatasetError(
+            "no such file, Minari dataset or built-in dataset; built-in names: "
+            f"{', '.join(suite.SUITE_NAMES[:3])}, ... (see `policyfit data list`)",
+            path=name,
+            field="path",
+        )
+    _reject_suite_options(name, size=size, seed=seed)
+    return load_file(found, clip_actions=clip_actions)
+
+
+def _reject_suite_options(name: str, **options: int | None) -> None:
+    for field, value in options.items():
+        if value is not None:
+            raise ConfigError(
+                f"{field}={value} applies only to built-in datasets (such as hopper-medium); "
+                f"a file or Minari dataset is loaded whole: drop {field}",
+                path=name,
+                field=field,
+            )
+
+
+def suite_reference(dataset: Dataset, build: bool = False) -> tuple[Dataset, str]:
+    """The built-in suite's ``<env>-medium-replay`` dataset for the dataset's environment.
+
+    The default SACo reference of ``policyfit data inspect --full``, ``policyfit report`` and
+    ``policyfit.diagnose``: pass it as ``diagnose(..., reference_resolver=suite_reference)``.
+    Uses the cached copy; builds it (minutes of rollouts) only with ``build=True``. Any failure
+    raises ``LookupError`` with the reason and what to do (the card then shows no SACo and why).
+
+    Example:
+        >>> from policyfit.diagnostics import diagnose
+        >>> card = diagnose(ds, reference_resolver=suite_reference)   # doctest: +SKIP
+    """
+    env_id = dataset.env_id
+    if not env_id:
+        raise LookupError("the dataset has no env_id, so there is no suite reference; pass one")
+    name = f"{env_id.split('-')[0].lower()}-medium-replay"
+    if not build:
+        rows = {row["name"]: row for row in suite.list_datasets()}
+        if name not in rows:
+            raise LookupError(f"the suite has no {name} for {env_id}; pass a reference dataset")
+        if not rows[name]["cached"]:
+            raise LookupError(
+                f"suite reference {name} is not built yet: run `policyfit data make {name}` "
+                "or pass a reference dataset"
+            )
+    try:
+        return suite.make_dataset(name, progress=False), f"suite:{name}"
+    except Exception as exc:
+        raise LookupError(f"suite dataset {name} unavailable: {exc}") from exc
