@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from policyfit.common.checks import check_float, check_int
 from policyfit.diagnostics.anomalies import (
     FLAG_TYPES,
     AnomalyFlags,
@@ -40,6 +41,7 @@ from policyfit.diagnostics.coverage import (
     trajectory_quality,
 )
 from policyfit.diagnostics.neighbors import neighbour_spread, standardize
+from policyfit.errors import ConfigError, DatasetError
 
 if TYPE_CHECKING:
     from policyfit.data.dataset import Dataset
@@ -172,26 +174,70 @@ def _resolve_reference(
             return (resolver or suite_reference)(dataset)
         except LookupError as exc:
             return None, str(exc)
-    raise TypeError(f"reference must be a Dataset, 'auto' or None, not {type(reference).__name__}")
+    raise ConfigError(
+        f"must be a Dataset, 'auto' or None, not {type(reference).__name__} {reference!r}; "
+        "load a reference dataset first (policyfit.load_dataset)",
+        field="reference",
+    )
 
 
 # --------------------------------------------------------------------------------- measures
+def _user_ref_scores(ref_scores: Any) -> tuple[float, float]:
+    """``(random, expert)`` from a pair or a ``{"ref_min_score", "ref_max_score"}`` dict."""
+    try:
+        if isinstance(ref_scores, dict):
+            pair = ref_scores["ref_min_score"], ref_scores["ref_max_score"]
+        else:
+            pair = tuple(ref_scores)
+        lo, hi = (float(x) for x in pair)
+    except (KeyError, TypeError, ValueError):
+        raise ConfigError(
+            f"must be (random_return, expert_return) or a dict with ref_min_score and "
+            f"ref_max_score, got {ref_scores!r}",
+            field="ref_scores",
+        ) from None
+    if not (math.isfinite(lo) and math.isfinite(hi)) or lo == hi:
+        raise ConfigError(
+            f"the random and expert returns must be finite and differ, got ({lo:g}, {hi:g})",
+            field="ref_scores",
+        )
+    return lo, hi
+
+
+def _metadata_ref_scores(dataset: Dataset) -> tuple[float, float] | None:
+    """The dataset's ``ref_min_score``/``ref_max_score``, None when either is missing."""
+    lo, hi = dataset.metadata.get("ref_min_score"), dataset.metadata.get("ref_max_score")
+    if lo is None or hi is None:
+        return None
+    try:
+        lo, hi = float(lo), float(hi)
+    except (TypeError, ValueError):
+        lo = hi = math.nan
+    if not (math.isfinite(lo) and math.isfinite(hi)) or lo == hi:
+        raise DatasetError(
+            f"ref_min_score and ref_max_score must be finite numbers that differ, got "
+            f"{dataset.metadata.get('ref_min_score')!r} and {dataset.metadata.get('ref_max_score')!r}; "
+            "fix the metadata or pass ref_scores=(random, expert)",
+            path=dataset.source,
+            field="metadata.ref_max_score",
+        )
+    return lo, hi
+
+
 def _tq(dataset: Dataset, ref_scores: Any) -> dict[str, Any]:
     if ref_scores is not None:
-        if isinstance(ref_scores, dict):
-            lo, hi = ref_scores["ref_min_score"], ref_scores["ref_max_score"]
-        else:
-            lo, hi = ref_scores
+        refs: tuple[float, float] | None = _user_ref_scores(ref_scores)
         origin = "user"
     else:
-        lo, hi = dataset.metadata.get("ref_min_score"), dataset.metadata.get("ref_max_score")
+        refs = _metadata_ref_scores(dataset)
         origin = "dataset metadata"
-    if lo is None or hi is None:
+    if refs is None:
         return {
             "value": None,
             "reason": "no reference returns (random/expert): pass ref_scores=(random, expert)",
         }
-    value = trajectory_quality(dataset.episode_returns(), float(lo), float(hi))
+    lo, hi = refs
+    value = trajectory_quality(dataset.episode_returns(), lo, hi)
     return {
         "value": value,
         "ref_min_score": float(lo),
@@ -354,90 +400,108 @@ def _fmt(x: float | None, digits: int = 2) -> str:
 
 def verdict(card: DataCard) -> list[str]:
     """Plain-language conclusions, each with the numbers behind it (first = headline)."""
+    lines = [_headline(card)]
+    lines += _consistency_lines(card.action_consistency)
+    lines += _anomaly_lines(card.anomalies)
+    lines += _caveat_lines(card)
+    return lines
+
+
+def _headline(card: DataCard) -> str:
+    """What TQ and SACo together say about which algorithms suit the data."""
     tq = card.tq.get("value")
     saco = card.coverage.get("saco")
-    lines: list[str] = []
     tq_s, saco_s = f"TQ {_fmt(tq)}", f"SACo {_fmt(saco)}"
     if tq is not None and saco is not None:
-        high_tq, low_tq = tq >= TQ_HIGH, tq <= TQ_LOW
-        high_saco, low_saco = saco >= SACO_HIGH, saco <= SACO_LOW
-        if high_tq and not high_saco:
-            lines.append(
-                f"High TQ, limited coverage ({tq_s}, {saco_s}): behavior cloning is likely to "
-                "match offline RL here; filtered BC is a strong, cheap baseline."
-            )
-        elif high_tq:
-            lines.append(
-                f"High TQ and high coverage ({tq_s}, {saco_s}): good data; BC and offline RL "
-                "should both do well."
-            )
-        elif low_tq and high_saco:
-            lines.append(
-                f"Low TQ, high coverage ({tq_s}, {saco_s}): off-policy offline RL (IQL, TD3+BC, "
-                "CQL) should clearly beat behavior cloning, which would copy poor behaviour."
-            )
-        elif low_tq and low_saco:
-            lines.append(
-                f"Low TQ and low coverage ({tq_s}, {saco_s}): no algorithm has much to work with; "
-                "expect poor policies and collect better or more diverse data."
-            )
-        elif high_saco:
-            lines.append(
-                f"Medium TQ, high coverage ({tq_s}, {saco_s}): offline RL should improve on the "
-                "data; BC will roughly reproduce its average."
-            )
-        else:
-            lines.append(
-                f"Medium TQ, {'low' if low_saco else 'moderate'} coverage ({tq_s}, {saco_s}): "
-                "offline RL may improve on BC, but with limited coverage stay close to the data "
-                "(TD3+BC, IQL with a high expectile) and compare against BC."
-            )
-    elif tq is not None:
+        return _quality_and_coverage(tq, saco, f"({tq_s}, {saco_s})")
+    if tq is not None:
         level = "high" if tq >= TQ_HIGH else "low" if tq <= TQ_LOW else "medium"
-        lines.append(
+        return (
             f"{level.capitalize()} TQ ({tq_s}); coverage unknown ({card.coverage.get('reason')})."
             + (" BC is a strong baseline on high-TQ data." if level == "high" else "")
         )
-    elif saco is not None:
-        lines.append(f"{saco_s}; trajectory quality unknown ({card.tq.get('reason')}).")
-    else:
-        lines.append(
-            "Neither TQ nor SACo is available (no reference returns, no reference dataset); "
-            "see the distributions and neighbour measures below."
-        )
+    if saco is not None:
+        return f"{saco_s}; trajectory quality unknown ({card.tq.get('reason')})."
+    return (
+        "Neither TQ nor SACo is available (no reference returns, no reference dataset); "
+        "see the distributions and neighbour measures below."
+    )
 
-    cons = card.action_consistency.get("consistency")
-    div = card.action_consistency.get("divergence")
-    if cons is not None:
-        if cons < CONSISTENCY_LOW:
-            lines.append(
-                f"Actions at similar states disagree (action consistency {_fmt(cons)}, divergence "
-                f"{_fmt(div)} of random pairs): the behaviour is noisy or multimodal, so plain BC "
-                "averages it; prefer filtered BC or value-weighted methods."
-            )
-        else:
-            lines.append(
-                f"Actions at similar states agree (action consistency {_fmt(cons)}): the "
-                "behaviour is consistent and easy to imitate."
-            )
-    n_flag = card.anomalies["counts"]["any"]
-    share = card.anomalies["fraction"]
+
+def _quality_and_coverage(tq: float, saco: float, numbers: str) -> str:
+    """The headline when both TQ and SACo are known (Schweighofer et al. 2022, Fig. 4)."""
+    high_tq, low_tq = tq >= TQ_HIGH, tq <= TQ_LOW
+    high_saco, low_saco = saco >= SACO_HIGH, saco <= SACO_LOW
+    if high_tq and not high_saco:
+        return (
+            f"High TQ, limited coverage {numbers}: behavior cloning is likely to "
+            "match offline RL here; filtered BC is a strong, cheap baseline."
+        )
+    if high_tq:
+        return (
+            f"High TQ and high coverage {numbers}: good data; BC and offline RL "
+            "should both do well."
+        )
+    if low_tq and high_saco:
+        return (
+            f"Low TQ, high coverage {numbers}: off-policy offline RL (IQL, TD3+BC, "
+            "CQL) should clearly beat behavior cloning, which would copy poor behaviour."
+        )
+    if low_tq and low_saco:
+        return (
+            f"Low TQ and low coverage {numbers}: no algorithm has much to work with; "
+            "expect poor policies and collect better or more diverse data."
+        )
+    if high_saco:
+        return (
+            f"Medium TQ, high coverage {numbers}: offline RL should improve on the "
+            "data; BC will roughly reproduce its average."
+        )
+    return (
+        f"Medium TQ, {'low' if low_saco else 'moderate'} coverage {numbers}: "
+        "offline RL may improve on BC, but with limited coverage stay close to the data "
+        "(TD3+BC, IQL with a high expectile) and compare against BC."
+    )
+
+
+def _consistency_lines(consistency: dict[str, Any]) -> list[str]:
+    cons = consistency.get("consistency")
+    if cons is None:
+        return []
+    if cons < CONSISTENCY_LOW:
+        return [
+            f"Actions at similar states disagree (action consistency {_fmt(cons)}, divergence "
+            f"{_fmt(consistency.get('divergence'))} of random pairs): the behaviour is noisy or "
+            "multimodal, so plain BC averages it; prefer filtered BC or value-weighted methods."
+        ]
+    return [
+        f"Actions at similar states agree (action consistency {_fmt(cons)}): the "
+        "behaviour is consistent and easy to imitate."
+    ]
+
+
+def _anomaly_lines(anomalies: dict[str, Any]) -> list[str]:
+    n_flag = anomalies["counts"]["any"]
+    share = anomalies["fraction"]
     if share >= ANOMALY_SHARE_HIGH:
-        lines.append(
+        lines = [
             f"{n_flag} transitions ({share:.1%}) look anomalous: inspect them "
             "(see examples) or use a corruption-robust method such as RIQL."
-        )
+        ]
     else:
-        lines.append(
-            f"{n_flag} transitions ({share:.2%}) flagged as anomalous: the data looks clean."
-        )
-    pr = card.anomalies.get("precision_recall")
+        lines = [f"{n_flag} transitions ({share:.2%}) flagged as anomalous: the data looks clean."]
+    pr = anomalies.get("precision_recall")
     if pr is not None:
         p, r = pr["any"]["precision"], pr["any"]["recall"]
         lines.append(
             f"Against the stored corruption mask ({pr['corrupted']} corrupted): flag precision "
             f"{_fmt(p)}, recall {_fmt(r)}."
         )
+    return lines
+
+
+def _caveat_lines(card: DataCard) -> list[str]:
+    lines = []
     if card.coverage.get("reference_is_dataset"):
         lines.append(
             "SACo is 1 by definition here: the dataset is its own reference (pass another "
@@ -449,6 +513,22 @@ def verdict(card: DataCard) -> list[str]:
 
 
 # --------------------------------------------------------------------------------- entry point
+def _check_options(dataset: Any, **options: Any) -> None:
+    """Every numeric option of :func:`diagnose` in range, else a ConfigError naming it."""
+    from policyfit.data.dataset import Dataset
+
+    if not isinstance(dataset, Dataset):
+        raise ConfigError(
+            f"must be a Dataset, not {type(dataset).__name__}; load it first "
+            "(policyfit.load_dataset)",
+            field="dataset",
+        )
+    for name in ("bins", "k", "sample_size", "exact_max_rows"):
+        check_int(options[name], name, minimum=1)
+    check_int(options["seed"], "seed", minimum=0)
+    check_float(options["z_threshold"], "z_threshold", low=0.0, low_open=True)
+
+
 def diagnose(
     dataset: Dataset,
     reference: Dataset | str | None = "auto",
@@ -476,10 +556,23 @@ def diagnose(
         z_threshold: robust-z threshold of the anomaly flags.
         exact_max_rows: up to this many rows SACo counts exactly, beyond with HyperLogLog.
 
+    Raises:
+        ConfigError: an option out of range, a ``reference`` or ``ref_scores`` of the wrong kind.
+        DatasetError: the dataset's reference returns are unusable (equal, not numbers).
+
     Example:
         >>> card = policyfit.diagnose(policyfit.make_dataset("hopper-medium"))  # doctest: +SKIP
         >>> card.render(); card.to_dict()["trajectory_quality"]["value"]          # doctest: +SKIP
     """
+    _check_options(
+        dataset,
+        bins=bins,
+        k=k,
+        sample_size=sample_size,
+        z_threshold=z_threshold,
+        exact_max_rows=exact_max_rows,
+        seed=seed,
+    )
     timings: dict[str, float] = {}
     clock = time.perf_counter()
 

@@ -88,6 +88,23 @@ def measure_rows(card: DataCard) -> list[tuple[str, str, str]]:
 
 
 def card_renderable(card: DataCard) -> Group:
+    """The whole card for a rich console: verdict, summary, measures, tables and notes."""
+    parts: list[Any] = [
+        Panel("\n".join(card.verdict), title="Verdict", border_style="green"),
+        _header_table(card),
+        _measures_table(card),
+        _distributions_table(card),
+    ]
+    examples = card.anomalies.get("examples") or []
+    if examples:
+        parts.append(_examples_table(examples))
+    parts.append(_dimensions_table(card))
+    for note in card.anomalies.get("notes", []):
+        parts.append(f"[dim]note: {note}[/dim]")
+    return Group(*parts)
+
+
+def _header_table(card: DataCard) -> Table:
     s = card.summary
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold")
@@ -101,14 +118,20 @@ def card_renderable(card: DataCard) -> Group:
         + (" (discrete)" if s["discrete"] else ""),
     )
     head.add_row("terminals / timeouts", f"{fmt(s['terminals'])} / {fmt(s['timeouts'])}")
+    return head
 
+
+def _measures_table(card: DataCard) -> Table:
     measures = Table(title="Quality measures", show_lines=False)
     measures.add_column("measure", style="bold")
     measures.add_column("value", justify="right")
     measures.add_column("detail", style="dim")
     for row in measure_rows(card):
         measures.add_row(*row)
+    return measures
 
+
+def _distributions_table(card: DataCard) -> Table:
     dist = Table(title="Distributions")
     dist.add_column("quantity", style="bold")
     for col in ("mean", "std", "min", "median", "max"):
@@ -120,7 +143,10 @@ def card_renderable(card: DataCard) -> Group:
                 key.replace("_", " "),
                 *(fmt(d[c], 2) for c in ("mean", "std", "min", "median", "max")),
             )
+    return dist
 
+
+def _dimensions_table(card: DataCard) -> Table:
     dims = Table(title="Per-dimension ranges")
     dims.add_column("array", style="bold")
     dims.add_column("dim", justify="right")
@@ -132,28 +158,19 @@ def card_renderable(card: DataCard) -> Group:
                 dims.add_row(
                     name, str(row["dim"]), *(fmt(row[c], 3) for c in ("min", "max", "mean", "std"))
                 )
+    return dims
 
-    parts: list[Any] = [
-        Panel("\n".join(card.verdict), title="Verdict", border_style="green"),
-        head,
-        measures,
-        dist,
-    ]
-    examples = card.anomalies.get("examples") or []
-    if examples:
-        ex = Table(title="Most anomalous transitions")
-        for col in ("index", "episode", "step", "flags", "score"):
-            ex.add_column(col, justify="right" if col != "flags" else "left")
-        for e in examples[:10]:
-            ex.add_row(
-                str(e["index"]),
-                str(e["episode"]),
-                str(e["step"]),
-                ", ".join(e["types"]),
-                fmt(e["score"], 1),
-            )
-        parts.append(ex)
-    parts.append(dims)
-    for note in card.anomalies.get("notes", []):
-        parts.append(f"[dim]note: {note}[/dim]")
-    return Group(*parts)
+
+def _examples_table(examples: list[dict[str, Any]]) -> Table:
+    ex = Table(title="Most anomalous transitions")
+    for col in ("index", "episode", "step", "flags", "score"):
+        ex.add_column(col, justify="right" if col != "flags" else "left")
+    for e in examples[:10]:
+        ex.add_row(
+            str(e["index"]),
+            str(e["episode"]),
+            str(e["step"]),
+            ", ".join(e["types"]),
+            fmt(e["score"], 1),
+        )
+    return ex
