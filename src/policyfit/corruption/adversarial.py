@@ -108,7 +108,7 @@ def _check_options(
     ):
         if value is not None and not isinstance(value, kind):
             raise ConfigError(
-                f"must be a {kind.__name__} or None, not {type(value).__name__}", field=name
+                f"must be of type {kind.__name__} (or None), not {type(value).__name__}", field=name
             )
     if critic is None:
         return

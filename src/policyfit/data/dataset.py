@@ -223,8 +223,9 @@ class Dataset:
         n = self.num_episodes
         integral = isinstance(i, int | np.integer) and not isinstance(i, bool | np.bool_)
         if not integral or not -n <= int(i) < n:
+            shown = i.item() if isinstance(i, np.generic) else i
             raise DatasetError(
-                f"episode index {i!r} is not an integer in [{-n}, {n}) ({n} episodes)",
+                f"episode index {shown!r} is not an integer in [{-n}, {n}) ({n} episodes)",
                 path=self.source,
                 field="episodes",
             )
