@@ -199,11 +199,34 @@ class Dataset:
                 rtg[t] = acc
         return rtg
 
-    def normalized_score(self, returns: np.ndarray | float) -> np.ndarray | float | None:
-        """D4RL normalized score ``100 (R - random) / (expert - random)``; None without references."""
+    def reference_scores(self) -> tuple[float, float] | None:
+        """``(ref_min_score, ref_max_score)`` of the metadata (random and expert returns).
+
+        None when either is missing; a :class:`DatasetError` when they are not two finite,
+        different numbers.
+        """
         lo, hi = self.metadata.get("ref_min_score"), self.metadata.get("ref_max_score")
         if lo is None or hi is None:
             return None
+        try:
+            pair = float(lo), float(hi)
+        except (TypeError, ValueError):
+            pair = (float("nan"), float("nan"))
+        if not np.all(np.isfinite(pair)) or pair[0] == pair[1]:
+            raise DatasetError(
+                f"ref_min_score and ref_max_score must be finite numbers that differ, got {lo!r} "
+                f"and {hi!r}; fix the metadata or pass ref_scores=(random, expert)",
+                path=self.source,
+                field="metadata.ref_max_score",
+            )
+        return pair
+
+    def normalized_score(self, returns: np.ndarray | float) -> np.ndarray | float | None:
+        """D4RL normalized score ``100 (R - random) / (expert - random)``; None without references."""
+        refs = self.reference_scores()
+        if refs is None:
+            return None
+        lo, hi = refs
         return 100.0 * (np.asarray(returns, dtype=np.float64) - lo) / (hi - lo)
 
     # ------------------------------------------------------------------ slicing / combining
@@ -347,8 +370,7 @@ class Dataset:
         if norm is not None:
             out["normalized_return_mean"] = float(np.mean(norm))
             out["normalized_return_std"] = float(np.std(norm))
-            out["ref_min_score"] = float(self.metadata["ref_min_score"])
-            out["ref_max_score"] = float(self.metadata["ref_max_score"])
+            out["ref_min_score"], out["ref_max_score"] = self.reference_scores()
         if not self.discrete:
             out["action_min"] = float(self.actions.min())
             out["action_max"] = float(self.actions.max())

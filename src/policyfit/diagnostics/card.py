@@ -41,7 +41,7 @@ from policyfit.diagnostics.coverage import (
     trajectory_quality,
 )
 from policyfit.diagnostics.neighbors import neighbour_spread, standardize
-from policyfit.errors import ConfigError, DatasetError
+from policyfit.errors import ConfigError
 
 if TYPE_CHECKING:
     from policyfit.data.dataset import Dataset
@@ -204,32 +204,12 @@ def _user_ref_scores(ref_scores: Any) -> tuple[float, float]:
     return lo, hi
 
 
-def _metadata_ref_scores(dataset: Dataset) -> tuple[float, float] | None:
-    """The dataset's ``ref_min_score``/``ref_max_score``, None when either is missing."""
-    lo, hi = dataset.metadata.get("ref_min_score"), dataset.metadata.get("ref_max_score")
-    if lo is None or hi is None:
-        return None
-    try:
-        lo, hi = float(lo), float(hi)
-    except (TypeError, ValueError):
-        lo = hi = math.nan
-    if not (math.isfinite(lo) and math.isfinite(hi)) or lo == hi:
-        raise DatasetError(
-            f"ref_min_score and ref_max_score must be finite numbers that differ, got "
-            f"{dataset.metadata.get('ref_min_score')!r} and {dataset.metadata.get('ref_max_score')!r}; "
-            "fix the metadata or pass ref_scores=(random, expert)",
-            path=dataset.source,
-            field="metadata.ref_max_score",
-        )
-    return lo, hi
-
-
 def _tq(dataset: Dataset, ref_scores: Any) -> dict[str, Any]:
     if ref_scores is not None:
         refs: tuple[float, float] | None = _user_ref_scores(ref_scores)
         origin = "user"
     else:
-        refs = _metadata_ref_scores(dataset)
+        refs = dataset.reference_scores()
         origin = "dataset metadata"
     if refs is None:
         return {
@@ -558,7 +538,8 @@ def diagnose(
 
     Raises:
         ConfigError: an option out of range, a ``reference`` or ``ref_scores`` of the wrong kind.
-        DatasetError: the dataset's reference returns are unusable (equal, not numbers).
+        DatasetError: the dataset's reference returns are unusable (equal, not numbers); see
+            :meth:`Dataset.reference_scores`.
 
     Example:
         >>> card = policyfit.diagnose(policyfit.make_dataset("hopper-medium"))  # doctest: +SKIP

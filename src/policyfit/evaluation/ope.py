@@ -494,7 +494,4 @@ def _reference_scores(env_id: str | None, dataset: Dataset) -> tuple[float, floa
         spec = ENVS.get(env_id) or ENVS.get(SHORT_NAMES.get(env_id.lower(), ""))
         if spec is not None:
             return spec.ref_min_score, spec.ref_max_score
-    lo, hi = dataset.metadata.get("ref_min_score"), dataset.metadata.get("ref_max_score")
-    if lo is not None and hi is not None:
-        return float(lo), float(hi)
-    return None
+    return dataset.reference_scores()
