@@ -585,6 +585,12 @@ def build_report(
     from policyfit.data.io import load_dataset
     from policyfit.diagnostics.card import diagnose
 
+    if not (reference is None or isinstance(reference, Dataset | str | os.PathLike)):
+        raise ConfigError(
+            f"must be 'auto', a dataset path or name, a Dataset or None, not "
+            f"{type(reference).__name__} {reference!r}",
+            field="reference",
+        )
     runs: list[Run] = []
     datasets: list[Dataset] = []
     for t in targets:
@@ -604,12 +610,6 @@ def build_report(
             datasets.append(load_dataset(t))
     ref_ds: Dataset | str | None = reference
     if reference is not None and not isinstance(reference, Dataset) and reference != "auto":
-        if not isinstance(reference, str | os.PathLike):
-            raise ConfigError(
-                f"must be 'auto', a dataset path or name, a Dataset or None, not "
-                f"{type(reference).__name__} {reference!r}",
-                field="reference",
-            )
         ref_ds = load_dataset(reference)
     sections = []
     if runs:
