@@ -12,7 +12,12 @@ The public API (everything the CLI uses):
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from policyfit.data.dataset import Dataset
+    from policyfit.diagnostics.card import DataCard
 
 __version__ = "0.1.0"
 
@@ -22,16 +27,21 @@ _PUBLIC = {
     "Dataset": "policyfit.data.dataset",
     "load_dataset": "policyfit.envs.datasets",
     "save_dataset": "policyfit.data.io",
-    "make_dataset": "policyfit.envs.suite",
+    "make_dataset": "policyfit.envs.datasets",
     "corrupt_dataset": "policyfit.corruption",
+    "DataCard": "policyfit.diagnostics.card",
     "train": "policyfit.training.trainer",
+    "TrainResult": "policyfit.training.trainer",
     "evaluate": "policyfit.evaluation.rollout",
     "write_report": "policyfit.report",
     "return_summary": "policyfit.evaluation.stats",
     "aggregate_scores": "policyfit.evaluation.stats",
     "fitted_q_evaluation": "policyfit.evaluation.ope",
+    "FQEConfig": "policyfit.evaluation.ope",
+    "FQEResult": "policyfit.evaluation.ope",
     "certify_policy": "policyfit.evaluation.certify",
     "smoothing_certificate": "policyfit.evaluation.certify",
+    "CertificateReport": "policyfit.evaluation.certify",
     "run_sweep": "policyfit.sweep",
     "compare_runs": "policyfit.sweep",
     "load_policy": "policyfit.training.rundir",
@@ -47,18 +57,46 @@ _PUBLIC = {
 __all__ = sorted([*_PUBLIC, "diagnose"])
 
 
-def diagnose(dataset: Any, reference: Any = "auto", ref_scores: Any = None, **options: Any) -> Any:
-    """Measure a dataset's quality: :func:`policyfit.diagnostics.diagnose`, where
-    ``reference="auto"`` is the built-in suite's ``<env>-medium-replay`` when it is cached
-    (:func:`policyfit.envs.datasets.suite_reference`), as in ``policyfit data inspect --full``.
+def diagnose(
+    dataset: Dataset,
+    reference: Dataset | str | None = "auto",
+    ref_scores: tuple[float, float] | dict[str, float] | None = None,
+    *,
+    bins: int = 100,
+    k: int = 8,
+    sample_size: int = 10_000,
+    z_threshold: float = 6.0,
+    exact_max_rows: int = 5_000_000,
+    seed: int = 0,
+    reference_resolver: Callable[[Dataset], tuple[Dataset, str]] | None = None,
+) -> DataCard:
+    """Measure a dataset's quality and return a :class:`~policyfit.diagnostics.card.DataCard`.
 
-    The diagnostics never import the suite (they sit below it); this is where the two meet.
+    :func:`policyfit.diagnostics.card.diagnose` with one default filled in: ``reference="auto"``
+    is the built-in suite's ``<env>-medium-replay`` when it is cached
+    (:func:`policyfit.envs.datasets.suite_reference`), as in ``policyfit data inspect --full``.
+    The diagnostics never import the suite (they sit below it); this is where the two meet. See
+    that function for the arguments.
+
+    Example:
+        >>> card = policyfit.diagnose(policyfit.load_dataset("hopper-medium"))   # doctest: +SKIP
+        >>> card.to_dict()["trajectory_quality"]["value"]                         # doctest: +SKIP
     """
     from policyfit.diagnostics.card import diagnose as diagnose_dataset
     from policyfit.envs.datasets import suite_reference
 
-    options.setdefault("reference_resolver", suite_reference)
-    return diagnose_dataset(dataset, reference, ref_scores, **options)
+    return diagnose_dataset(
+        dataset,
+        reference,
+        ref_scores,
+        bins=bins,
+        k=k,
+        sample_size=sample_size,
+        z_threshold=z_threshold,
+        exact_max_rows=exact_max_rows,
+        seed=seed,
+        reference_resolver=reference_resolver or suite_reference,
+    )
 
 
 def __getattr__(name: str) -> Any:

@@ -18,7 +18,9 @@ def test_all_algorithms_registered_with_paper_defaults():
 
 
 def test_unknown_algorithm_lists_valid_ones():
-    with pytest.raises(ConfigError, match="valid: awac, bc, cql, discrete_bc, iql, rebrac, riql, rvs_r"):
+    with pytest.raises(
+        ConfigError, match="valid: awac, bc, cql, discrete_bc, iql, rebrac, riql, rvs_r"
+    ):
         get_algorithm("sac-n")
 
 

@@ -12,6 +12,7 @@ from policyfit.diagnostics.coverage import (
     state_action_coverage,
     trajectory_quality,
 )
+from policyfit.errors import ConfigError
 
 
 def _dataset(obs, act, rewards, ends, **md):
@@ -32,7 +33,9 @@ def test_tq_hand_computed():
     # two episodes with returns 30 and 50 -> mean 40; random 0, expert 100 -> TQ 0.4
     assert trajectory_quality(np.array([30.0, 50.0]), 0.0, 100.0) == pytest.approx(0.4)
     assert trajectory_quality(np.array([-10.0]), -10.0, 90.0) == 0.0
-    with pytest.raises(ValueError):
+    with pytest.raises(
+        ConfigError, match=r"^ref_scores: the random and expert returns must differ, both are 5$"
+    ):
         trajectory_quality(np.array([1.0]), 5.0, 5.0)
 
 

@@ -7,6 +7,7 @@ from click.testing import CliRunner
 
 from policyfit.cli.main import cli
 from policyfit.diagnostics.card import diagnose
+from policyfit.errors import PolicyfitError
 from policyfit.report.runs import is_run_dir, load_run
 
 
@@ -87,7 +88,10 @@ def test_cli_report_writes_file_and_rejects_missing_target(tmp_path, toy_dataset
 def test_report_needs_a_target():
     from policyfit.report import write_report
 
-    with pytest.raises(ValueError):
+    with pytest.raises(
+        PolicyfitError,
+        match=r"^targets: nothing to report: give at least one run directory or dataset$",
+    ):
         write_report([], "x.html")
 
 

@@ -167,11 +167,18 @@ def convert(
 def make(name: str, size: int | None, seed: int, out: str | None) -> None:
     """Build the built-in dataset NAME (e.g. hopper-medium) from its shipped behavior policy.
 
-    Same NAME, --size and --seed give the identical dataset (same fingerprint).
-    """
-    from policyfit.envs import suite
+    Same NAME, --size and --seed give the identical dataset (same fingerprint). Discrete-action
+    names (cartpole-expert, cartpole-medium, cartpole-random) are collected in seconds and
+    written only with --out.
 
-    ds = suite.make_dataset(name, size=size, seed=seed, out=out)
+    \b
+    Examples:
+      policyfit data make hopper-medium --size 100000
+      policyfit data make cartpole-medium --out cartpole.npz
+    """
+    from policyfit.envs import datasets
+
+    ds = datasets.make_dataset(name, size=size, seed=seed, out=out)
     click.echo(
         f"{name}: {len(ds):,} transitions, {ds.num_episodes:,} episodes, fingerprint {ds.fingerprint()}"
     )
@@ -188,9 +195,9 @@ def list_(as_json: bool, paths: bool) -> None:
     """
     from rich.table import Table
 
-    from policyfit.envs import suite
+    from policyfit.envs import datasets
 
-    rows = suite.list_datasets()
+    rows = datasets.list_datasets()
     if as_json:
         click.echo(json.dumps(rows, default=str))
         return

@@ -21,8 +21,12 @@ from typing import Any
 
 from policyfit.data.corrupt import MODES, TARGETS, check_corruption_args, random_corruption
 from policyfit.data.dataset import Dataset
+from policyfit.errors import ConfigError
 
-__all__ = ["MODES", "TARGETS", "corrupt_dataset"]
+__all__ = ["ADVERSARIAL_OPTIONS", "MODES", "TARGETS", "corrupt_dataset"]
+
+# The keyword options of adversarial_corruption that corrupt_dataset passes through.
+ADVERSARIAL_OPTIONS = ("critic", "critic_config", "attack", "cache")
 
 
 def corrupt_dataset(
@@ -60,16 +64,26 @@ def corrupt_dataset(
 
     Raises:
         PolicyfitError: an unknown target or mode, ``rate`` outside [0, 1], a negative ``scale``,
-            action corruption of discrete actions.
+            a negative or non-integer ``seed``, action corruption of discrete actions.
+        ConfigError: an unknown option, or adversarial options with ``mode="random"``.
 
     Example:
         >>> bad = corrupt_dataset(ds, "observations", mode="adversarial", rate=0.3)  # doctest: +SKIP
     """
     check_corruption_args(ds, target, mode, rate, scale)
+    unknown = sorted(set(adversarial_options) - set(ADVERSARIAL_OPTIONS))
+    if unknown:
+        raise ConfigError(
+            f"unknown option {unknown[0]!r}; corrupt_dataset takes "
+            f"{', '.join(ADVERSARIAL_OPTIONS)} (adversarial mode only)",
+            field=unknown[0],
+        )
     if mode == "random":
         if adversarial_options:
-            raise TypeError(
-                f"options {sorted(adversarial_options)} apply only to mode='adversarial'"
+            raise ConfigError(
+                f"option(s) {', '.join(sorted(adversarial_options))} apply only to "
+                "mode='adversarial'; drop them or pass mode='adversarial'",
+                field="mode",
             )
         return random_corruption(ds, target, rate=rate, scale=scale, seed=seed)
     from policyfit.corruption.adversarial import adversarial_corruption

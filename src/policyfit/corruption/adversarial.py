@@ -42,6 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from policyfit.common.checks import check_float, check_int
 from policyfit.corruption.critic import (
     CleanCritic,
     CriticConfig,
@@ -60,6 +61,7 @@ from policyfit.data.corrupt import (
     select_transitions,
 )
 from policyfit.data.dataset import Dataset
+from policyfit.errors import ConfigError, PolicyfitError
 
 GRADIENT_TARGETS = ("observations", "actions", "dynamics")
 
@@ -73,8 +75,52 @@ class AttackConfig:
     batch_size: int = 4096  # rows attacked per jitted call
     fresh_adam_each_step: bool = True  # as the reference code: every step is Adam's first
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "steps", check_int(self.steps, "attack.steps", minimum=1))
+        step = check_float(self.step_size, "attack.step_size", low=0.0, low_open=True)
+        object.__setattr__(self, "step_size", step)
+        size = check_int(self.batch_size, "attack.batch_size", minimum=1)
+        object.__setattr__(self, "batch_size", size)
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _no_gradient_attack(target: str) -> ConfigError:
+    return ConfigError(
+        f"no gradient attack for target {target!r}; choose one of {', '.join(GRADIENT_TARGETS)} "
+        "(adversarial rewards are -ε·r: use adversarial_corruption)",
+        field="target",
+    )
+
+
+def _check_options(
+    ds: Dataset,
+    critic: CleanCritic | None,
+    critic_config: CriticConfig | None,
+    attack: AttackConfig | None,
+) -> None:
+    """The adversarial options have the right types, and a given critic fits the dataset."""
+    for name, value, kind in (
+        ("critic", critic, CleanCritic),
+        ("critic_config", critic_config, CriticConfig),
+        ("attack", attack, AttackConfig),
+    ):
+        if value is not None and not isinstance(value, kind):
+            raise ConfigError(
+                f"must be of type {kind.__name__} (or None), not {type(value).__name__}", field=name
+            )
+    if critic is None:
+        return
+    obs_dim = int(np.asarray(critic.obs_stats["mean"]).shape[-1])
+    if (obs_dim, critic.action_dim) != (ds.observation_dim, ds.action_dim):
+        raise PolicyfitError(
+            f"the critic was fitted on observation/action dims {obs_dim}/{critic.action_dim}, "
+            f"the dataset has {ds.observation_dim}/{ds.action_dim}; fit the critic on this "
+            "dataset (or pass critic=None)",
+            path=ds.source,
+            field="critic",
+        )
 
 
 def attack_objective(target: str, config: CriticConfig, act_dim: int, params: dict[str, Any]):
@@ -95,7 +141,7 @@ def attack_objective(target: str, config: CriticConfig, act_dim: int, params: di
             return q_mean(other, jnp.clip(moved, low, high))
         if target == "dynamics":
             return q_mean(moved, policy_apply(config, act_dim, params, moved))
-        raise ValueError(f"no gradient attack for target {target!r}")
+        raise _no_gradient_attack(target)
 
     return objective
 
@@ -162,7 +208,7 @@ def adversarial_perturbation(
     """
     attack = attack or AttackConfig()
     if target not in GRADIENT_TARGETS:
-        raise ValueError(f"no gradient attack for target {target!r}")
+        raise _no_gradient_attack(target)
     act_dim = critic.action_dim
     if bounds is None:
         low = np.full(act_dim, -np.inf, np.float32)
@@ -221,11 +267,16 @@ def adversarial_corruption(
         critic_config, attack: settings of the critic and of the gradient steps.
         cache: read/write the critic under ``$POLICYFIT_HOME/critics``.
 
+    Raises:
+        PolicyfitError: bad arguments (as :func:`policyfit.corruption.corrupt_dataset`), options of
+            the wrong type (:class:`ConfigError`), a ``critic`` fitted on other dimensions.
+
     Returns:
         A new dataset; ``metadata["corruption"]`` holds the critic's description, the attack settings
         and the ensemble-mean Q of the attacked rows before and after.
     """
     check_corruption_args(ds, target, "adversarial", rate, scale)
+    _check_options(ds, critic, critic_config, attack)
     if target == "rewards":
         return adversarial_reward_corruption(ds, rate=rate, scale=scale, seed=seed)
     attack = attack or AttackConfig()

@@ -31,7 +31,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -44,9 +43,11 @@ import numpy as np
 import optax
 from flax import serialization
 
+from policyfit.common.checks import check_float, check_int
+from policyfit.common.files import atomic_write_bytes
 from policyfit.data.corrupt import action_bounds
 from policyfit.data.dataset import Dataset
-from policyfit.errors import PolicyfitError
+from policyfit.errors import ConfigError, PolicyfitError
 from policyfit.nn.modules import DeterministicPolicy, EnsembleCritic
 from policyfit.nn.normalization import normalize_observations, observation_stats
 from policyfit.paths import home
@@ -68,7 +69,27 @@ class CriticConfig:
     seed: int = 0  # independent of the corruption seed: one critic serves every corruption seed
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "hidden_dims", tuple(int(h) for h in self.hidden_dims))
+        """Check every field (a ConfigError naming ``critic_config.<field>``), convert the types."""
+        dims = self.hidden_dims
+        if isinstance(dims, int | str) or not hasattr(dims, "__iter__"):
+            raise ConfigError(
+                f"must be a sequence of layer widths, e.g. (128, 128), got {dims!r}",
+                field="critic_config.hidden_dims",
+            )
+        dims = tuple(check_int(h, "critic_config.hidden_dims", minimum=1) for h in dims)
+        ints = {"n_critics": 1, "steps": 1, "batch_size": 1, "seed": 0}
+        values: dict[str, Any] = {"hidden_dims": dims}
+        for name, minimum in ints.items():
+            values[name] = check_int(getattr(self, name), f"critic_config.{name}", minimum=minimum)
+        values["learning_rate"] = check_float(
+            self.learning_rate, "critic_config.learning_rate", low=0.0, low_open=True
+        )
+        values["discount"] = check_float(
+            self.discount, "critic_config.discount", low=0.0, high=1.0, high_open=True
+        )
+        values["tau"] = check_float(self.tau, "critic_config.tau", low=0.0, high=1.0, low_open=True)
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -327,8 +348,6 @@ def critic_cache_path(ds: Dataset, config: CriticConfig) -> Path:
 
 def save_critic(critic: CleanCritic, path: str | os.PathLike) -> Path:
     """Write the critic as msgpack (arrays and JSON text only; atomic rename)."""
-    dest = Path(path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": CACHE_FORMAT,
         "config": json.dumps(critic.config.to_dict(), sort_keys=True),
@@ -339,15 +358,8 @@ def save_critic(critic: CleanCritic, path: str | os.PathLike) -> Path:
         "obs_stats": critic.obs_stats,
         "action_scale": critic.action_scale,
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(serialization.msgpack_serialize(jax.tree_util.tree_map(np.asarray, payload)))
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return dest
+    data = serialization.msgpack_serialize(jax.tree_util.tree_map(np.asarray, payload))
+    return atomic_write_bytes(path, data)
 
 
 def load_critic(

@@ -59,8 +59,9 @@ from typing import Any
 
 import numpy as np
 
+from policyfit.common.checks import check_int
 from policyfit.data.dataset import ARRAY_FIELDS, Dataset
-from policyfit.errors import PolicyfitError
+from policyfit.errors import DatasetError, PolicyfitError
 
 TARGETS = ("observations", "actions", "rewards", "dynamics")
 MODES = ("random", "adversarial")
@@ -79,15 +80,19 @@ PAPER = "Yang et al., ICLR 2024, 'Towards Robust Offline RL under Diverse Data C
 # ----------------------------------------------------------------------------- arguments
 def check_rate_and_scale(rate: float, scale: float) -> None:
     """Raise :class:`PolicyfitError` unless ``0 <= rate <= 1`` and ``scale >= 0`` (both finite)."""
-    if not (np.isfinite(rate) and 0.0 <= rate <= 1.0):
+    if not (_is_number(rate) and np.isfinite(rate) and 0.0 <= rate <= 1.0):
         raise PolicyfitError(
-            f"corruption rate must lie in [0, 1] (a probability per transition), got {rate:g}",
+            f"corruption rate must lie in [0, 1] (a probability per transition), got {rate!r}",
             field="rate",
         )
-    if not (np.isfinite(scale) and scale >= 0.0):
+    if not (_is_number(scale) and np.isfinite(scale) and scale >= 0.0):
         raise PolicyfitError(
-            f"corruption scale ε must be a finite number >= 0, got {scale:g}", field="scale"
+            f"corruption scale ε must be a finite number >= 0, got {scale!r}", field="scale"
         )
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, int | float | np.integer | np.floating) and not isinstance(x, bool)
 
 
 def check_corruption_args(ds: Dataset, target: str, mode: str, rate: float, scale: float) -> None:
@@ -113,8 +118,9 @@ def check_corruption_args(ds: Dataset, target: str, mode: str, rate: float, scal
 
 # ----------------------------------------------------------------------------- building blocks
 def corruption_streams(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
-    """Two independent generators from one seed: (selection, noise)."""
-    select_seq, noise_seq = np.random.SeedSequence(int(seed)).spawn(2)
+    """Two independent generators from one seed: (selection, noise); the seed is an integer >= 0."""
+    seed = check_int(seed, "seed", minimum=0)
+    select_seq, noise_seq = np.random.SeedSequence(seed).spawn(2)
     return np.random.default_rng(select_seq), np.random.default_rng(noise_seq)
 
 
@@ -134,11 +140,24 @@ def action_bounds(ds: Dataset) -> tuple[np.ndarray, np.ndarray]:
     lo_data = ds.actions.min(axis=0).astype(np.float64)
     hi_data = ds.actions.max(axis=0).astype(np.float64)
     space = ds.metadata.get("action_space") or {}
-    if space.get("type") == "box":
-        low = np.asarray(space["low"], dtype=np.float64)
-        high = np.asarray(space["high"], dtype=np.float64)
+    if isinstance(space, dict) and space.get("type") == "box":
+        low, high = (_box_bound(ds, space, key) for key in ("low", "high"))
         return np.where(np.isfinite(low), low, lo_data), np.where(np.isfinite(high), high, hi_data)
     return lo_data, hi_data
+
+
+def _box_bound(ds: Dataset, space: dict[str, Any], key: str) -> np.ndarray:
+    """``action_space[key]`` as float64 ``[act_dim]`` (a scalar is broadcast), or a DatasetError."""
+    try:
+        bound = np.asarray(space[key], dtype=np.float64)
+        return np.broadcast_to(bound, ds.actions.shape[1:]).copy()
+    except (KeyError, TypeError, ValueError):
+        raise DatasetError(
+            f"the box action space needs '{key}' with one number per action dimension "
+            f"({ds.actions.shape[1:]}), got {space.get(key)!r}; fix or remove the action_space",
+            path=ds.source,
+            field=f"action_space.{key}",
+        ) from None
 
 
 def clip_actions(actions: np.ndarray, ds: Dataset) -> np.ndarray:
@@ -262,6 +281,13 @@ def apply_corruption(
         md.pop("derived_next_observations", None)
     extra = {k: np.asarray(v).copy() for k, v in (ds.metadata.get("extra_arrays") or {}).items()}
     previous_mask = extra.get("corrupted")
+    if previous_mask is not None and previous_mask.shape != (len(ds),):
+        raise DatasetError(
+            f"the stored corruption mask has shape {previous_mask.shape}, expected "
+            f"({len(ds)},) (one flag per transition); drop or repair extra array 'corrupted'",
+            path=ds.source,
+            field="extra_arrays.corrupted",
+        )
     union = changed if previous_mask is None else (np.asarray(previous_mask, bool) | changed)
     extra["corrupted"] = union
     extra[f"corrupted_{target}"] = changed

@@ -158,6 +158,8 @@ class Dataset:
 
     # ------------------------------------------------------------------ episodes and returns
     def episode(self, i: int) -> Episode:
+        """Episode ``i`` (negative counts from the end, as for a list)."""
+        i = self._episode_index(i)
         start, stop = int(self._episode_starts[i]), int(self._episode_ends[i]) + 1
         s = slice(start, stop)
         return Episode(
@@ -198,23 +200,60 @@ class Dataset:
                 rtg[t] = acc
         return rtg
 
-    def normalized_score(self, returns: np.ndarray | float) -> np.ndarray | float | None:
-        """D4RL normalized score ``100 (R - random) / (expert - random)``; None without references."""
+    def reference_scores(self) -> tuple[float, float] | None:
+        """``(ref_min_score, ref_max_score)`` of the metadata (random and expert returns).
+
+        None when either is missing; a :class:`DatasetError` when they are not two finite,
+        different numbers.
+        """
         lo, hi = self.metadata.get("ref_min_score"), self.metadata.get("ref_max_score")
         if lo is None or hi is None:
             return None
+        try:
+            pair = float(lo), float(hi)
+        except (TypeError, ValueError):
+            pair = (float("nan"), float("nan"))
+        if not np.all(np.isfinite(pair)) or pair[0] == pair[1]:
+            raise DatasetError(
+                f"ref_min_score and ref_max_score must be finite numbers that differ, got {lo!r} "
+                f"and {hi!r}; fix the metadata or pass ref_scores=(random, expert)",
+                path=self.source,
+                field="metadata.ref_max_score",
+            )
+        return pair
+
+    def normalized_score(self, returns: np.ndarray | float) -> np.ndarray | float | None:
+        """D4RL normalized score ``100 (R - random) / (expert - random)``; None without references."""
+        refs = self.reference_scores()
+        if refs is None:
+            return None
+        lo, hi = refs
         return 100.0 * (np.asarray(returns, dtype=np.float64) - lo) / (hi - lo)
 
     # ------------------------------------------------------------------ slicing / combining
     def select_episodes(self, indices: Sequence[int] | np.ndarray) -> Dataset:
         """A new dataset holding the given episodes, in the given order."""
-        idx = np.asarray(indices, dtype=np.int64)
+        idx = np.asarray(indices)
         if idx.size == 0:
             raise DatasetError("no episodes selected", path=self.source, field="episodes")
+        idx = np.array([self._episode_index(i) for i in idx.reshape(-1)], dtype=np.int64)
         rows = np.concatenate(
             [np.arange(self._episode_starts[i], self._episode_ends[i] + 1) for i in idx]
         )
         return self._take(rows)
+
+    def _episode_index(self, i: object) -> int:
+        """``i`` as an episode index in ``[0, num_episodes)``, or a DatasetError naming it."""
+        n = self.num_episodes
+        integral = isinstance(i, int | np.integer) and not isinstance(i, bool | np.bool_)
+        if not integral or not -n <= int(i) < n:
+            shown = i.item() if isinstance(i, np.generic) else i
+            raise DatasetError(
+                f"episode index {shown!r} is not an integer in [{-n}, {n}) ({n} episodes)",
+                path=self.source,
+                field="episodes",
+            )
+        return int(i) % n
 
     def _take(self, rows: np.ndarray, metadata: dict[str, Any] | None = None) -> Dataset:
         arrays = {name: getattr(self, name)[rows] for name in ARRAY_FIELDS}
@@ -227,8 +266,11 @@ class Dataset:
     def __getitem__(self, item: slice) -> Dataset:
         """Transition slice ``ds[a:b]``; a cut episode at the end is marked as timed out."""
         if not isinstance(item, slice):
-            raise TypeError(
-                "Dataset supports slicing by transitions (ds[a:b]) or select_episodes()"
+            raise DatasetError(
+                f"cannot index a dataset with {type(item).__name__} {item!r}; slice transitions "
+                "(ds[a:b]) or pick episodes with select_episodes()",
+                path=self.source,
+                field="index",
             )
         rows = np.arange(len(self))[item]
         sub = {name: getattr(self, name)[rows].copy() for name in ARRAY_FIELDS}
@@ -242,9 +284,33 @@ class Dataset:
 
     @staticmethod
     def concatenate(datasets: Sequence[Dataset], metadata: dict[str, Any] | None = None) -> Dataset:
-        """Episodes of all datasets, one after another; metadata from the first unless given."""
+        """Episodes of all datasets, one after another; metadata from the first unless given.
+
+        Per-transition arrays in ``metadata["extra_arrays"]`` (the corruption mask ``corrupted``,
+        ``corrupted_<target>``, ...) are concatenated key by key, whatever ``metadata`` says. When
+        only some datasets carry a key: a boolean array (a mask) is filled with False for the
+        others — a dataset without a mask has no row marked — and any other array raises a
+        :class:`DatasetError` naming the key, since there is no value to fill in.
+
+        Example:
+            >>> import numpy as np
+            >>> a = Dataset(observations=np.zeros((2, 1)), actions=np.zeros((2, 1)),
+            ...             rewards=np.zeros(2), terminals=np.array([0, 1]),
+            ...             metadata={"extra_arrays": {"corrupted": np.array([True, False])}})
+            >>> b = Dataset(observations=np.zeros((1, 1)), actions=np.zeros((1, 1)),
+            ...             rewards=np.zeros(1), terminals=np.array([1]))
+            >>> Dataset.concatenate([a, b]).metadata["extra_arrays"]["corrupted"].tolist()
+            [True, False, False]
+        """
         if not datasets:
             raise DatasetError("nothing to concatenate", field="datasets")
+        for i, d in enumerate(datasets):
+            if not isinstance(d, Dataset):
+                raise DatasetError(
+                    f"item {i} is a {type(d).__name__}, not a Dataset; load it first "
+                    "(policyfit.load_dataset)",
+                    field="datasets",
+                )
         first = datasets[0]
         for other in datasets[1:]:
             if other.observations.shape[1:] != first.observations.shape[1:] or (
@@ -262,6 +328,9 @@ class Dataset:
         }
         md = copy.deepcopy(first.metadata if metadata is None else metadata)
         md.pop("extra_arrays", None)
+        extra = _concatenate_extra_arrays(datasets)
+        if extra:
+            md["extra_arrays"] = extra
         return Dataset(**arrays, metadata=md, source=first.source)
 
     # ------------------------------------------------------------------ identity and summary
@@ -302,8 +371,7 @@ class Dataset:
         if norm is not None:
             out["normalized_return_mean"] = float(np.mean(norm))
             out["normalized_return_std"] = float(np.std(norm))
-            out["ref_min_score"] = float(self.metadata["ref_min_score"])
-            out["ref_max_score"] = float(self.metadata["ref_max_score"])
+            out["ref_min_score"], out["ref_max_score"] = self.reference_scores()
         if not self.discrete:
             out["action_min"] = float(self.actions.min())
             out["action_max"] = float(self.actions.max())
@@ -315,3 +383,58 @@ class Dataset:
             f"observation_dim={self.observation_dim}, action_dim={self.action_dim}, "
             f"discrete={self.discrete})"
         )
+
+
+def _extra_arrays(ds: Dataset) -> dict[str, np.ndarray]:
+    """``metadata["extra_arrays"]`` of ``ds`` as arrays of one row per transition."""
+    extra = ds.metadata.get("extra_arrays")
+    if not isinstance(extra, dict):
+        return {}
+    out = {}
+    for key, value in extra.items():
+        arr = np.asarray(value)
+        if arr.ndim == 0 or arr.shape[0] != len(ds):
+            raise DatasetError(
+                f"extra array {key!r} has shape {arr.shape}, not one row per transition "
+                f"({len(ds)}); repair or drop it",
+                path=ds.source,
+                field=f"extra_arrays.{key}",
+            )
+        out[str(key)] = arr
+    return out
+
+
+def _concatenate_extra_arrays(datasets: Sequence[Dataset]) -> dict[str, np.ndarray]:
+    """The extra arrays of ``datasets``, concatenated per key (see :meth:`Dataset.concatenate`)."""
+    per_dataset = [_extra_arrays(d) for d in datasets]
+    keys = list(dict.fromkeys(k for extra in per_dataset for k in extra))
+    out = {}
+    for key in keys:
+        present = [
+            (d, extra[key]) for d, extra in zip(datasets, per_dataset, strict=True) if key in extra
+        ]
+        shape, dtype = present[0][1].shape[1:], present[0][1].dtype
+        for d, arr in present:
+            if arr.shape[1:] != shape:
+                raise DatasetError(
+                    f"extra array {key!r} has rows of shape {arr.shape[1:]} here and {shape} in "
+                    f"{present[0][0].source}; they cannot be concatenated",
+                    path=d.source,
+                    field=f"extra_arrays.{key}",
+                )
+        parts = []
+        for d, extra in zip(datasets, per_dataset, strict=True):
+            if key in extra:
+                parts.append(extra[key])
+            elif dtype == np.bool_:
+                parts.append(np.zeros((len(d), *shape), dtype=bool))
+            else:
+                raise DatasetError(
+                    f"extra array {key!r} ({dtype}) is missing here but present in "
+                    f"{present[0][0].source}, and only boolean masks can be filled (with False); "
+                    "add it to every dataset or drop it",
+                    path=d.source,
+                    field=f"extra_arrays.{key}",
+                )
+        out[key] = np.concatenate(parts)
+    return out

@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from policyfit.data.dataset import Dataset
+from policyfit.errors import ConfigError
 
 
 def next_actions(ds: Dataset) -> np.ndarray:
@@ -99,7 +100,7 @@ class TrajectorySampler:
 
     def __init__(self, ds: Dataset, length: int, discount: float = 1.0, device: Any = None):
         if length < 1:
-            raise ValueError("window length must be >= 1")
+            raise ConfigError(f"window length must be >= 1, got {length}", field="length")
         self.length = length
         self.size = len(ds)
         episode_of = ds.episode_ids()

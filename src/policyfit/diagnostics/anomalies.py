@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from policyfit.common.checks import check_float, check_int
 from policyfit.diagnostics.neighbors import (
     knn_indices,
     neighbour_residuals,
@@ -251,6 +252,11 @@ def detect_anomalies(
     where MAD-only z at ``2 * z_threshold`` flagged 35 % of walker2d-medium-replay and 1.5 % of
     halfcheetah-medium.
     """
+    z_threshold = check_float(z_threshold, "z_threshold", low=0.0, low_open=True)
+    k = check_int(k, "k", minimum=1)
+    reference_size = check_int(reference_size, "reference_size", minimum=1)
+    knn_max_rows = check_int(knn_max_rows, "knn_max_rows", minimum=1)
+    seed = check_int(seed, "seed", minimum=0)
     n = len(dataset)
     rng = np.random.default_rng(seed)
     flags = {name: np.zeros(n, dtype=bool) for name in FLAG_TYPES}

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from policyfit.common.checks import check_float, check_int
 from policyfit.diagnostics.anomalies import (
     FLAG_TYPES,
     AnomalyFlags,
@@ -39,6 +40,7 @@ from policyfit.diagnostics.coverage import (
     trajectory_quality,
 )
 from policyfit.diagnostics.neighbors import neighbour_spread, standardize
+from policyfit.errors import ConfigError
 
 if TYPE_CHECKING:
     from policyfit.data.dataset import Dataset
@@ -149,26 +151,50 @@ def _resolve_reference(
             return resolver(dataset)
         except LookupError as exc:
             return None, str(exc)
-    raise TypeError(f"reference must be a Dataset, 'auto' or None, not {type(reference).__name__}")
+    raise ConfigError(
+        f"must be a Dataset, 'auto' or None, not {type(reference).__name__} {reference!r}; "
+        "load a reference dataset first (policyfit.load_dataset)",
+        field="reference",
+    )
 
 
 # --------------------------------------------------------------------------------- measures
+def _user_ref_scores(ref_scores: Any) -> tuple[float, float]:
+    """``(random, expert)`` from a pair or a ``{"ref_min_score", "ref_max_score"}`` dict."""
+    try:
+        if isinstance(ref_scores, dict):
+            pair = ref_scores["ref_min_score"], ref_scores["ref_max_score"]
+        else:
+            pair = tuple(ref_scores)
+        lo, hi = (float(x) for x in pair)
+    except (KeyError, TypeError, ValueError):
+        raise ConfigError(
+            f"must be (random_return, expert_return) or a dict with ref_min_score and "
+            f"ref_max_score, got {ref_scores!r}",
+            field="ref_scores",
+        ) from None
+    if not (math.isfinite(lo) and math.isfinite(hi)) or lo == hi:
+        raise ConfigError(
+            f"the random and expert returns must be finite and differ, got ({lo:g}, {hi:g})",
+            field="ref_scores",
+        )
+    return lo, hi
+
+
 def _tq(dataset: Dataset, ref_scores: Any) -> dict[str, Any]:
     if ref_scores is not None:
-        if isinstance(ref_scores, dict):
-            lo, hi = ref_scores["ref_min_score"], ref_scores["ref_max_score"]
-        else:
-            lo, hi = ref_scores
+        refs: tuple[float, float] | None = _user_ref_scores(ref_scores)
         origin = "user"
     else:
-        lo, hi = dataset.metadata.get("ref_min_score"), dataset.metadata.get("ref_max_score")
+        refs = dataset.reference_scores()
         origin = "dataset metadata"
-    if lo is None or hi is None:
+    if refs is None:
         return {
             "value": None,
             "reason": "no reference returns (random/expert): pass ref_scores=(random, expert)",
         }
-    value = trajectory_quality(dataset.episode_returns(), float(lo), float(hi))
+    lo, hi = refs
+    value = trajectory_quality(dataset.episode_returns(), lo, hi)
     return {
         "value": value,
         "ref_min_score": float(lo),
@@ -440,6 +466,22 @@ def _anomaly_lines(anomalies: dict[str, Any]) -> list[str]:
 
 
 # --------------------------------------------------------------------------------- entry point
+def _check_options(dataset: Any, **options: Any) -> None:
+    """Every numeric option of :func:`diagnose` in range, else a ConfigError naming it."""
+    from policyfit.data.dataset import Dataset
+
+    if not isinstance(dataset, Dataset):
+        raise ConfigError(
+            f"must be a Dataset, not {type(dataset).__name__}; load it first "
+            "(policyfit.load_dataset)",
+            field="dataset",
+        )
+    for name in ("bins", "k", "sample_size", "exact_max_rows"):
+        check_int(options[name], name, minimum=1)
+    check_int(options["seed"], "seed", minimum=0)
+    check_float(options["z_threshold"], "z_threshold", low=0.0, low_open=True)
+
+
 def diagnose(
     dataset: Dataset,
     reference: Dataset | str | None = "auto",
@@ -472,10 +514,24 @@ def diagnose(
             :func:`policyfit.envs.datasets.suite_reference` gives the built-in suite's
             ``<env>-medium-replay``, and ``policyfit.diagnose`` passes it by default.
 
+    Raises:
+        ConfigError: an option out of range, a ``reference`` or ``ref_scores`` of the wrong kind.
+        DatasetError: the dataset's reference returns are unusable (equal, not numbers); see
+            :meth:`Dataset.reference_scores`.
+
     Example:
         >>> card = policyfit.diagnose(policyfit.make_dataset("hopper-medium"))  # doctest: +SKIP
         >>> card.render(); card.to_dict()["trajectory_quality"]["value"]          # doctest: +SKIP
     """
+    _check_options(
+        dataset,
+        bins=bins,
+        k=k,
+        sample_size=sample_size,
+        z_threshold=z_threshold,
+        exact_max_rows=exact_max_rows,
+        seed=seed,
+    )
     timings: dict[str, float] = {}
     clock = time.perf_counter()
 

@@ -30,6 +30,8 @@ import math
 
 import numpy as np
 
+from policyfit.errors import ConfigError
+
 DEFAULT_BINS = 100  # Schweighofer et al. 2022: 100 bins per dimension
 EXACT_MAX_ROWS = 5_000_000
 HLL_PRECISION = 14  # 2**14 registers: standard error 1.04 / sqrt(16384) = 0.8 %
@@ -46,7 +48,10 @@ def trajectory_quality(episode_returns: np.ndarray, ref_min: float, ref_max: flo
     0.5
     """
     if ref_max == ref_min:
-        raise ValueError("reference returns must differ (ref_max == ref_min)")
+        raise ConfigError(
+            f"the random and expert returns must differ, both are {ref_min:g}",
+            field="ref_scores",
+        )
     mean = float(np.mean(np.asarray(episode_returns, dtype=np.float64)))
     return (mean - float(ref_min)) / (float(ref_max) - float(ref_min))
 
@@ -115,7 +120,9 @@ class HyperLogLog:
 
     def __init__(self, precision: int = HLL_PRECISION):
         if not 4 <= precision <= 18:
-            raise ValueError("precision must be in [4, 18]")
+            raise ConfigError(
+                f"must be an integer in [4, 18], got {precision!r}", field="precision"
+            )
         self.precision = precision
         self.registers = np.zeros(1 << precision, dtype=np.uint8)
 

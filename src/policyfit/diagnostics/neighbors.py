@@ -31,6 +31,8 @@ from typing import Any
 import numpy as np
 from scipy.spatial import cKDTree
 
+from policyfit.common.checks import check_int
+
 MAX_TREE_DIMS = 8  # k-d trees degrade beyond ~10 dimensions: search on the top principal components
 
 
@@ -95,6 +97,7 @@ def neighbour_spread(
     ``ratio = E_knn ||y_i - y_j||^2 / E_random ||y_i - y_j||^2`` with ``y`` standardized per column
     (for integer targets, i.e. discrete actions: the disagreement rate instead of squared distance).
     """
+    k = check_int(k, "k", minimum=1)
     targets = np.asarray(targets)
     discrete = targets.ndim == 1 and targets.dtype.kind in "biu"
     if not discrete:
@@ -129,6 +132,7 @@ def knn_indices(
     A row is never its own neighbour. ``eps`` allows (1 + eps)-approximate neighbours: plenty for
     flagging outliers, and several times faster in 8-12 dimensions.
     """
+    k = check_int(k, "k", minimum=1)
     tree = cKDTree(features[reference_rows])
     n_ref = len(reference_rows)
     k_query = min(k + 1, n_ref)

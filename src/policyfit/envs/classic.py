@@ -123,3 +123,20 @@ def make_cartpole_dataset(name: str = "cartpole-medium", size: int | None = None
         metadata=metadata,
         source=key,
     )
+
+
+def list_datasets() -> list[dict]:
+    """Rows for ``policyfit data list``: always available, never cached (built in seconds)."""
+    return [
+        {
+            "name": name,
+            "env_id": ENV_ID,
+            "behavior": f"controller, epsilon {eps}",
+            "available": True,
+            "cached": False,
+            "size": DEFAULT_SIZE,
+            "behavior_normalized_score": None,
+            "path": None,
+        }
+        for name, eps in EPSILONS.items()
+    ]

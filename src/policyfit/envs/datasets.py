@@ -6,8 +6,10 @@ load through :func:`load_dataset`. :func:`suite_reference` gives the diagnostics
 SACo reference (the suite's ``<env>-medium-replay``); :mod:`policyfit.diagnostics` never imports
 the suite itself, its callers pass this function as ``reference_resolver``.
 
-Resolution order: an existing path, then a built-in name (``hopper-medium``, case-insensitive),
-then a Minari id in the local Minari root.
+Built-in names are the MuJoCo suite's (``hopper-medium``, built from shipped SAC policies,
+:mod:`policyfit.envs.suite`) and the discrete classic-control ones (``cartpole-medium``, from a
+fixed controller, :mod:`policyfit.envs.classic`). Resolution order: an existing path, then a
+built-in name (case-insensitive), then a Minari id in the local Minari root.
 
 Example:
     >>> ds = load_dataset("hopper-medium", size=10_000, seed=1)   # doctest: +SKIP
@@ -24,7 +26,7 @@ from pathlib import Path
 from policyfit.data.dataset import Dataset
 from policyfit.data.io import find_dataset
 from policyfit.data.io import load_dataset as load_file
-from policyfit.envs import suite
+from policyfit.envs import classic, suite
 from policyfit.errors import ConfigError, DatasetError
 
 
@@ -52,9 +54,9 @@ def load_dataset(
     if isinstance(name_or_path, Dataset):
         return name_or_path
     name = str(name_or_path)
-    if not Path(name_or_path).expanduser().exists() and suite.is_suite_name(name):
-        # Built from the shipped policies inside the action box: clip_actions has nothing to do.
-        return suite.make_dataset(name, size=size, seed=0 if seed is None else seed)
+    if not Path(name_or_path).expanduser().exists() and is_builtin_name(name):
+        # Built by the shipped policies inside the action space: clip_actions has nothing to do.
+        return make_dataset(name, size=size, seed=0 if seed is None else seed)
     found = find_dataset(name_or_path)
     if found is None:
         raise DatasetError(
@@ -65,6 +67,41 @@ def load_dataset(
         )
     _reject_suite_options(name, size=size, seed=seed)
     return load_file(found, clip_actions=clip_actions)
+
+
+def is_builtin_name(name: str) -> bool:
+    """A name :func:`make_dataset` can build (suite or classic control)."""
+    return suite.is_suite_name(name) or classic.is_classic_name(name)
+
+
+def make_dataset(
+    name: str,
+    size: int | None = None,
+    seed: int = 0,
+    out: str | Path | None = None,
+    progress: bool = True,
+) -> Dataset:
+    """Build the built-in dataset ``name``: a MuJoCo suite name (cached under
+    ``$POLICYFIT_HOME``) or a classic-control name (collected in seconds; written only to ``out``).
+
+    Example:
+        >>> ds = make_dataset("cartpole-medium", size=1_000)
+        >>> ds.discrete, ds.env_id
+        (True, 'CartPole-v1')
+    """
+    if classic.is_classic_name(name):
+        ds = classic.make_cartpole_dataset(name, size=size, seed=seed)
+        if out is not None:
+            from policyfit.data.io import save_dataset
+
+            save_dataset(ds, out)
+        return ds
+    return suite.make_dataset(name, size=size, seed=seed, out=out, progress=progress)
+
+
+def list_datasets() -> list[dict]:
+    """Every built-in name (suite and classic control), as :func:`policyfit.envs.suite.list_datasets`."""
+    return suite.list_datasets() + classic.list_datasets()
 
 
 def _reject_suite_options(name: str, **options: int | None) -> None:

@@ -45,12 +45,15 @@ from typing import Any
 import numpy as np
 from scipy.stats import norm
 
+from policyfit.common.checks import check_float, check_int
 from policyfit.errors import PolicyfitError
 
 
 # --------------------------------------------------------------------------- the certificate
 def dkw_epsilon(m: int, alpha: float) -> float:
     """``sqrt(ln(2/alpha) / (2m))``: the DKW(-Massart) band of an empirical CDF of ``m`` samples."""
+    m = check_int(m, "episodes", minimum=1)
+    alpha = check_float(alpha, "alpha", low=0.0, high=1.0, low_open=True, high_open=True)
     return math.sqrt(math.log(2.0 / alpha) / (2.0 * m))
 
 
@@ -74,17 +77,15 @@ def smoothing_certificate(
         >>> bool(b1 < b0 < np.mean(r))
         True
     """
-    x = np.sort(np.asarray(returns, dtype=np.float64).reshape(-1))
+    x = np.sort(_floats(returns, "returns").reshape(-1))
     if x.size == 0 or not np.all(np.isfinite(x)):
         raise PolicyfitError("needs finite returns of at least one episode", field="returns")
-    if not sigma > 0:
-        raise PolicyfitError(f"must be > 0, got {sigma}", field="sigma")
-    if not 0.0 < alpha < 1.0:
-        raise PolicyfitError(f"must be in (0, 1), got {alpha}", field="alpha")
-    b = np.asarray(budget, dtype=np.float64)
-    if np.any(b < 0):
-        raise PolicyfitError("must be >= 0", field="budget")
-    c = float(x[0]) if floor is None else float(floor)
+    sigma = check_float(sigma, "sigma", low=0.0, low_open=True)
+    alpha = check_float(alpha, "alpha", low=0.0, high=1.0, low_open=True, high_open=True)
+    b = _floats(budget, "budget")
+    if not np.all(np.isfinite(b)) or np.any(b < 0):
+        raise PolicyfitError(f"must be finite and >= 0, got {budget!r}", field="budget")
+    c = float(x[0]) if floor is None else check_float(floor, "floor")
     if x[0] < c:
         raise PolicyfitError(
             f"a return ({x[0]:.4g}) lies below the floor {c:.4g}; the floor must bound every return",
@@ -100,6 +101,13 @@ def smoothing_certificate(
         z = norm.ppf(p)[:, None] - np.atleast_1d(b)[None, :] / sigma
     out = c + np.sum(steps[:, None] * norm.cdf(z), axis=0)
     return float(out[0]) if b.ndim == 0 else out
+
+
+def _floats(values: Any, field: str) -> np.ndarray:
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise PolicyfitError(f"must be numbers, got {values!r}", field=field) from None
 
 
 # --------------------------------------------------------------------------- smoothed rollouts
@@ -139,6 +147,8 @@ def action_deviation_attack(
     With ``per_step_norm = B / sqrt(T)`` over at most ``T`` steps, the total budget is at most ``B``.
     ``candidates=1`` is a plain random-direction attack.
     """
+    per_step_norm = check_float(per_step_norm, "per_step_norm", low=0.0)
+    candidates = check_int(candidates, "candidates", minimum=1)
     rng = np.random.default_rng(seed)
 
     def attack(obs: np.ndarray) -> np.ndarray:
@@ -210,15 +220,19 @@ def certify_policy(
     """
     from policyfit.envs.rollout import rollout_returns
 
-    if budget < 0:
-        raise PolicyfitError("must be >= 0", field="budget")
-    if episodes < 2:
-        raise PolicyfitError("must be >= 2", field="episodes")
-    if not sigmas:
-        raise PolicyfitError("give at least one --sigma", field="sigma")
-    if horizon is None:
-        horizon = _max_episode_steps(env_id)
-    n_attack = attack_episodes if attack_episodes is not None else max(5, episodes // 2)
+    budget, episodes, n_attack, grid, horizon = _check_certify_options(
+        env_id,
+        sigmas,
+        budget,
+        episodes,
+        attack_episodes,
+        alpha,
+        floor,
+        grid,
+        horizon,
+        seed,
+        max_envs,
+    )
     budgets = np.linspace(0.0, budget, grid) if budget > 0 else np.zeros(1)
     per_step = budget / math.sqrt(horizon)
     rows = []
@@ -267,6 +281,42 @@ def certify_policy(
         budgets=budgets.tolist(),
         rows=rows,
     )
+
+
+def _check_certify_options(
+    env_id: str,
+    sigmas: Sequence[float],
+    budget: float,
+    episodes: int,
+    attack_episodes: int | None,
+    alpha: float,
+    floor: float | None,
+    grid: int,
+    horizon: int | None,
+    seed: int,
+    max_envs: int,
+) -> tuple[float, int, int, int, int]:
+    """Every option of :func:`certify_policy` checked before the first (slow) rollout.
+
+    Returns ``(budget, episodes, attack_episodes, grid, horizon)`` with the defaults filled in.
+    """
+    budget = check_float(budget, "budget", low=0.0)
+    episodes = check_int(episodes, "episodes", minimum=2)
+    if isinstance(sigmas, str) or not hasattr(sigmas, "__len__") or len(sigmas) == 0:
+        raise PolicyfitError("give at least one --sigma", field="sigma")
+    for sigma in sigmas:
+        check_float(sigma, "sigma", low=0.0, low_open=True)
+    check_float(alpha, "alpha", low=0.0, high=1.0, low_open=True, high_open=True)
+    if floor is not None:
+        check_float(floor, "floor")
+    n_attack = max(5, episodes // 2) if attack_episodes is None else attack_episodes
+    n_attack = check_int(n_attack, "attack_episodes", minimum=1)
+    grid = check_int(grid, "grid", minimum=2 if budget > 0 else 1)
+    check_int(seed, "seed", minimum=0)
+    check_int(max_envs, "max_envs", minimum=1)
+    horizon = _max_episode_steps(env_id) if horizon is None else horizon
+    horizon = check_int(horizon, "horizon", minimum=1)
+    return budget, episodes, n_attack, grid, horizon
 
 
 def _max_episode_steps(env_id: str) -> int:

@@ -8,7 +8,9 @@ regression onto its own Bellman targets:
 
 Each outer iteration ``k`` is ``target_update_every`` Adam steps on minibatches with ``Q_k`` held fixed
 (a hard target-network copy), ``iterations`` steps in all; ``d`` is the *terminal* flag only
-(time-limit cuts bootstrap). ``D_0`` is the first observation of every episode in the data.
+(time-limit cuts bootstrap). ``D_0`` is the first observation of every episode in the data. The
+steps run in jitted chunks of ``fuse``; when ``iterations`` is not a multiple of ``fuse`` the rest
+runs as a last, shorter chunk (one more compilation).
 
 **From a discounted value to an undiscounted return and a normalized score.** FQE is fitted with
 ``gamma = 0.99`` (stable regression with an effective horizon of 100 steps; ``gamma = 1`` over a
@@ -55,8 +57,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from policyfit.common.checks import check_float, check_int
 from policyfit.data.dataset import Dataset
-from policyfit.errors import PolicyfitError
+from policyfit.errors import ConfigError, PolicyfitError
 from policyfit.nn.modules import MLP
 
 
@@ -83,6 +86,40 @@ class FQEConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def checked(self) -> FQEConfig:
+        """This config with ``hidden_dims`` a tuple, or a ConfigError naming the bad field."""
+        ints = {
+            "iterations": 1,
+            "target_update_every": 1,
+            "batch_size": 1,
+            "bootstrap": 0,
+            "fuse": 1,
+            "act_chunk": 1,
+        }
+        for name, minimum in ints.items():
+            check_int(getattr(self, name), name, minimum=minimum)
+        check_float(self.discount, "discount", low=0.0, high=1.0, low_open=True, high_open=True)
+        check_float(self.confidence, "confidence", low=0.0, high=1.0, low_open=True, high_open=True)
+        check_float(self.learning_rate, "learning_rate", low=0.0, low_open=True)
+        dims = self.hidden_dims
+        if isinstance(dims, int | str) or not hasattr(dims, "__iter__"):
+            raise ConfigError(
+                f"must be a sequence of layer widths, got {dims!r}", field="hidden_dims"
+            )
+        dims = tuple(check_int(h, "hidden_dims", minimum=1) for h in dims)
+        return dataclasses.replace(self, hidden_dims=dims)  # hashable: programs are cached
+
+
+def chunk_lengths(iterations: int, fuse: int) -> list[int]:
+    """Steps of each jitted call: ``fuse`` each, the remainder (if any) as a last, shorter one.
+
+    Example:
+        >>> chunk_lengths(1_250, 500)
+        [500, 500, 250]
+    """
+    full, rest = divmod(iterations, fuse)
+    return [fuse] * full + ([rest] if rest else [])
 
 
 @dataclass
@@ -212,16 +249,14 @@ def fitted_q_evaluation(
         >>> res = fitted_q_evaluation(ds, lambda o: -o[:, :1], config=FQEConfig(iterations=5_000))  # doctest: +SKIP
     """
     cfg = config or FQEConfig()
-    cfg = dataclasses.replace(
-        cfg, hidden_dims=tuple(cfg.hidden_dims)
-    )  # hashable: programs are cached
-    if not 0.0 < cfg.discount < 1.0:
-        raise PolicyfitError(f"must be in (0, 1), got {cfg.discount}", field="discount")
-    if cfg.iterations < cfg.fuse or cfg.iterations % cfg.fuse:
-        raise PolicyfitError(
-            f"iterations ({cfg.iterations}) must be a positive multiple of fuse ({cfg.fuse})",
-            field="iterations",
-        )
+    if not isinstance(cfg, FQEConfig):
+        raise ConfigError(f"must be an FQEConfig, not {type(cfg).__name__}", field="config")
+    cfg = cfg.checked()
+    seed = check_int(seed, "seed", minimum=0)
+    if horizon is not None:
+        horizon = check_int(horizon, "horizon", minimum=1)
+    if ref_scores is not None:
+        ref_scores = _check_ref_scores(ref_scores)
     gamma = cfg.discount
     env_id = env_id or dataset.env_id
     discrete = dataset.discrete
@@ -247,6 +282,12 @@ def fitted_q_evaluation(
             f"{actions.shape[1]}",
             field="actions",
         )
+    if len(pi_next) != len(next_obs) or len(pi_start) != len(starts):
+        raise PolicyfitError(
+            f"the policy returned {len(pi_next)} actions for {len(next_obs)} observations; it "
+            "must return one action per row of its [B, obs_dim] input",
+            field="actions",
+        )
 
     fits = 1 + max(cfg.bootstrap, 0)
     rng = np.random.default_rng(seed)
@@ -266,10 +307,13 @@ def fitted_q_evaluation(
     q, init_state, run_chunk = _fqe_program(cfg, fits, obs.shape[1], actions.shape[1])
     state = init_state(jax.random.PRNGKey(seed))
     base = jax.random.PRNGKey(seed + 1)
-    loss = np.zeros(fits)
-    for c in range(cfg.iterations // cfg.fuse):
-        state, losses = run_chunk(state, data, jax.random.fold_in(base, c))
-        loss = np.asarray(losses[-50:]).mean(0)
+    window = min(50, cfg.fuse)  # the final TD loss: mean over the last steps, per fit
+    recent = None
+    for c, length in enumerate(chunk_lengths(cfg.iterations, cfg.fuse)):
+        state, losses = run_chunk(state, data, jax.random.fold_in(base, c), length)
+        chunk = np.asarray(losses)
+        recent = (chunk if recent is None else np.concatenate([recent, chunk]))[-window:]
+    loss = recent.mean(0)
 
     s0 = jnp.asarray((obs[starts] - mean) / std)
     q0 = np.asarray(jax.vmap(lambda p: q.apply(p, s0, jnp.asarray(pi_start)))(state["params"]))
@@ -354,7 +398,8 @@ def _value_scales(ds: Dataset, gamma: float) -> tuple[float, float]:
 
 @functools.lru_cache(maxsize=8)
 def _fqe_program(cfg: FQEConfig, fits: int, obs_dim: int, act_dim: int):
-    """The Q-network, a state initializer and the jitted ``fuse``-step chunk, built once per shape.
+    """The Q-network, a state initializer and the jitted chunk of ``length`` (default ``fuse``)
+    steps, built once per shape.
 
     The data are an argument of the jitted chunk (not constants baked into the program), so
     evaluating many policies on one dataset compiles once.
@@ -400,9 +445,9 @@ def _fqe_program(cfg: FQEConfig, fits: int, obs_dim: int, act_dim: int):
         target = jax.tree_util.tree_map(lambda a, b: jnp.where(copy, a, b), p, state["target"])
         return ({"params": p, "target": target, "opt": o, "step": t}, data), loss
 
-    @jax.jit
-    def run_chunk(state, data, key):
-        (state, _), losses = jax.lax.scan(step, (state, data), jax.random.split(key, cfg.fuse))
+    @functools.partial(jax.jit, static_argnames=("length",))
+    def run_chunk(state, data, key, length: int = cfg.fuse):
+        (state, _), losses = jax.lax.scan(step, (state, data), jax.random.split(key, length))
         return state, losses
 
     return q, jax.jit(init_state), run_chunk
@@ -435,6 +480,22 @@ def _horizon(env_id: str | None, dataset: Dataset) -> int:
     return int(dataset.episode_lengths.max())
 
 
+def _check_ref_scores(ref_scores: Any) -> tuple[float, float]:
+    """``(random, expert)`` returns as two finite, different floats, or a ConfigError."""
+    try:
+        lo, hi = (float(x) for x in ref_scores)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"must be (random_return, expert_return), got {ref_scores!r}", field="ref_scores"
+        ) from None
+    if not (math.isfinite(lo) and math.isfinite(hi)) or lo == hi:
+        raise ConfigError(
+            f"the random and expert returns must be finite and differ, got ({lo:g}, {hi:g})",
+            field="ref_scores",
+        )
+    return lo, hi
+
+
 def _reference_scores(env_id: str | None, dataset: Dataset) -> tuple[float, float] | None:
     if env_id:
         from policyfit.envs.registry import ENVS, SHORT_NAMES
@@ -442,7 +503,4 @@ def _reference_scores(env_id: str | None, dataset: Dataset) -> tuple[float, floa
         spec = ENVS.get(env_id) or ENVS.get(SHORT_NAMES.get(env_id.lower(), ""))
         if spec is not None:
             return spec.ref_min_score, spec.ref_max_score
-    lo, hi = dataset.metadata.get("ref_min_score"), dataset.metadata.get("ref_max_score")
-    if lo is not None and hi is not None:
-        return float(lo), float(hi)
-    return None
+    return dataset.reference_scores()

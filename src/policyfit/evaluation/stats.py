@@ -50,7 +50,8 @@ from typing import Any
 import numpy as np
 from scipy import stats as sp_stats
 
-from policyfit.errors import PolicyfitError
+from policyfit.common.checks import check_float, check_int
+from policyfit.errors import ConfigError, PolicyfitError
 
 DEFAULT_REPS = 2000
 METRICS = ("mean", "median", "iqm", "optimality_gap")
@@ -83,8 +84,18 @@ def optimality_gap(x: np.ndarray, gamma: float = DEFAULT_GAMMA, axis: Any = None
 
 
 # --------------------------------------------------------------------------- one-sample bootstrap
+def _as_floats(values: Any, name: str) -> np.ndarray:
+    """``values`` as a float64 array, or a PolicyfitError naming the argument."""
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise PolicyfitError(
+            f"must be numbers (a sequence or an array), got {type(values).__name__}", field=name
+        ) from None
+
+
 def _check_sample(values: Any, name: str = "values") -> np.ndarray:
-    x = np.asarray(values, dtype=np.float64).reshape(-1)
+    x = _as_floats(values, name).reshape(-1)
     if x.size == 0:
         raise PolicyfitError("needs at least one value", field=name)
     if not np.all(np.isfinite(x)):
@@ -93,8 +104,35 @@ def _check_sample(values: Any, name: str = "values") -> np.ndarray:
 
 
 def _check_confidence(confidence: float) -> None:
-    if not 0.0 < confidence < 1.0:
-        raise PolicyfitError(f"must be in (0, 1), got {confidence}", field="confidence")
+    check_float(confidence, "confidence", low=0.0, high=1.0, low_open=True, high_open=True)
+
+
+def _check_resampling(reps: int, seed: int) -> None:
+    check_int(reps, "reps", minimum=1)
+    check_int(seed, "seed", minimum=0)
+
+
+def _check_ref_scores(ref_scores: Any) -> tuple[float, float]:
+    try:
+        lo, hi = (float(x) for x in ref_scores)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"must be (random_return, expert_return), got {ref_scores!r}", field="ref_scores"
+        ) from None
+    if not (math.isfinite(lo) and math.isfinite(hi)) or lo == hi:
+        raise ConfigError(
+            f"the random and expert returns must be finite and differ, got ({lo:g}, {hi:g})",
+            field="ref_scores",
+        )
+    return lo, hi
+
+
+def _check_table(scores: Any) -> None:
+    if not isinstance(scores, Mapping):
+        raise PolicyfitError(
+            f"must map each algorithm to its runs x tasks scores, got {type(scores).__name__}",
+            field="scores",
+        )
 
 
 def bootstrap_ci(
@@ -116,6 +154,7 @@ def bootstrap_ci(
         True
     """
     _check_confidence(confidence)
+    _check_resampling(reps, seed)
     x = _check_sample(values)
     if x.size == 1:
         return float(x[0]), float(x[0])
@@ -170,7 +209,7 @@ def return_summary(
         if spec is not None:
             ref_scores = (spec.ref_min_score, spec.ref_max_score)
     if ref_scores is not None:
-        r_lo, r_hi = float(ref_scores[0]), float(ref_scores[1])
+        r_lo, r_hi = _check_ref_scores(ref_scores)
         scale = 100.0 / (r_hi - r_lo)
         out["normalized_score_mean"] = float((x.mean() - r_lo) * scale)
         out["normalized_score_std"] = float(x.std() * abs(scale))
@@ -186,14 +225,19 @@ ScoreTable = Mapping[str, np.ndarray | Sequence[Sequence[float]]]
 def _as_tasks(scores: Any, name: str) -> list[np.ndarray]:
     """A ``runs x tasks`` matrix, or a list of per-task run arrays (tasks may have unequal runs)."""
     if isinstance(scores, np.ndarray):
-        arr = np.asarray(scores, dtype=np.float64)
+        arr = _as_floats(scores, name)
         if arr.ndim == 1:
             arr = arr[:, None]
         if arr.ndim != 2:
             raise PolicyfitError(f"expected runs x tasks, got shape {arr.shape}", field=name)
         tasks = [arr[:, j] for j in range(arr.shape[1])]
     else:
-        tasks = [np.asarray(t, dtype=np.float64).reshape(-1) for t in scores]
+        try:
+            tasks = [_as_floats(t, name).reshape(-1) for t in scores]
+        except TypeError:  # not iterable: a single number
+            raise PolicyfitError(
+                f"expected runs x tasks scores, got {type(scores).__name__}", field=name
+            ) from None
     if not tasks or any(t.size == 0 for t in tasks):
         raise PolicyfitError("every task needs at least one run", field=name)
     if any(not np.all(np.isfinite(t)) for t in tasks):
@@ -250,6 +294,10 @@ def aggregate_scores(
         50.0
     """
     _check_confidence(confidence)
+    _check_resampling(reps, seed)
+    _check_table(scores)
+    gamma = check_float(gamma, "gamma")
+    metrics = (metrics,) if isinstance(metrics, str) else metrics
     for m in metrics:
         if m not in METRICS:
             raise PolicyfitError(
@@ -302,11 +350,17 @@ def performance_profile(
         [1.0, 0.5, 0.0]
     """
     _check_confidence(confidence)
+    _check_resampling(reps, seed)
+    _check_table(scores)
     tables = {algo: _as_tasks(t, f"scores[{algo}]") for algo, t in scores.items()}
+    if not tables:
+        raise PolicyfitError("needs the scores of at least one algorithm", field="scores")
     if taus is None:
         every = np.concatenate([np.concatenate(t) for t in tables.values()])
         taus = np.linspace(min(0.0, every.min()), every.max(), 101)
-    taus = np.asarray(taus, dtype=np.float64)
+    taus = _as_floats(taus, "taus").reshape(-1)
+    if taus.size == 0 or not np.all(np.isfinite(taus)):
+        raise PolicyfitError("needs at least one finite threshold", field="taus")
     out: dict[str, dict[str, np.ndarray]] = {}
     for k, (algo, tasks) in enumerate(tables.items()):
         rng = np.random.default_rng([seed, k])

@@ -14,7 +14,6 @@ import base64
 import html
 import json
 import os
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,9 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from policyfit.common.files import atomic_write_text
 from policyfit.diagnostics.render import fmt, measure_rows
+from policyfit.errors import ConfigError, PolicyfitError
 from policyfit.report import plots
 from policyfit.report.runs import Run, is_run_dir, load_run
+from policyfit.training.rundir import RunDir
 
 if TYPE_CHECKING:
     from policyfit.data.dataset import Dataset
@@ -290,7 +292,20 @@ def datasets_comparison(cards: Sequence[DataCard]) -> str:
 # ------------------------------------------------------------------------------------- runs
 def runs_section(runs: Sequence[Run]) -> str:
     """Learning curves of each run and, for several runs, a comparison table and plot."""
-    parts = ['<section class="runs">', f"<h2>Training runs ({len(runs)})</h2>"]
+    parts = [
+        '<section class="runs">',
+        f"<h2>Training runs ({len(runs)})</h2>",
+        runs_table(runs),
+        '<div class="plots">' + "".join(runs_plots(runs)) + "</div>",
+    ]
+    for i, run in enumerate(runs):
+        parts.extend(run_details(run, i))
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def runs_table(runs: Sequence[Run]) -> str:
+    """One row per run: algorithm, dataset, steps, final and best normalized score, wall time."""
     rows = []
     for run in runs:
         final, best = run.final_and_best()
@@ -306,109 +321,102 @@ def runs_section(runs: Sequence[Run]) -> str:
                 fmt(run.summary.get("wall_seconds"), 0),
             ]
         )
-    parts.append(
-        table(
-            [
-                "run",
-                "algorithm",
-                "dataset",
-                "steps",
-                "final normalized score",
-                "best normalized score",
-                "wall s",
-            ],
-            rows,
-            [False, False, False, True, True, True, True],
-        )
+    return table(
+        [
+            "run",
+            "algorithm",
+            "dataset",
+            "steps",
+            "final normalized score",
+            "best normalized score",
+            "wall s",
+        ],
+        rows,
+        [False, False, False, True, True, True, True],
     )
+
+
+def runs_plots(runs: Sequence[Run]) -> list[str]:
+    """The learning curves of all runs, their final scores side by side, performance profiles."""
+    plot_html = []
+    curves = learning_curves_figure(runs)
+    if curves is not None:
+        plot_html.append(curves)
+    finals = [run.final_and_best()[0] for run in runs]
+    if len(runs) > 1 and any(f is not None for f in finals):
+        plot_html.append(
+            figure(
+                plots.plot_or_none(
+                    plots.bars_png,
+                    [r.name for r in runs],
+                    finals,
+                    "normalized score",
+                    "Final score per run",
+                ),
+                "comparison of final scores",
+                "plot-comparison",
+            )
+        )
+    profile = performance_profile_figure(runs)
+    if profile is not None:
+        plot_html.append(profile)
+    return plot_html
+
+
+def learning_curves_figure(runs: Sequence[Run]) -> str | None:
+    """The evaluation score of every run against training steps; None when no run has one."""
     score_curves = []
     for run in runs:
         key = run.score_key()
         if key is not None:
             x, y = run.curve(key)
             score_curves.append((run.name, x, y))
-    plot_html = []
-    if score_curves:
-        ylabel = (
-            "normalized score"
-            if all(r.score_key() == SCORE for r in runs if r.score_key())
-            else "score"
-        )
-        plot_html.append(
-            figure(
+    if not score_curves:
+        return None
+    keys = [r.score_key() for r in runs if r.score_key()]
+    ylabel = "normalized score" if all(k == SCORE for k in keys) else "score"
+    return figure(
+        plots.plot_or_none(plots.curves_png, score_curves, ylabel, "Evaluation during training"),
+        "learning curves",
+        "plot-learning-curves",
+    )
+
+
+def run_details(run: Run, index: int) -> list[str]:
+    """One run's own part: its losses, summary.json, OPE estimates, certificate and notes."""
+    parts = [f'<h3 id="run-{index}">{esc(run.name)}</h3>']
+    losses = [(k, *run.curve(k)) for k in run.loss_keys()]
+    losses = [(k, x, y) for k, x, y in losses if len(x)]
+    if losses:
+        parts.append(
+            '<div class="plots">'
+            + figure(
                 plots.plot_or_none(
-                    plots.curves_png, score_curves, ylabel, "Evaluation during training"
+                    plots.small_multiples_png, losses, f"Training losses: {run.name}"
                 ),
-                "learning curves",
-                "plot-learning-curves",
+                f"losses of {run.name}",
+                f"plot-losses-{index}",
             )
+            + "</div>"
         )
-    if len(runs) > 1:
-        finals = [run.final_and_best()[0] for run in runs]
-        if any(f is not None for f in finals):
-            plot_html.append(
-                figure(
-                    plots.plot_or_none(
-                        plots.bars_png,
-                        [r.name for r in runs],
-                        finals,
-                        "normalized score",
-                        "Final score per run",
-                    ),
-                    "comparison of final scores",
-                    "plot-comparison",
-                )
-            )
-    profile = performance_profile_figure(runs)
-    if profile is not None:
-        plot_html.append(profile)
-    parts.append('<div class="plots">' + "".join(plot_html) + "</div>")
-    for i, run in enumerate(runs):
-        parts.append(f'<h3 id="run-{i}">{esc(run.name)}</h3>')
-        losses = [(k, *run.curve(k)) for k in run.loss_keys()]
-        losses = [(k, x, y) for k, x, y in losses if len(x)]
-        if losses:
-            parts.append(
-                '<div class="plots">'
-                + figure(
-                    plots.plot_or_none(
-                        plots.small_multiples_png, losses, f"Training losses: {run.name}"
-                    ),
-                    f"losses of {run.name}",
-                    f"plot-losses-{i}",
-                )
-                + "</div>"
-            )
-        scalars = [
-            [k, fmt(v) if isinstance(v, int | float) else str(v)]
-            for k, v in run.summary.items()
-            if isinstance(v, int | float | str)
-        ]
-        if scalars:
-            parts.append(
-                "<details><summary>summary.json</summary>"
-                + table(["key", "value"], scalars, [False, True])
-                + "</details>"
-            )
-        ope = ope_table(run)
-        if ope:
-            parts.append(ope)
-        cert = run.path / "certificate.png"
-        if cert.is_file():
-            uri = "data:image/png;base64," + base64.b64encode(cert.read_bytes()).decode()
-            parts.append(
-                '<div class="plots">'
-                + figure(
-                    uri,
-                    f"policy-smoothing certificate of {run.name} (policyfit certify)",
-                    f"plot-certificate-{i}",
-                )
-                + "</div>"
-            )
-        for note in run.notes:
-            parts.append(f'<p class="note">note: {esc(note)}</p>')
-    parts.append("</section>")
-    return "\n".join(parts)
+    scalars = [
+        [k, fmt(v) if isinstance(v, int | float) else str(v)]
+        for k, v in run.summary.items()
+        if isinstance(v, int | float | str)
+    ]
+    if scalars:
+        parts.append(
+            "<details><summary>summary.json</summary>"
+            + table(["key", "value"], scalars, [False, True])
+            + "</details>"
+        )
+    ope = ope_table(run)
+    if ope:
+        parts.append(ope)
+    parts.extend(certificate_parts(run, index))
+    for note in run.notes:
+        parts.append(f'<p class="note">note: {esc(note)}</p>')
+    return parts
 
 
 SCORE = "eval/normalized_score"
@@ -417,14 +425,15 @@ SCORE = "eval/normalized_score"
 def ope_table(run: Run) -> str | None:
     """The run's stored FQE estimates (``policyfit ope`` writes ``ope.json``) beside its own score.
 
-    None when the run has no readable ``ope.json``.
+    Read through :meth:`RunDir.read_ope`; None when the run has no ``ope.json``, a note when the
+    file holds no readable estimate.
     """
-    store = run.path / "ope.json"
-    try:
-        estimates = json.loads(store.read_text())["estimates"] if store.is_file() else []
-    except (OSError, ValueError, KeyError, TypeError):
-        return f'<p class="note">note: {esc(str(store))} is unreadable; skipped</p>'
+    run_dir = RunDir(run.path)
+    estimates = run_dir.read_ope()
     if not estimates:
+        if run_dir.ope_path.is_file():
+            where = esc(str(run_dir.ope_path))
+            return f'<p class="note">note: {where} has no readable estimates; skipped</p>'
         return None
 
     def interval(value: Any, ci: Any) -> str:
@@ -456,6 +465,50 @@ def ope_table(run: Run) -> str | None:
         rows,
         [False, True, True, True, False],
     )
+
+
+def certificate_parts(run: Run, index: int) -> list[str]:
+    """The run's smoothing certificate (``policyfit certify``): its table and its plot, if stored.
+
+    The numbers come from :meth:`RunDir.read_certificate`, the plot from ``certificate.png``.
+    """
+    run_dir = RunDir(run.path)
+    parts = []
+    cert = run_dir.read_certificate()
+    rows = cert.get("rows") if cert else None
+    if isinstance(rows, list) and rows:
+        budget = cert.get("budget")
+        parts.append(
+            f"<h4>Policy-smoothing certificate of {esc(run.name)} (budget {esc(fmt(budget))}, "
+            f"alpha {esc(fmt(cert.get('alpha')))})</h4>"
+            + table(
+                ["sigma", "clean return", "certified bound at budget", "attacked return"],
+                [
+                    [
+                        fmt(r.get("sigma")),
+                        fmt(r.get("clean_return_mean"), 1),
+                        fmt(r.get("bound_at_budget"), 1),
+                        fmt(r.get("attacked_return_mean"), 1),
+                    ]
+                    for r in rows
+                    if isinstance(r, dict)
+                ],
+                [True, True, True, True],
+            )
+        )
+    png = run_dir.certificate_plot_path
+    if png.is_file():
+        uri = "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode()
+        parts.append(
+            '<div class="plots">'
+            + figure(
+                uri,
+                f"policy-smoothing certificate of {run.name} (policyfit certify)",
+                f"plot-certificate-{index}",
+            )
+            + "</div>"
+        )
+    return parts
 
 
 def performance_profile_figure(runs: Sequence[Run]) -> str | None:
@@ -513,21 +566,8 @@ def page(title: str, sections: Sequence[str]) -> str:
 
 
 def write_html(text: str, out: str | Path) -> Path:
-    """Write atomically: a temporary file in the same directory, then rename."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; a report is not
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out
+    """Write atomically (:func:`policyfit.common.files.atomic_write_text`), readable by others."""
+    return atomic_write_text(out, text)
 
 
 def build_report(
@@ -545,6 +585,12 @@ def build_report(
     from policyfit.diagnostics.card import diagnose
     from policyfit.envs.datasets import load_dataset, suite_reference
 
+    if not (reference is None or isinstance(reference, Dataset | str | os.PathLike)):
+        raise ConfigError(
+            f"must be 'auto', a dataset path or name, a Dataset or None, not "
+            f"{type(reference).__name__} {reference!r}",
+            field="reference",
+        )
     runs: list[Run] = []
     datasets: list[Dataset] = []
     for t in targets:
@@ -552,6 +598,12 @@ def build_report(
             runs.append(t)
         elif isinstance(t, Dataset):
             datasets.append(t)
+        elif not isinstance(t, str | os.PathLike):
+            raise ConfigError(
+                f"a report target is a run directory, a dataset path or name, a Dataset or a Run, "
+                f"not {type(t).__name__} {t!r}",
+                field="targets",
+            )
         elif is_run_dir(t):
             runs.append(load_run(t))
         else:
@@ -589,5 +641,7 @@ def write_report(
 ) -> Path:
     """Build the report for ``targets`` and write it to ``out`` (atomically); returns the path."""
     if not targets:
-        raise ValueError("nothing to report: give at least one run directory or dataset")
+        raise PolicyfitError(
+            "nothing to report: give at least one run directory or dataset", field="targets"
+        )
     return write_html(build_report(targets, reference, ref_scores, title), out)

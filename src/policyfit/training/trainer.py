@@ -132,7 +132,7 @@ def resolve_config(
 def _resolve_dataset(dataset: Any) -> Dataset:
     if isinstance(dataset, Dataset):
         return dataset
-    from policyfit.data.io import load_dataset
+    from policyfit.envs.datasets import load_dataset
 
     return load_dataset(dataset)
 
