@@ -9,7 +9,23 @@ with ``V(s) = Q(s, a_pi)``, ``a_pi ~ pi(s)`` (one sample, as in the authors' and
 weights clipped at 100. The critics are TD-trained towards ``r + gamma (1 - d) min_i Q'_i(s', a')``,
 ``a' ~ pi(s')``.
 
-Defaults: CORL ``awac.py`` — ``lambda = 1``, Adam 3e-4, MLP 256x3 (actor and critics), batch 256.
+Defaults: CORL ``awac.py`` (tinkoff-ai/CORL at commit 6afec90484bbf47dee05fdf525e26a3ebe028e9b) —
+``lambda = 1``, Adam 3e-4, MLP 256x3 (actor and critics), batch 256 — with two known differences:
+
+* ``lambda``: 1.0 is the default of CORL's ``TrainConfig``, but its per-dataset D4RL locomotion
+  configs (``configs/offline/awac/{halfcheetah,hopper,walker2d}/*_v2.yaml``) all set
+  ``awac_lambda: 0.3333``. policyfit keeps 1.0, its default since AWAC was added and CORL's own
+  fallback: on the pendulum test task (``tests/algos/test_learning.py``, 2000 updates, seed 0)
+  1.0 returned -548 and 0.3333 returned -664 (random: about -1200); one seed on a toy task, no
+  D4RL comparison yet. ``--set awac_lambda=0.3333`` reproduces CORL's locomotion setting;
+* the actor: CORL's AWAC ``Actor`` has a linear (unbounded) mean and a learned state-independent
+  log-std clamped to [-20, 2]; its samples are clamped to [-1, 1], but ``act`` returns the raw
+  mean, which nothing in that code clips. policyfit's AWAC uses the Gaussian head it shares with IQL (as in
+  CORL's IQL ``GaussianPolicy``): ``tanh`` on the mean, learned state-independent log-std clamped
+  to [-5, 2]. Kept because the deterministic action (the mean) then stays in the action box
+  without relying on clipping; a tanh mean reaches the box's edges only asymptotically, so the
+  likelihood of data actions at exactly +-1 is slightly harder to fit. Its effect on scores has
+  not been measured.
 """
 
 from __future__ import annotations
@@ -35,12 +51,16 @@ from policyfit.nn.normalization import (
 
 @dataclass(frozen=True)
 class AWACConfig(AlgoConfig):
-    awac_lambda: float = 1.0  # lambda in Eq. 12 (CORL `awac_lambda`)
+    # lambda in Eq. 12: CORL TrainConfig's 1.0. CORL's locomotion configs (configs/offline/awac)
+    # use 0.3333 (--set awac_lambda=0.3333); 1.0 kept: not compared on D4RL yet (module docs)
+    awac_lambda: float = 1.0
     max_weight: float = 100.0  # clip of exp(A / lambda) (CORL `exp_adv_max`)
     tau: float = 0.005  # target critic Polyak rate
     actor_lr: float = 3e-4
     critic_lr: float = 3e-4
-    hidden_dims: tuple[int, ...] = (256, 256, 256)  # CORL: 3 hidden layers
+    # CORL: 3 hidden layers (actor and critics). The actor is IQL's Gaussian (tanh on the mean,
+    # log-std in [-5, 2]); CORL's AWAC actor has a linear mean, log-std in [-20, 2] (module docs)
+    hidden_dims: tuple[int, ...] = (256, 256, 256)
     normalize_observations: bool = True
 
 

@@ -12,9 +12,19 @@ its log density. ``y = r + gamma (1 - d) min_i Q'_i(s', a')``, ``a' ~ pi(s')``.
 Variants: fixed ``alpha_cql`` (the paper's Gym setting, CORL default) or the Lagrange version
 (Eq. 5, ``lagrange = True``) that tunes ``alpha'`` so the gap above stays near ``target_action_gap``.
 The actor is SAC's, ``E [ alpha log pi(a|s) - min_i Q_i(s, a) ]`` with automatic entropy tuning;
-for the first ``bc_steps`` updates the actor does behavior cloning instead (the authors' code).
+optionally, for the first ``bc_steps`` updates, the actor does behavior cloning instead.
 
-Defaults: CORL ``cql.py`` (Tarasov et al. 2022) for D4RL locomotion.
+Defaults: CORL ``cql.py`` (Tarasov et al. 2022) with its per-dataset D4RL locomotion configs
+(``configs/offline/cql/{halfcheetah,hopper,walker2d}/*_v2.yaml``, tinkoff-ai/CORL at commit
+6afec90484bbf47dee05fdf525e26a3ebe028e9b):
+
+* ``bc_steps = 0``: every one of those configs sets ``bc_steps: 0``, and CORL's ``train()`` passes
+  it to ``ContinuousCQL`` (whose own keyword default, 100000, is therefore never used). Short runs
+  on small data may want a warm-up (``--set bc_steps=1000``; the benchmarks set it explicitly);
+* rewards as the data gives them: 17 of the 18 configs set ``normalize_reward: false``; only
+  ``hopper-medium-v2`` rescales by ``1000 / (max return - min return)``. policyfit has no
+  per-dataset CQL configs, so CQL keeps the raw rewards, the scale at which ``cql_alpha = 10`` was
+  tuned (IQL's ``reward_normalization`` is an IQL option, not a CQL one).
 """
 
 from __future__ import annotations
@@ -41,7 +51,9 @@ from policyfit.nn.normalization import (
 
 @dataclass(frozen=True)
 class CQLConfig(AlgoConfig):
-    cql_alpha: float = 10.0  # alpha in Eq. 4 (CORL locomotion: 10.0; paper Gym: 5.0)
+    # alpha in Eq. 4 (CORL locomotion: 10.0; paper Gym: 5.0). Rewards enter unscaled, as in 17 of
+    # CORL's 18 locomotion configs (normalize_reward: false; hopper-medium-v2 is the exception)
+    cql_alpha: float = 10.0
     cql_n_actions: int = 10  # N sampled actions per source for the log-sum-exp (paper, CORL)
     cql_temperature: float = 1.0  # temperature of the log-sum-exp (CORL `cql_temp`)
     cql_importance_sample: bool = True  # Appendix F estimator (CORL default)
@@ -49,7 +61,9 @@ class CQLConfig(AlgoConfig):
     target_action_gap: float = 5.0  # tau of the Lagrange variant (authors' code: 5.0 for Gym)
     cql_clip_diff_min: float = -np.inf  # CORL: no clipping of the CQL gap
     cql_clip_diff_max: float = np.inf
-    bc_steps: int = 100_000  # behavior-cloning actor warm-up (CORL `bc_steps`)
+    # behavior-cloning actor warm-up: 0 as in every CORL per-dataset config (configs/offline/cql,
+    # bc_steps: 0; the 100000 of ContinuousCQL's signature is never used); short runs may want ~1000
+    bc_steps: int = 0
     backup_entropy: bool = False  # subtract alpha log pi in the target (CORL: False)
     auto_entropy: bool = True  # SAC's automatic temperature, target entropy = -|A|
     alpha_multiplier: float = 1.0  # fixed SAC alpha when auto_entropy is off

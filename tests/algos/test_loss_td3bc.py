@@ -1,0 +1,78 @@
+"""TD3+BC's losses of one update, against Fujimoto & Gu (2021) evaluated by hand in numpy.
+
+Critic (TD3): ``y = r + gamma (1 - d) min_i Q'_i(s', clip(pi'(s') + clip(eps, -c, c), -1, 1))``,
+``L_Q = sum_i E (Q_i(s, a) - y)^2``. Actor (Eq. 3): ``L_pi = -lambda E Q_1(s, pi(s)) +
+E (pi(s) - a)^2`` with ``lambda = alpha / E|Q_1(s, a)|`` (a constant for the gradient).
+"""
+
+import handnets as hn
+import jax
+import numpy as np
+import pytest
+
+from policyfit.algos.td3bc import TD3BC, TD3BCConfig
+
+GAMMA = 0.99
+
+
+@pytest.fixture(scope="module")
+def case():
+    algo = TD3BC(TD3BCConfig(hidden_dims=(4, 3), alpha=2.5, policy_noise=0.4, noise_clip=0.5))
+    state = algo.init(hn.SPEC, jax.random.PRNGKey(0))
+    state = dict(
+        state,
+        actor=hn.randomize(state["actor"], 1),
+        actor_target=hn.randomize(state["actor_target"], 2),
+        critic=hn.randomize(state["critic"], 3),
+        critic_target=hn.randomize(state["critic_target"], 4),
+    )
+    batch = hn.make_batch(seed=5)
+    key = jax.random.PRNGKey(7)
+    new_state, metrics = algo.update(state, batch, key)
+    return algo, state, batch, key, new_state, hn.metrics_f64(metrics)
+
+
+def test_critic_loss_is_the_td3_target_regression(case):
+    _, state, batch, key, _, metrics = case
+    obs, next_obs = hn.norm_obs(batch["observations"]), hn.norm_obs(batch["next_observations"])
+    act = hn.unit_actions(batch["actions"])
+    # target-policy smoothing: N(0, sigma) noise clipped to [-c, c], drawn from the update's key
+    noise = np.clip(0.4 * hn.normal_draws(key, act.shape), -0.5, 0.5)
+    assert np.any(np.abs(noise) == 0.5)  # the clip is exercised
+    next_act = np.clip(hn.deterministic_actor(state["actor_target"], next_obs) + noise, -1, 1)
+    next_q = hn.critics(state["critic_target"], next_obs, next_act).min(axis=0)
+    y = batch["rewards"] + GAMMA * (1 - batch["terminals"]) * next_q
+    q = hn.critics(state["critic"], obs, act)
+    expected = np.sum(np.mean((q - y) ** 2, axis=1))
+    assert metrics["critic_loss"] == pytest.approx(expected, rel=1e-5, abs=1e-5)
+    assert metrics["q_mean"] == pytest.approx(q.mean(), rel=1e-5, abs=1e-5)
+
+
+def test_actor_loss_is_eq3_with_lambda_normalized_by_mean_abs_q(case):
+    _, state, batch, _, new_state, metrics = case
+    obs, act = hn.norm_obs(batch["observations"]), hn.unit_actions(batch["actions"])
+    pi = hn.deterministic_actor(state["actor"], obs)
+    # the actor step follows the critic step: it sees the updated critic, Q_1 only
+    q1 = hn.critics(new_state["critic"], obs, pi)[0]
+    lmbda = 2.5 / np.mean(np.abs(q1))
+    bc = np.mean((pi - act) ** 2)
+    assert metrics["bc_mse"] == pytest.approx(bc, rel=1e-5, abs=1e-5)
+    assert metrics["actor_loss"] == pytest.approx(-lmbda * q1.mean() + bc, rel=1e-5, abs=1e-5)
+    # the Q term and the BC term both matter here (a wrong sign or scale would show)
+    assert abs(lmbda * q1.mean()) > 0.1 and bc > 0.1
+
+
+def test_actor_and_targets_update_every_policy_freq_steps(case):
+    algo, state, batch, key, new_state, _ = case
+    tau = algo.config.tau
+    for name in ("actor_target", "critic_target"):
+        online = new_state[name.removesuffix("_target")]
+        expected = jax.tree_util.tree_map(
+            lambda t, o: tau * np.asarray(o) + (1 - tau) * np.asarray(t), state[name], online
+        )
+        hn.assert_trees_close(new_state[name], expected)
+    # step 1 (policy_freq = 2): no actor step, no target update, the actor loss is NaN
+    later, metrics = algo.update(new_state, batch, key)
+    assert np.isnan(float(metrics["actor_loss"]))
+    for name in ("actor", "actor_target", "critic_target"):
+        hn.assert_trees_close(later[name], new_state[name], rtol=0, atol=0)
