@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,12 @@ def _corruption_benchmark():
     return module
 
 
+def is_run(run_dir: Path) -> bool:
+    from policyfit.training.rundir import RunDir
+
+    return RunDir(run_dir).config_path.is_file()
+
+
 def weights_of(run_dir: Path, data_path: Path) -> dict[str, Any] | None:
     """The trial's AWR weights on its own training data, split by the corruption mask."""
     import jax
@@ -49,12 +54,13 @@ def weights_of(run_dir: Path, data_path: Path) -> dict[str, Any] | None:
     from policyfit.algos.registry import get_algorithm
     from policyfit.nn.normalization import normalize_observations, to_unit_actions
     from policyfit.training.checkpoint import list_checkpoints, restore_checkpoint
+    from policyfit.training.rundir import RunDir
     from policyfit.training.trainer import resolve_config
 
     checkpoints = list_checkpoints(run_dir)
     if not checkpoints or not data_path.exists():
         return None
-    run = json.loads((run_dir / "config.json").read_text())
+    run = RunDir(run_dir).read_config()
     cls = get_algorithm(run["algorithm"])
     algo = cls(resolve_config(cls, run["config"], run["steps"], cls.name))
     state, _ = restore_checkpoint(
@@ -103,7 +109,7 @@ def main() -> None:
                 for seed in args.seeds:
                     run_dir = bench.trial_dir(args.workdir, dataset, cond, algo, seed)
                     data = bench.corrupted_path(args.workdir, dataset, "random", target, args, seed)
-                    if not (run_dir / "config.json").is_file():
+                    if not is_run(run_dir):
                         continue
                     found = weights_of(run_dir, data)
                     if found is None:

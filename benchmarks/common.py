@@ -130,11 +130,13 @@ def train_or_resume(
     ``dataset`` may be a callable returning the dataset, so finished runs never load their data.
     """
     import policyfit
+    from policyfit.training.rundir import RunDir
 
-    summary = Path(run_dir) / "summary.json"
-    if summary.is_file() and json.loads(summary.read_text())["steps"] >= steps:
-        return json.loads(summary.read_text())
-    resume = run_dir if (Path(run_dir) / "config.json").is_file() else None
+    run = RunDir(run_dir)
+    summary = run.read_summary()
+    if summary is not None and summary["steps"] >= steps:
+        return summary
+    resume = run_dir if run.config_path.is_file() else None
     return policyfit.train(
         None if resume else algo,
         dataset() if callable(dataset) else dataset,

@@ -17,7 +17,6 @@ suite rebuilds D4RL-style datasets locally; see ``policyfit data list``).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -41,10 +40,10 @@ def run_dir_of(algo: str, dataset: str, seed: int, name: str) -> Path:
 
 
 def finished(algo: str, dataset: str, seed: int, steps: int, name: str = "scores") -> dict | None:
-    summary = run_dir_of(algo, dataset, seed, name) / "summary.json"
-    if summary.is_file() and json.loads(summary.read_text())["steps"] >= steps:
-        return json.loads(summary.read_text())
-    return None
+    from policyfit.training.rundir import RunDir
+
+    summary = RunDir(run_dir_of(algo, dataset, seed, name)).read_summary()
+    return summary if summary is not None and summary["steps"] >= steps else None
 
 
 def run_one(

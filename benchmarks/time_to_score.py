@@ -108,11 +108,9 @@ def policyfit_run(ds, target: float, max_steps: int, eval_every: int, work: Path
         eval_episodes=10,
         progress=False,
     )
-    rows = [
-        json.loads(line)
-        for line in (Path(result.run_dir) / "metrics.jsonl").read_text().splitlines()
-        if line.strip()
-    ]
+    from policyfit.training.rundir import RunDir
+
+    rows, _ = RunDir(result.run_dir).read_metrics()
     history = [
         {"step": r["step"], "seconds": r["wall_seconds"], "score": r["eval/normalized_score"]}
         for r in rows

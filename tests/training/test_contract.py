@@ -308,3 +308,54 @@ def test_register_rejects_a_taken_name_and_non_algorithms():
         register("TD3+BC")(type("Other", (Algorithm,), {}))
     with pytest.raises(TypeError, match="Algorithm subclass"):
         register("nothing")(object)
+
+
+def test_rvs_r_follows_the_return_it_is_asked_for(tmp_path):
+    """Return conditioning works: asking for the data's worst return gives a far worse policy
+    than asking for its best (the data mixes random and swing-up episodes)."""
+    ds = pendulum_dataset(episodes=20)
+    returns = ds.episode_returns()
+    run = policyfit.train(
+        "rvs_r",
+        ds,
+        steps=1500,
+        seed=0,
+        out=tmp_path / "rvs",
+        config={"hidden_dims": (128, 128)},
+        eval_every=0,
+        eval_episodes=1,
+        **FAST,
+    )
+    worst = policyfit.evaluate(run.run_dir, episodes=6, target_return=float(returns.min()))
+    best = policyfit.evaluate(run.run_dir, episodes=6, target_return=float(returns.max()))
+    assert best["return_mean"] > worst["return_mean"] + 300, (worst, best)
+
+
+def test_rvs_r_through_the_cli_with_a_target(pendulum, tmp_path):
+    data = save_dataset(pendulum, tmp_path / "pendulum.npz")
+    runner = CliRunner(env={"POLICYFIT_FAST_COMPILE": "1"})
+    out = tmp_path / "run"
+    args = [
+        "train",
+        "rvs_r",
+        "--dataset",
+        str(data),
+        "--steps",
+        "50",
+        "--out",
+        str(out),
+        "--eval-every",
+        "0",
+        "--eval-episodes",
+        "1",
+        "--set",
+        "hidden_dims=16,16",
+    ]
+    assert runner.invoke(cli, args).exit_code == 0
+    result = runner.invoke(
+        cli, ["eval", str(out), "--episodes", "1", "--set", "target_return=-100", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["env_id"] == "Pendulum-v1"
+    bad = runner.invoke(cli, ["eval", str(out), "--set", "target_retrn=1"])
+    assert bad.exit_code == 2 and "unknown config key 'target_retrn'" in bad.output

@@ -20,15 +20,14 @@ from typing import Any
 import numpy as np
 
 from policyfit.errors import PolicyfitError
+from policyfit.training.rundir import METRICS_FILE, RunDir
 
-RUN_FILES = ("config.json", "metrics.jsonl", "summary.json")
 SCORE_KEYS = ("eval/normalized_score", "eval/return_mean")
 
 
 def is_run_dir(path: str | Path) -> bool:
     """A directory holding any of ``config.json`` / ``metrics.jsonl`` / ``summary.json``."""
-    p = Path(path)
-    return p.is_dir() and any((p / f).is_file() for f in RUN_FILES)
+    return RunDir(path).exists()
 
 
 @dataclass
@@ -120,34 +119,19 @@ def _read_json(path: Path, notes: list[str]) -> dict[str, Any]:
 
 def load_run(path: str | Path) -> Run:
     """Read a run directory; raises only when it is not a run directory at all."""
-    p = Path(path)
-    if not is_run_dir(p):
+    run = RunDir(path)
+    if not run.exists():
         raise PolicyfitError(
             "not a run directory (no config.json, metrics.jsonl or summary.json)",
-            path=str(p),
+            path=str(run.path),
             field="run",
         )
     notes: list[str] = []
-    config = _read_json(p / "config.json", notes)
-    summary = _read_json(p / "summary.json", notes)
-    metrics: list[dict[str, Any]] = []
-    bad = 0
-    metrics_file = p / "metrics.jsonl"
-    if metrics_file.is_file():
-        for line in metrics_file.read_text(errors="replace").splitlines():
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError:
-                bad += 1
-                continue
-            if isinstance(row, dict) and isinstance(row.get("step"), int | float):
-                metrics.append(row)
-            else:
-                bad += 1
-    else:
-        notes.append("metrics.jsonl missing")
+    config = _read_json(run.config_path, notes)
+    summary = _read_json(run.summary_path, notes)
+    metrics, bad = run.read_metrics()
+    if not run.metrics_path.is_file():
+        notes.append(f"{METRICS_FILE} missing")
     if bad:
-        notes.append(f"{bad} unreadable line(s) in metrics.jsonl skipped")
-    return Run(p, config, metrics, summary, notes)
+        notes.append(f"{bad} unreadable line(s) in {METRICS_FILE} skipped")
+    return Run(run.path, config, metrics, summary, notes)
