@@ -66,6 +66,16 @@ def machine() -> dict[str, Any]:
     }
 
 
+def cpu_kind() -> str:
+    """A short, file-name-safe CPU family for per-machine results: ``amd-epyc``, ``intel-xeon``..."""
+    cpu = machine()["cpu"].lower()
+    for vendor, family in (("amd", "epyc"), ("amd", "ryzen"), ("intel", "xeon"), ("intel", "core")):
+        if vendor in cpu and family in cpu:
+            return f"{vendor}-{family}"
+    words = [w for w in "".join(c if c.isalnum() else " " for c in cpu).split() if w]
+    return "-".join(words[:2]) or "unknown-cpu"
+
+
 def versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
     out = {}
     for name in PACKAGES + extra:

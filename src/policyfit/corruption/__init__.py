@@ -1,4 +1,4 @@
-"""Layer 1: corrupt a dataset the way Yang et al. (ICLR 2024) do — random or adversarial.
+"""Corrupt a dataset the way Yang et al. (ICLR 2024) do — random or adversarial.
 
 One entry point, :func:`corrupt_dataset`; random corruption (and adversarial rewards) is numpy-only
 and lives in :mod:`policyfit.data.corrupt`, the gradient attacks and their critic live here.

@@ -1,4 +1,4 @@
-"""Layer 0: the :class:`Dataset`, its readers and writers, validation and samplers."""
+"""The :class:`Dataset`, its readers and writers, validation and samplers."""
 
 from policyfit.data.dataset import ARRAY_FIELDS, Dataset, Episode
 from policyfit.data.validate import TruncatedEpisodeWarning

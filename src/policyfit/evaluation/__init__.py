@@ -1,4 +1,4 @@
-"""Layer 2: rollouts, normalized scores, OPE, aggregate statistics, certificates.
+"""Evaluating learned policies: `evaluate` (rollouts of a run), OPE, aggregate statistics, certificates.
 
 The public entry point is :func:`policyfit.evaluate` (defined in :mod:`policyfit.evaluation.rollout`).
 """
