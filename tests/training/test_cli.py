@@ -93,3 +93,5 @@ def test_algos_lists_configs():
     assert listing["riql"]["help"]["n_critics"] == help_["n_critics"]
     table = CliRunner().invoke(cli, ["algos"], env={"COLUMNS": "200"})
     assert "inverse temperature of AWR extraction" in table.output
+    assert "rvs_r (continuous actions; acts with a carry):" in table.output
+    assert "discrete_bc (discrete actions):" in table.output

@@ -196,7 +196,7 @@ def algos(as_json: bool) -> None:
     console = Console()
     for name, info in listing.items():
         memory = "; acts with a carry" if info["stateful_policy"] else ""
-        title = f"{name} [{info['action_spaces']} actions{memory}]: {info['doc']}"
+        title = f"{name} ({info['action_spaces']} actions{memory}): {info['doc']}"
         table = Table(title=title, title_justify="left", show_header=False)
         table.add_column("field", style="bold cyan", no_wrap=True)
         table.add_column("default")
