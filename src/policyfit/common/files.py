@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable
@@ -79,6 +80,27 @@ def json_default(obj: Any) -> Any:
     if hasattr(obj, "__fspath__"):
         return os.fspath(obj)
     return str(obj)
+
+
+def to_jsonable(obj: Any) -> Any:
+    """``obj`` as plain JSON data (dicts with str keys, lists, str, int, float, bool, None).
+
+    Containers are converted recursively, everything else as by :func:`json_default`; NaN and
+    infinite floats become None, so the result is strict JSON.
+    """
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if obj is None or isinstance(obj, str | int | bool):
+        return obj
+    return json_default(obj)
 
 
 def dumps(data: Any, indent: int | None = 2) -> str:
