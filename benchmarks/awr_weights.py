@@ -28,7 +28,9 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from common import RESULTS_DIR, write_result, write_text  # noqa: E402
+from common import RESULTS_DIR, write_result  # noqa: E402
+
+from policyfit.common.files import atomic_write_text  # noqa: E402
 
 
 def _corruption_benchmark():
@@ -145,7 +147,7 @@ def main() -> None:
             for a in args.algos
         ]
         lines.append(f"| {key} | " + " | ".join(vals) + " |")
-    write_text(RESULTS_DIR / f"{args.name}.md", "\n".join(lines) + "\n")
+    atomic_write_text(RESULTS_DIR / f"{args.name}.md", "\n".join(lines) + "\n")
     print(f"{len(rows)} trials -> {out}")
 
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -37,13 +36,14 @@ from typing import Any
 
 import numpy as np
 
+from policyfit.common.files import atomic_write, atomic_write_text
 from policyfit.errors import PolicyfitError
 from policyfit.sweep.executor import error_line as one_line
 from policyfit.sweep.runner import run_state
 from policyfit.training.rundir import RunDir
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS_DIR, parse_overrides, write_result, write_text  # noqa: E402
+from common import RESULTS_DIR, parse_overrides, write_result  # noqa: E402
 
 DATASETS = ("halfcheetah-medium-replay", "walker2d-medium-replay", "hopper-medium-replay")
 ALGOS = ("bc", "td3bc", "cql", "iql", "riql")
@@ -679,10 +679,7 @@ def plot(payload: dict[str, Any], path: Path) -> Path:
         f"ε = {payload['budget']['scale']:g}; bars: mean over seeds, whiskers: min..max",
         fontsize=9,
     )
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp)
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
 
 
 # ----------------------------------------------------------------------------- main
@@ -832,7 +829,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     payload = json.loads(out.read_text())
     if payload["table"]:
         plot(payload, out.with_suffix(".png"))
-    md = write_text(out.with_suffix(".md"), markdown(payload))
+    md = atomic_write_text(out.with_suffix(".md"), markdown(payload))
     print(f"{payload['trials_finished']}/{payload['trials_total']} trials finished -> {out}, {md}")
     return payload
 

@@ -195,7 +195,9 @@ def policyfit_throughput(ds, algo: str, updates: int, fuse: int) -> dict:
 
 def write_all(args: argparse.Namespace, peak: float, results: dict) -> Path:
     """Write results JSON and markdown (after every algorithm, so a cut run keeps its part)."""
-    from common import write_result, write_text
+    from common import write_result
+
+    from policyfit.common.files import atomic_write_text
 
     path = write_result(
         args.out,
@@ -234,7 +236,7 @@ def write_all(args: argparse.Namespace, peak: float, results: dict) -> Path:
             f"{r['policyfit']['gflops_per_second'] or 0:.1f} | "
             f"{100 * r['fraction_of_matmul_peak']:.0f}% |"
         )
-    write_text(HERE / "results" / f"{args.out}.md", "\n".join(lines) + "\n")
+    atomic_write_text(HERE / "results" / f"{args.out}.md", "\n".join(lines) + "\n")
     return path
 
 

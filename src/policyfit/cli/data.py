@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
+
+from policyfit.common.files import dumps
 
 DATASET_HELP = (
     "Path (Minari folder, HDF5, .npz), local Minari id, or built-in name such as hopper-medium."
@@ -55,9 +56,7 @@ def render_summary(summary: dict[str, Any], card: dict[str, Any] | None = None) 
         card_table.add_column("field", style="bold magenta")
         card_table.add_column("value", overflow="fold")
         for key, value in card.items():
-            card_table.add_row(
-                key, value if isinstance(value, str) else json.dumps(value, default=str)
-            )
+            card_table.add_row(key, value if isinstance(value, str) else dumps(value, indent=None))
         console.print(card_table)
 
 
@@ -112,7 +111,7 @@ def inspect(
             out["card"] = card
         if diagnosis is not None:
             out["diagnostics"] = diagnosis.to_dict()
-        click.echo(json.dumps(out, default=str))
+        click.echo(dumps(out, indent=None))
         return
     render_summary(summary, card)
     if diagnosis is not None:
@@ -199,7 +198,7 @@ def list_(as_json: bool, paths: bool) -> None:
 
     rows = datasets.list_datasets()
     if as_json:
-        click.echo(json.dumps(rows, default=str))
+        click.echo(dumps(rows, indent=None))
         return
     table = Table(title="built-in datasets (policyfit data make NAME builds one)")
     for col, justify in (
