@@ -6,8 +6,6 @@ from typing import Any
 
 import click
 
-from policyfit.common.files import dumps
-
 DATASET_HELP = (
     "Path (Minari folder, HDF5, .npz), local Minari id, or built-in name such as hopper-medium."
 )
@@ -39,6 +37,8 @@ def _behavior_score(score: Any) -> str:
 def render_summary(summary: dict[str, Any], card: dict[str, Any] | None = None) -> None:
     """Print a dataset summary (and its card, when it has one) as rich tables."""
     from rich.table import Table
+
+    from policyfit.common.files import dumps
 
     console = _console()
     table = Table(
@@ -94,6 +94,7 @@ def inspect(
       policyfit data inspect hopper-medium
       policyfit data inspect logs.hdf5 --json
     """
+    from policyfit.common.files import dumps
     from policyfit.envs.datasets import load_dataset
 
     ds = load_dataset(dataset, size=size, seed=seed, clip_actions=clip_actions)
@@ -194,6 +195,7 @@ def list_(as_json: bool, paths: bool) -> None:
     """
     from rich.table import Table
 
+    from policyfit.common.files import dumps
     from policyfit.envs import datasets
 
     rows = datasets.list_datasets()
