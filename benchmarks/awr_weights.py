@@ -28,9 +28,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from common import RESULTS_DIR, write_result  # noqa: E402
-
-from policyfit.common.files import atomic_write_text  # noqa: E402
+from common import RESULTS_DIR, write_result, write_text  # noqa: E402
 
 
 def _corruption_benchmark():
@@ -147,7 +145,7 @@ def main() -> None:
             for a in args.algos
         ]
         lines.append(f"| {key} | " + " | ".join(vals) + " |")
-    atomic_write_text(RESULTS_DIR / f"{args.name}.md", "\n".join(lines) + "\n")
+    write_text(RESULTS_DIR / f"{args.name}.md", "\n".join(lines) + "\n")
     print(f"{len(rows)} trials -> {out}")
 
 

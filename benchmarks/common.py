@@ -38,6 +38,16 @@ def git_commit() -> str:
         return "unknown"
 
 
+def machine() -> dict[str, Any]:
+    """The machine a result was measured on: :func:`policyfit.common.versions.machine_info`."""
+    return machine_info()
+
+
+def write_text(path: Path, text: str) -> Path:
+    """Write ``path`` atomically: :func:`policyfit.common.files.atomic_write_text`."""
+    return atomic_write_text(path, text)
+
+
 def write_result(name: str, payload: dict[str, Any], directory: Path | None = None) -> Path:
     """Write ``benchmarks/results/<name>.json`` (or ``directory/<name>.json``) atomically with
     machine, versions and commit (:mod:`policyfit.common.versions`)."""
@@ -46,7 +56,7 @@ def write_result(name: str, payload: dict[str, Any], directory: Path | None = No
         "benchmark": name,
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "commit": git_commit(),
-        "machine": machine_info(),
+        "machine": machine(),
         "versions": library_versions(),
         **payload,
     }

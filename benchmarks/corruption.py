@@ -36,14 +36,14 @@ from typing import Any
 
 import numpy as np
 
-from policyfit.common.files import atomic_write, atomic_write_text
+from policyfit.common.files import atomic_write
 from policyfit.errors import PolicyfitError
 from policyfit.sweep.executor import error_line as one_line
 from policyfit.sweep.runner import run_state
 from policyfit.training.rundir import RunDir
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS_DIR, parse_overrides, write_result  # noqa: E402
+from common import RESULTS_DIR, parse_overrides, write_result, write_text  # noqa: E402
 
 DATASETS = ("halfcheetah-medium-replay", "walker2d-medium-replay", "hopper-medium-replay")
 ALGOS = ("bc", "td3bc", "cql", "iql", "riql")
@@ -829,7 +829,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     payload = json.loads(out.read_text())
     if payload["table"]:
         plot(payload, out.with_suffix(".png"))
-    md = atomic_write_text(out.with_suffix(".md"), markdown(payload))
+    md = write_text(out.with_suffix(".md"), markdown(payload))
     print(f"{payload['trials_finished']}/{payload['trials_total']} trials finished -> {out}, {md}")
     return payload
 

@@ -35,9 +35,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS_DIR, train_or_resume, write_result  # noqa: E402
-
-from policyfit.common.files import atomic_write_text  # noqa: E402
+from common import RESULTS_DIR, train_or_resume, write_result, write_text  # noqa: E402
 
 OFFLINE_RL = ("iql", "td3bc")
 WORK = Path(__file__).resolve().parent / "work" / "dataset_quality"
@@ -354,7 +352,7 @@ def main() -> None:
             "train_seeds": [0] if args.train_steps else None,
         },
     )
-    md = atomic_write_text(RESULTS_DIR / f"{args.name}.md", markdown(rows, findings, skipped))
+    md = write_text(RESULTS_DIR / f"{args.name}.md", markdown(rows, findings, skipped))
     print(f"wrote {path} and {md}")
     print(json.dumps(findings, indent=1))
 

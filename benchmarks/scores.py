@@ -95,9 +95,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     sys.path.insert(0, str(HERE))
-    from common import parse_overrides, write_result
-
-    from policyfit.common.files import atomic_write_text
+    from common import parse_overrides, write_result, write_text
 
     overrides = parse_overrides(args.overrides)
     algo_steps = {
@@ -191,7 +189,7 @@ def main() -> None:
                 f"(CORL {v['corl']}; n={v['seeds']}{budget})"
             )
         lines.append(f"| {algo} | " + " | ".join(cells) + " |")
-    atomic_write_text(HERE / "results" / f"{args.name}.md", "\n".join(lines) + "\n")
+    write_text(HERE / "results" / f"{args.name}.md", "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

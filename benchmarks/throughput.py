@@ -195,9 +195,7 @@ def policyfit_throughput(ds, algo: str, updates: int, fuse: int) -> dict:
 
 def write_all(args: argparse.Namespace, peak: float, results: dict) -> Path:
     """Write results JSON and markdown (after every algorithm, so a cut run keeps its part)."""
-    from common import write_result
-
-    from policyfit.common.files import atomic_write_text
+    from common import write_result, write_text
 
     path = write_result(
         args.out,
@@ -236,7 +234,7 @@ def write_all(args: argparse.Namespace, peak: float, results: dict) -> Path:
             f"{r['policyfit']['gflops_per_second'] or 0:.1f} | "
             f"{100 * r['fraction_of_matmul_peak']:.0f}% |"
         )
-    atomic_write_text(HERE / "results" / f"{args.out}.md", "\n".join(lines) + "\n")
+    write_text(HERE / "results" / f"{args.out}.md", "\n".join(lines) + "\n")
     return path
 
 
