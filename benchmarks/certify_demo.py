@@ -20,6 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import RESULTS_DIR, write_result  # noqa: E402
+from policyfit.common.files import atomic_write_bytes  # noqa: E402
 
 
 def main() -> None:
@@ -56,7 +57,7 @@ def main() -> None:
     table = format_certificate_table(report)
     print(table)
     png = RESULTS_DIR / "certify_demo.png"
-    png.write_bytes(figure_png_bytes(plot_certificate(report)))
+    atomic_write_bytes(png, figure_png_bytes(plot_certificate(report)))
     path = write_result(
         "certify_demo",
         {

@@ -1,30 +1,20 @@
-"""Shared by every benchmark: where results go and what each result records about the run."""
+"""Shared by every benchmark: where results go and what each result records about the run.
+
+Files are written with :func:`policyfit.common.files.atomic_write_text` (and the other
+``atomic_write*``), the one atomic writer; provenance comes from :mod:`policyfit.common.versions`.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import platform
 import subprocess
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from policyfit.common.files import atomic_write_text, dumps
+from policyfit.common.versions import library_versions, machine_info
+
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-PACKAGES = (
-    "policyfit",
-    "numpy",
-    "jax",
-    "jaxlib",
-    "flax",
-    "optax",
-    "h5py",
-    "minari",
-    "gymnasium",
-    "mujoco",
-)
 
 
 def git_commit() -> str:
@@ -48,22 +38,8 @@ def git_commit() -> str:
 
 
 def machine() -> dict[str, Any]:
-    cpu = platform.processor() or ""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return {
-        "hostname": platform.node(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-    }
+    """The machine a result was measured on: :func:`policyfit.common.versions.machine_info`."""
+    return machine_info()
 
 
 def cpu_kind() -> str:
@@ -76,37 +52,24 @@ def cpu_kind() -> str:
     return "-".join(words[:2]) or "unknown-cpu"
 
 
-def versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
-    out = {}
-    for name in PACKAGES + extra:
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            out[name] = metadata.version(name)
-    return out
+def write_text(path: Path, text: str) -> Path:
+    """Write ``path`` atomically: :func:`policyfit.common.files.atomic_write_text`."""
+    return atomic_write_text(path, text)
 
 
 def write_result(name: str, payload: dict[str, Any], directory: Path | None = None) -> Path:
     """Write ``benchmarks/results/<name>.json`` (or ``directory/<name>.json``) atomically with
-    machine, versions and commit."""
+    machine, versions and commit (:mod:`policyfit.common.versions`)."""
     directory = RESULTS_DIR if directory is None else Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     record = {
         "benchmark": name,
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "commit": git_commit(),
         "machine": machine(),
-        "versions": versions(),
+        "versions": library_versions(),
         **payload,
     }
-    return write_text(directory / f"{name}.json", json.dumps(record, indent=2, default=str) + "\n")
-
-
-def write_text(path: Path, text: str) -> Path:
-    """Write ``path`` through a temporary file and a rename: a crash never leaves half a file."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(directory / f"{name}.json", dumps(record, indent=2) + "\n")
 
 
 def parse_overrides(items: list[str]) -> dict[str, dict[str, str]]:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -37,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from policyfit.common.files import atomic_write
 from policyfit.errors import PolicyfitError
 from policyfit.sweep.executor import error_line as one_line
 from policyfit.sweep.runner import run_state
@@ -679,10 +679,7 @@ def plot(payload: dict[str, Any], path: Path) -> Path:
         f"ε = {payload['budget']['scale']:g}; bars: mean over seeds, whiskers: min..max",
         fontsize=9,
     )
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp)
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
 
 
 # ----------------------------------------------------------------------------- main

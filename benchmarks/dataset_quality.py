@@ -91,10 +91,7 @@ def measure(
             row["action_consistency"] = card.action_consistency.get("consistency")
             row["flagged_fraction"] = card.anomalies["fraction"]
         else:
-            md = ds.metadata
-            row["tq"] = trajectory_quality(
-                ds.episode_returns(), md["ref_min_score"], md["ref_max_score"]
-            )
+            row["tq"] = trajectory_quality(ds.episode_returns(), *ds.reference_scores())
             if ref is not None:
                 cov = state_action_coverage(
                     ds.observations, ds.actions, ref.observations, ref.actions

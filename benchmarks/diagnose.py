@@ -25,7 +25,7 @@ import scipy
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import write_result  # noqa: E402
-
+from policyfit.common.files import atomic_write_npz
 from policyfit.data import Dataset
 from policyfit.diagnostics.card import diagnose
 from policyfit.paths import home
@@ -70,10 +70,8 @@ def rollout_dataset(env_id: str, transitions: int, seed: int = 0) -> Dataset:
                 obs, _ = env.reset()
                 amp, noise = rng.uniform(0.2, 1.0), rng.uniform(0.05, 0.8)
                 phase, t_ep = rng.uniform(0, 2 * np.pi, act_dim), 0
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp.npz")
-        np.savez(tmp, **arrays)
-        os.replace(tmp, cache)
+
+        atomic_write_npz(cache, arrays)
     with np.load(cache) as f:
         arrays = {k: f[k] for k in f.files}
     metadata = {

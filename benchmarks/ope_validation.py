@@ -28,6 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import RESULTS_DIR, write_result  # noqa: E402
+from policyfit.common.files import atomic_write  # noqa: E402
 
 
 def true_returns(policy, env_id: str, episodes: int, gamma: float, seed: int) -> dict[str, float]:
@@ -230,7 +231,7 @@ def _plot(rows, correlations, env_id: str, path: Path) -> None:
     ax.set_title(f"FQE on {env_id}: Spearman ρ = {rho:.2f}", fontsize=10)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
 
 
 if __name__ == "__main__":

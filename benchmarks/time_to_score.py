@@ -59,7 +59,7 @@ def d3rlpy_worker(data_path: str, target: float, max_steps: int, eval_every: int
         reward_scaler=d3rlpy.preprocessing.MultiplyRewardScaler(scale),
     ).create(device="cpu:0")
     env = gym.make("Hopper-v5")
-    lo, hi = -20.272305, 3234.3
+    lo, hi = (float(x) for x in data["reference_scores"])  # policyfit.common.scores, via main()
     history = []
     t0 = time.perf_counter()
     steps = 0
@@ -144,9 +144,8 @@ def main() -> None:
         )
         return
     sys.path.insert(0, str(HERE))
-    from common import write_result
-
     import policyfit
+    from common import write_result
 
     ds = policyfit.load_dataset(args.dataset)
     if args.target is None:
@@ -159,6 +158,7 @@ def main() -> None:
             k: getattr(ds, k)
             for k in ("observations", "actions", "rewards", "terminals", "timeouts")
         },
+        reference_scores=np.array(ds.reference_scores(), dtype=np.float64),
     )
     ours = policyfit_run(ds, args.target, args.max_steps, args.eval_every, work)
     print("policyfit", ours, flush=True)

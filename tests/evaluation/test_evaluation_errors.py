@@ -82,7 +82,11 @@ def test_fqe_config_errors(changes, message):
             {"ref_scores": (3.0, 3.0)},
             "ref_scores: the random and expert returns must be finite and differ, got (3, 3)",
         ),
-        ({"ref_scores": 3.0}, "ref_scores: must be (random_return, expert_return), got 3.0"),
+        (
+            {"ref_scores": 3.0},
+            "ref_scores: must be (random_return, expert_return) or a dict with ref_min_score and "
+            "ref_max_score, got 3.0",
+        ),
         ({"config": {"iterations": 10}}, "config: must be an FQEConfig, not dict"),
     ],
 )

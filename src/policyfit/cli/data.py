@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
@@ -39,6 +38,8 @@ def render_summary(summary: dict[str, Any], card: dict[str, Any] | None = None) 
     """Print a dataset summary (and its card, when it has one) as rich tables."""
     from rich.table import Table
 
+    from policyfit.common.files import dumps
+
     console = _console()
     table = Table(
         title=f"dataset: {summary.get('source')}", show_header=False, title_justify="left"
@@ -55,9 +56,7 @@ def render_summary(summary: dict[str, Any], card: dict[str, Any] | None = None) 
         card_table.add_column("field", style="bold magenta")
         card_table.add_column("value", overflow="fold")
         for key, value in card.items():
-            card_table.add_row(
-                key, value if isinstance(value, str) else json.dumps(value, default=str)
-            )
+            card_table.add_row(key, value if isinstance(value, str) else dumps(value, indent=None))
         console.print(card_table)
 
 
@@ -95,6 +94,7 @@ def inspect(
       policyfit data inspect hopper-medium
       policyfit data inspect logs.hdf5 --json
     """
+    from policyfit.common.files import dumps
     from policyfit.envs.datasets import load_dataset
 
     ds = load_dataset(dataset, size=size, seed=seed, clip_actions=clip_actions)
@@ -112,7 +112,7 @@ def inspect(
             out["card"] = card
         if diagnosis is not None:
             out["diagnostics"] = diagnosis.to_dict()
-        click.echo(json.dumps(out, default=str))
+        click.echo(dumps(out, indent=None))
         return
     render_summary(summary, card)
     if diagnosis is not None:
@@ -195,11 +195,12 @@ def list_(as_json: bool, paths: bool) -> None:
     """
     from rich.table import Table
 
+    from policyfit.common.files import dumps
     from policyfit.envs import datasets
 
     rows = datasets.list_datasets()
     if as_json:
-        click.echo(json.dumps(rows, default=str))
+        click.echo(dumps(rows, indent=None))
         return
     table = Table(title="built-in datasets (policyfit data make NAME builds one)")
     for col, justify in (

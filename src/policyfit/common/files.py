@@ -9,7 +9,7 @@ not the ``0o600`` of :func:`tempfile.mkstemp`, so a colleague can read what you 
 Example:
     >>> import tempfile, pathlib
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "out.json"
-    >>> write_json(path, {"x": 1})
+    >>> _ = write_json(path, {"x": 1})
     >>> path.read_text()
     '{\\n  "x": 1\\n}'
 """
@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable
@@ -70,25 +71,64 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def atomic_write_npz(path: str | Path, arrays: dict[str, Any]) -> Path:
+    """Write ``arrays`` as an uncompressed ``.npz`` to ``path`` atomically (no ``.npz`` is added
+    to the name, unlike ``np.savez`` given a path)."""
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    return atomic_write(path, write)
+
+
 def json_default(obj: Any) -> Any:
-    """``json.dumps(default=...)`` for what policyfit stores: numpy scalars/arrays, paths, the rest as str."""
+    """``json.dumps(default=...)`` for what policyfit stores: numpy scalars/arrays, sets (as lists),
+    paths; anything else as its ``str``."""
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, np.ndarray):
         return obj.tolist()
+    if isinstance(obj, set | frozenset):
+        return list(obj)
     if hasattr(obj, "__fspath__"):
         return os.fspath(obj)
     return str(obj)
 
 
-def dumps(data: Any, indent: int | None = 2) -> str:
-    """JSON text with :func:`json_default`."""
-    return json.dumps(data, indent=indent, default=json_default)
+def to_jsonable(obj: Any) -> Any:
+    """``obj`` as plain JSON data (dicts with str keys, lists, str, int, float, bool, None).
+
+    Containers are converted recursively, everything else as by :func:`json_default`; NaN and
+    infinite floats become None, so the result is strict JSON.
+    """
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple | set | frozenset):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if obj is None or isinstance(obj, str | int | bool):
+        return obj
+    return json_default(obj)
 
 
-def write_json(path: str | Path, data: Any, indent: int | None = 2) -> Path:
+def dumps(data: Any, indent: int | None = 2, sort_keys: bool = False) -> str:
+    """JSON text with :func:`json_default` (``indent=None``: one line, as in ``.jsonl`` files)."""
+    return json.dumps(data, indent=indent, default=json_default, sort_keys=sort_keys)
+
+
+def write_json(
+    path: str | Path, data: Any, indent: int | None = 2, sort_keys: bool = False
+) -> Path:
     """Write ``data`` as JSON to ``path`` atomically."""
-    return atomic_write_text(path, dumps(data, indent=indent))
+    return atomic_write_text(path, dumps(data, indent=indent, sort_keys=sort_keys))
 
 
 def read_json(path: str | Path) -> Any:

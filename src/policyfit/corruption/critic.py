@@ -44,7 +44,7 @@ import optax
 from flax import serialization
 
 from policyfit.common.checks import check_float, check_int
-from policyfit.common.files import atomic_write_bytes
+from policyfit.common.files import atomic_write_bytes, dumps
 from policyfit.data.corrupt import action_bounds
 from policyfit.data.dataset import Dataset
 from policyfit.errors import ConfigError, PolicyfitError
@@ -97,7 +97,7 @@ class CriticConfig:
         return out
 
     def cache_key(self) -> str:
-        text = json.dumps({"format": CACHE_FORMAT, **self.to_dict()}, sort_keys=True)
+        text = dumps({"format": CACHE_FORMAT, **self.to_dict()}, indent=None, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -350,9 +350,9 @@ def save_critic(critic: CleanCritic, path: str | os.PathLike) -> Path:
     """Write the critic as msgpack (arrays and JSON text only; atomic rename)."""
     payload = {
         "format": CACHE_FORMAT,
-        "config": json.dumps(critic.config.to_dict(), sort_keys=True),
+        "config": dumps(critic.config.to_dict(), indent=None, sort_keys=True),
         "fingerprint": critic.fingerprint,
-        "metrics": json.dumps(critic.metrics),
+        "metrics": dumps(critic.metrics, indent=None),
         "critic_params": critic.critic_params,
         "policy_params": critic.policy_params,
         "obs_stats": critic.obs_stats,
@@ -373,7 +373,7 @@ def load_critic(
         state = serialization.msgpack_restore(p.read_bytes())
         if state.get("format") != CACHE_FORMAT or state.get("fingerprint") != fingerprint:
             return None
-        if json.loads(state["config"]) != json.loads(json.dumps(config.to_dict(), sort_keys=True)):
+        if json.loads(state["config"]) != json.loads(dumps(config.to_dict(), indent=None)):
             return None
         return CleanCritic(
             config=config,

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from policyfit.common.scores import normalized_score, reference_scores
 from policyfit.data.validate import validate_arrays
 from policyfit.errors import DatasetError
 
@@ -201,34 +202,18 @@ class Dataset:
         return rtg
 
     def reference_scores(self) -> tuple[float, float] | None:
-        """``(ref_min_score, ref_max_score)`` of the metadata (random and expert returns).
+        """``(random, expert)`` returns for normalized scores (:mod:`policyfit.common.scores`).
 
-        None when either is missing; a :class:`DatasetError` when they are not two finite,
-        different numbers.
+        D4RL's reference returns when :attr:`env_id` is a registered environment, else the
+        metadata's ``ref_min_score``/``ref_max_score``, else None; a :class:`DatasetError` when
+        the metadata's are not two finite, different numbers.
         """
-        lo, hi = self.metadata.get("ref_min_score"), self.metadata.get("ref_max_score")
-        if lo is None or hi is None:
-            return None
-        try:
-            pair = float(lo), float(hi)
-        except (TypeError, ValueError):
-            pair = (float("nan"), float("nan"))
-        if not np.all(np.isfinite(pair)) or pair[0] == pair[1]:
-            raise DatasetError(
-                f"ref_min_score and ref_max_score must be finite numbers that differ, got {lo!r} "
-                f"and {hi!r}; fix the metadata or pass ref_scores=(random, expert)",
-                path=self.source,
-                field="metadata.ref_max_score",
-            )
-        return pair
+        return reference_scores(self.env_id, self.metadata, source=self.source)
 
     def normalized_score(self, returns: np.ndarray | float) -> np.ndarray | float | None:
         """D4RL normalized score ``100 (R - random) / (expert - random)``; None without references."""
         refs = self.reference_scores()
-        if refs is None:
-            return None
-        lo, hi = refs
-        return 100.0 * (np.asarray(returns, dtype=np.float64) - lo) / (hi - lo)
+        return None if refs is None else normalized_score(returns, refs)
 
     # ------------------------------------------------------------------ slicing / combining
     def select_episodes(self, indices: Sequence[int] | np.ndarray) -> Dataset:

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from policyfit.common.files import atomic_write
+from policyfit.common.files import atomic_write, atomic_write_npz, dumps
 from policyfit.data.dataset import ARRAY_FIELDS, Dataset
 from policyfit.data.spaces import infer_box, space_from_gym, space_to_gym
 from policyfit.errors import DatasetError
@@ -159,19 +159,7 @@ def _local_minari_path(dataset_id: str) -> Path | None:
 
 def _metadata_to_json(metadata: dict[str, Any]) -> str:
     md = {k: v for k, v in metadata.items() if k != "extra_arrays"}
-    return json.dumps(md, default=_json_default, sort_keys=True)
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, (set, tuple)):
-        return list(obj)
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"metadata value of type {type(obj).__name__} is not JSON-serializable")
+    return dumps(md, indent=None, sort_keys=True)
 
 
 def _metadata_from_json(text: str | bytes, path: Path) -> dict[str, Any]:
@@ -325,12 +313,7 @@ def write_npz(ds: Dataset, path: str | os.PathLike) -> Path:
     payload = {name: getattr(ds, name) for name in ARRAY_FIELDS}
     payload.update(_extra_arrays(ds))
     payload[METADATA_KEY] = np.array(_metadata_to_json(ds.metadata))
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **payload)
-
-    return atomic_write(path, write)
+    return atomic_write_npz(path, payload)
 
 
 # ----------------------------------------------------------------------------- Minari

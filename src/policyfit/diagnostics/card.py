@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from policyfit.common.checks import check_float, check_int
+from policyfit.common.files import to_jsonable
+from policyfit.common.scores import check_ref_scores, reference_origin
 from policyfit.diagnostics.anomalies import (
     FLAG_TYPES,
     AnomalyFlags,
@@ -95,7 +97,7 @@ class DataCard:
             "verdict": self.verdict,
             "timings_s": self.timings,
         }
-        return _jsonable(out)
+        return to_jsonable(out)
 
     def __rich__(self):
         from policyfit.diagnostics.render import card_renderable
@@ -109,23 +111,6 @@ class DataCard:
 
             console = Console()
         console.print(self)
-
-
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _jsonable(x.tolist())
-    if isinstance(x, np.bool_ | bool):
-        return bool(x)
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, np.floating | float):
-        x = float(x)
-        return x if math.isfinite(x) else None
-    return x
 
 
 # --------------------------------------------------------------------------------- reference data
@@ -159,35 +144,13 @@ def _resolve_reference(
 
 
 # --------------------------------------------------------------------------------- measures
-def _user_ref_scores(ref_scores: Any) -> tuple[float, float]:
-    """``(random, expert)`` from a pair or a ``{"ref_min_score", "ref_max_score"}`` dict."""
-    try:
-        if isinstance(ref_scores, dict):
-            pair = ref_scores["ref_min_score"], ref_scores["ref_max_score"]
-        else:
-            pair = tuple(ref_scores)
-        lo, hi = (float(x) for x in pair)
-    except (KeyError, TypeError, ValueError):
-        raise ConfigError(
-            f"must be (random_return, expert_return) or a dict with ref_min_score and "
-            f"ref_max_score, got {ref_scores!r}",
-            field="ref_scores",
-        ) from None
-    if not (math.isfinite(lo) and math.isfinite(hi)) or lo == hi:
-        raise ConfigError(
-            f"the random and expert returns must be finite and differ, got ({lo:g}, {hi:g})",
-            field="ref_scores",
-        )
-    return lo, hi
-
-
 def _tq(dataset: Dataset, ref_scores: Any) -> dict[str, Any]:
     if ref_scores is not None:
-        refs: tuple[float, float] | None = _user_ref_scores(ref_scores)
+        refs: tuple[float, float] | None = check_ref_scores(ref_scores)
         origin = "user"
     else:
         refs = dataset.reference_scores()
-        origin = "dataset metadata"
+        origin = reference_origin(dataset.env_id, dataset.metadata)
     if refs is None:
         return {
             "value": None,
@@ -501,8 +464,9 @@ def diagnose(
         dataset: the data to diagnose.
         reference: dataset that SACo is relative to; ``"auto"`` asks ``reference_resolver``
             (no SACo, with the reason, when there is none), ``None`` skips SACo.
-        ref_scores: ``(random_return, expert_return)`` for TQ; default: the dataset's
-            ``ref_min_score``/``ref_max_score`` metadata.
+        ref_scores: ``(random_return, expert_return)`` for TQ; default:
+            :meth:`Dataset.reference_scores` (D4RL's for a registered env, else the dataset's
+            ``ref_min_score``/``ref_max_score`` metadata).
         bins: bins per dimension for SACo (100 in Schweighofer et al. 2022).
         k: neighbours for action consistency, transition diversity and dynamics residuals.
         sample_size: rows used for the neighbour measures (a random subsample when larger).

@@ -1,10 +1,7 @@
-"""Environment registry: the MuJoCo tasks of the built-in suite and their D4RL reference scores.
+"""Environment registry: the MuJoCo tasks of the built-in suite.
 
-Normalized score (D4RL, Fu et al. 2020): ``100 * (R - random) / (expert - random)`` with D4RL's
-reference returns, so our numbers sit on the scale every paper reports. D4RL used the ``-v2``
-MuJoCo environments (mujoco-py); policyfit uses gymnasium's ``-v5`` (the ``mujoco`` bindings).
-Dynamics and rewards are the same tasks but not bit-identical, so scores are comparable in scale,
-not to the decimal.
+Their D4RL reference returns and the normalized score live once, in :mod:`policyfit.common.scores`
+(layer 0, so data and diagnostics use the same table); :data:`ENVS` is built from that table.
 
 Example:
     >>> from policyfit.envs.registry import normalized_score
@@ -23,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from policyfit.common import scores
 from policyfit.errors import PolicyfitError
 
 
@@ -36,11 +34,10 @@ class EnvSpec:
 
 
 ENVS: dict[str, EnvSpec] = {
-    "Hopper-v5": EnvSpec("Hopper-v5", "hopper", -20.272305, 3234.3),
-    "HalfCheetah-v5": EnvSpec("HalfCheetah-v5", "halfcheetah", -280.178953, 12135.0),
-    "Walker2d-v5": EnvSpec("Walker2d-v5", "walker2d", 1.629008, 4592.3),
+    env_id: EnvSpec(env_id, ref.short_name, ref.ref_min_score, ref.ref_max_score)
+    for env_id, ref in scores.REFERENCES.items()
 }
-SHORT_NAMES = {spec.short_name: env_id for env_id, spec in ENVS.items()}
+SHORT_NAMES = scores.SHORT_NAMES
 
 
 def get_env_spec(env_id: str) -> EnvSpec:
@@ -55,13 +52,9 @@ def get_env_spec(env_id: str) -> EnvSpec:
 
 
 def normalized_score(env_id: str, returns: np.ndarray | float) -> np.ndarray | float:
-    """D4RL normalized score of undiscounted episode return(s)."""
+    """D4RL normalized score of undiscounted episode return(s) in a registered environment."""
     spec = get_env_spec(env_id)
-    out = (
-        100.0
-        * (np.asarray(returns, dtype=np.float64) - spec.ref_min_score)
-        / (spec.ref_max_score - spec.ref_min_score)
-    )
+    out = scores.normalized_score(returns, (spec.ref_min_score, spec.ref_max_score))
     return float(out) if np.ndim(out) == 0 else out
 
 

@@ -31,12 +31,12 @@ Example:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from policyfit.common.progress import ProgressBar
 from policyfit.common.versions import library_versions
 from policyfit.data.dataset import ARRAY_FIELDS, Dataset
 from policyfit.data.io import read_minari, save_dataset
@@ -273,11 +273,11 @@ def generate_arrays(
             for rec, n in _medium_replay_plan(entry, size)
         ]
     parts_arrays, parts = [], []
-    with _progress_bar(f"building {name}", size, progress) as advance:
+    with ProgressBar(f"building {name}", size, enabled=progress) as bar:
         for i, (label, rec, n) in enumerate(plan):
             params = None if rec is None else load_params(rec)
             part_seed = seed if len(plan) == 1 else _sub_seed(seed, i)
-            parts_arrays.append(rollout(env_id, params, n, part_seed, progress=advance))
+            parts_arrays.append(rollout(env_id, params, n, part_seed, progress=bar.advance))
             parts.append({"policy": label, "file": rec and rec["file"], "transitions": n})
     return _concat(parts_arrays), parts
 
@@ -407,40 +407,3 @@ def list_datasets() -> list[dict[str, Any]]:
             }
         )
     return rows
-
-
-class _progress_bar:  # noqa: N801 - used as a context manager like a function
-    """Context manager yielding ``advance(n)``; a rich bar when enabled and on a terminal."""
-
-    def __init__(self, label: str, total: int, enabled: bool):
-        self.label, self.total, self.enabled = label, total, enabled
-        self.progress = None
-
-    def __enter__(self) -> Callable[[int], None]:
-        import sys
-
-        if not (self.enabled and sys.stderr.isatty()):
-            return lambda n: None
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-
-        self.progress = Progress(
-            TextColumn(self.label),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-        )
-        self.progress.start()
-        task = self.progress.add_task(self.label, total=self.total)
-        return lambda n: self.progress.advance(task, n)
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.progress is not None:
-            self.progress.stop()

@@ -58,6 +58,7 @@ import numpy as np
 import optax
 
 from policyfit.common.checks import check_float, check_int
+from policyfit.common.scores import check_ref_scores, normalized_score, reference_scores
 from policyfit.data.dataset import Dataset
 from policyfit.errors import ConfigError, PolicyfitError
 from policyfit.nn.modules import MLP
@@ -256,7 +257,7 @@ def fitted_q_evaluation(
     if horizon is not None:
         horizon = check_int(horizon, "horizon", minimum=1)
     if ref_scores is not None:
-        ref_scores = _check_ref_scores(ref_scores)
+        ref_scores = check_ref_scores(ref_scores)
     gamma = cfg.discount
     env_id = env_id or dataset.env_id
     discrete = dataset.discrete
@@ -333,16 +334,11 @@ def fitted_q_evaluation(
         float(max(0.0, rewards.max()) / (1.0 - gamma)),
     )
     r_ci = _fit_interval(returns, cfg.confidence)
-    refs = ref_scores or _reference_scores(env_id, dataset)
+    refs = ref_scores or reference_scores(env_id, dataset.metadata, source=dataset.source)
     norm, norm_ci = None, None
     if refs is not None:
-        lo, hi = refs
-
-        def to_norm(x):
-            return 100.0 * (x - lo) / (hi - lo)
-
-        norm = float(to_norm(returns[0]))
-        norm_ci = (float(to_norm(r_ci[0])), float(to_norm(r_ci[1])))
+        norm = float(normalized_score(returns[0], refs))
+        norm_ci = (float(normalized_score(r_ci[0], refs)), float(normalized_score(r_ci[1], refs)))
     length0 = float(length[0])
     return FQEResult(
         value=float(j[0]),
@@ -478,29 +474,3 @@ def _horizon(env_id: str | None, dataset: Dataset) -> int:
         except Exception:  # unknown to gymnasium: fall back to the data
             pass
     return int(dataset.episode_lengths.max())
-
-
-def _check_ref_scores(ref_scores: Any) -> tuple[float, float]:
-    """``(random, expert)`` returns as two finite, different floats, or a ConfigError."""
-    try:
-        lo, hi = (float(x) for x in ref_scores)
-    except (TypeError, ValueError):
-        raise ConfigError(
-            f"must be (random_return, expert_return), got {ref_scores!r}", field="ref_scores"
-        ) from None
-    if not (math.isfinite(lo) and math.isfinite(hi)) or lo == hi:
-        raise ConfigError(
-            f"the random and expert returns must be finite and differ, got ({lo:g}, {hi:g})",
-            field="ref_scores",
-        )
-    return lo, hi
-
-
-def _reference_scores(env_id: str | None, dataset: Dataset) -> tuple[float, float] | None:
-    if env_id:
-        from policyfit.envs.registry import ENVS, SHORT_NAMES
-
-        spec = ENVS.get(env_id) or ENVS.get(SHORT_NAMES.get(env_id.lower(), ""))
-        if spec is not None:
-            return spec.ref_min_score, spec.ref_max_score
-    return dataset.reference_scores()

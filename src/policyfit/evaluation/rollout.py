@@ -2,7 +2,7 @@
 
 The rollouts themselves (vectorized, carry-aware, continuous or discrete actions) are
 :func:`policyfit.envs.rollout.rollout_returns`; reference scores come from
-:mod:`policyfit.envs.scores`. This module adds what a user asks for: a run directory or a policy
+:mod:`policyfit.common.scores`. This module adds what a user asks for: a run directory or a policy
 in, a summary out.
 
 Example:
@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from policyfit.common.scores import check_ref_scores, normalized_score, reference_scores
 from policyfit.envs.rollout import CarryPolicy, rollout_returns
-from policyfit.envs.scores import normalized_score, reference_scores
 from policyfit.errors import PolicyfitError
 
 __all__ = ["evaluate", "reference_scores", "rollout_returns"]
@@ -59,11 +59,13 @@ def evaluate(
         >>> evaluate("runs/rvs_r-hopper-medium-s0", target_return=3000.0)     # doctest: +SKIP
     """
     metadata: dict[str, Any] = {}
+    source = None
     if isinstance(policy, str | Path):
         from policyfit.training.rundir import RunDir, load_policy
 
         run_config = RunDir(policy).read_config()
         metadata = run_config.get("dataset", {}).get("metadata", {})
+        source = run_config.get("dataset", {}).get("source")
         env_id = env_id or run_config.get("dataset", {}).get("env_id")
         policy = load_policy(policy, **overrides)
     elif overrides:
@@ -77,7 +79,11 @@ def evaluate(
             field="env_id",
         )
     returns, lengths = rollout_returns(policy, env_id, episodes=episodes, seed=seed)
-    refs = ref_scores or reference_scores(env_id, metadata)
+    refs = (
+        check_ref_scores(ref_scores)
+        if ref_scores is not None
+        else reference_scores(env_id, metadata, source=source)
+    )
     out: dict[str, Any] = {
         "env_id": env_id,
         "episodes": int(episodes),

@@ -51,7 +51,8 @@ import numpy as np
 from scipy import stats as sp_stats
 
 from policyfit.common.checks import check_float, check_int
-from policyfit.errors import ConfigError, PolicyfitError
+from policyfit.common.scores import check_ref_scores, normalized_score, reference_scores
+from policyfit.errors import PolicyfitError
 
 DEFAULT_REPS = 2000
 METRICS = ("mean", "median", "iqm", "optimality_gap")
@@ -112,21 +113,6 @@ def _check_resampling(reps: int, seed: int) -> None:
     check_int(seed, "seed", minimum=0)
 
 
-def _check_ref_scores(ref_scores: Any) -> tuple[float, float]:
-    try:
-        lo, hi = (float(x) for x in ref_scores)
-    except (TypeError, ValueError):
-        raise ConfigError(
-            f"must be (random_return, expert_return), got {ref_scores!r}", field="ref_scores"
-        ) from None
-    if not (math.isfinite(lo) and math.isfinite(hi)) or lo == hi:
-        raise ConfigError(
-            f"the random and expert returns must be finite and differ, got ({lo:g}, {hi:g})",
-            field="ref_scores",
-        )
-    return lo, hi
-
-
 def _check_table(scores: Any) -> None:
     if not isinstance(scores, Mapping):
         raise PolicyfitError(
@@ -170,6 +156,7 @@ def return_summary(
     env_id: str | None = None,
     *,
     ref_scores: tuple[float, float] | None = None,
+    metadata: Mapping[str, Any] | None = None,
     confidence: float = 0.95,
     reps: int = DEFAULT_REPS,
     seed: int = 0,
@@ -178,8 +165,10 @@ def return_summary(
 
     The normalized score ``100 (R - random) / (expert - random)`` is affine in ``R`` with a positive
     slope, so its interval is the return interval mapped through it. References come from
-    ``ref_scores`` or else the env registry (``env_id``); without either the normalized fields are
-    None. ``std`` is the sample standard deviation over episodes (``ddof=0``, as ``evaluate``).
+    ``ref_scores``, else :func:`policyfit.common.scores.reference_scores` (the registry's for
+    ``env_id``, else ``metadata``'s ``ref_min_score``/``ref_max_score``); without any the
+    normalized fields are None. ``std`` is the sample standard deviation over episodes (``ddof=0``,
+    as ``evaluate``).
 
     Example:
         >>> s = return_summary([3000.0, 3100.0, 3200.0], "Hopper-v5", reps=500)
@@ -202,18 +191,15 @@ def return_summary(
         "normalized_score_ci_low": None,
         "normalized_score_ci_high": None,
     }
-    if ref_scores is None and env_id is not None:
-        from policyfit.envs.registry import ENVS, SHORT_NAMES
-
-        spec = ENVS.get(env_id) or ENVS.get(SHORT_NAMES.get(env_id.lower(), ""))
-        if spec is not None:
-            ref_scores = (spec.ref_min_score, spec.ref_max_score)
-    if ref_scores is not None:
-        r_lo, r_hi = _check_ref_scores(ref_scores)
-        scale = 100.0 / (r_hi - r_lo)
-        out["normalized_score_mean"] = float((x.mean() - r_lo) * scale)
-        out["normalized_score_std"] = float(x.std() * abs(scale))
-        ends = sorted(((lo - r_lo) * scale, (hi - r_lo) * scale))
+    refs = (
+        check_ref_scores(ref_scores)
+        if ref_scores is not None
+        else reference_scores(env_id, metadata)
+    )
+    if refs is not None:
+        out["normalized_score_mean"] = float(normalized_score(x.mean(), refs))
+        out["normalized_score_std"] = float(x.std() * abs(100.0 / (refs[1] - refs[0])))
+        ends = sorted(float(v) for v in normalized_score([lo, hi], refs))
         out["normalized_score_ci_low"], out["normalized_score_ci_high"] = ends
     return out
 

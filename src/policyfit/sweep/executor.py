@@ -38,6 +38,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
+from policyfit.common.progress import ProgressBar
 from policyfit.errors import ConfigError, PolicyfitError
 
 ENGINES = ("local", "ray")
@@ -138,7 +139,7 @@ def run_trials(
     outcomes: list[Outcome | None] = [None] * len(calls)
     if not calls:
         return []
-    bar = _TrialBar(progress, len(calls), description)
+    bar = ProgressBar(description, len(calls), elapsed=True, enabled=progress)
 
     def finish(index: int, outcome: Outcome) -> None:
         outcomes[index] = outcome
@@ -263,39 +264,3 @@ def _run_ray(
     finally:
         if started:
             ray.shutdown()
-
-
-class _TrialBar:
-    """A rich progress bar over trials (done / total, elapsed, ETA), or nothing."""
-
-    def __init__(self, enabled: bool, total: int, description: str):
-        self.bar = None
-        if not enabled:
-            return
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self.bar = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-        )
-        self.bar.start()
-        self.task = self.bar.add_task(description, total=total)
-
-    def advance(self) -> None:
-        if self.bar is not None:
-            self.bar.advance(self.task)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()

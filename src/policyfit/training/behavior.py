@@ -33,7 +33,6 @@ import functools
 import json
 import shutil
 import signal
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -46,7 +45,13 @@ import numpy as np
 
 from policyfit.algos.base import DatasetSpec
 from policyfit.algos.sac import SAC, SACConfig, SACState
-from policyfit.common.files import atomic_write_bytes, atomic_write_text
+from policyfit.common.files import (
+    atomic_write_bytes,
+    atomic_write_npz,
+    dumps,
+    write_json,
+)
+from policyfit.common.progress import ProgressBar
 from policyfit.common.versions import library_versions
 from policyfit.envs.collect import episode_seed
 from policyfit.envs.registry import ENVS, make_env, normalized_score
@@ -200,15 +205,15 @@ def _save_checkpoint(run_dir: Path, step: int, state: SACState, buffer, counters
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    (tmp / "state.msgpack").write_bytes(flax.serialization.to_bytes(state))
+    atomic_write_bytes(tmp / "state.msgpack", flax.serialization.to_bytes(state))
     size = int(counters["size"])
     arrays = {name: np.asarray(buffer[name][:size]) for name in BUFFER_FIELDS}
     for name in BUFFER_FIELDS:
         arrays[f"pending_{name}"] = (
             np.stack([p[name] for p in pending]) if pending else np.zeros((0,), np.float32)
         )
-    np.savez(tmp / "buffer.npz", **arrays)
-    (tmp / "counters.json").write_text(json.dumps(counters, indent=1))
+    atomic_write_npz(tmp / "buffer.npz", arrays)
+    write_json(tmp / "counters.json", counters, indent=1)
     final = ckpt_root / f"step_{step}"
     if final.exists():
         shutil.rmtree(final)
@@ -274,7 +279,7 @@ def train_behavior(
 
 def _write_config(run_dir: Path, cfg: BehaviorConfig) -> None:
     payload = {"algorithm": "sac", "behavior": cfg.to_dict(), "versions": library_versions()}
-    atomic_write_text(run_dir / "config.json", json.dumps(payload, indent=1))
+    write_json(run_dir / "config.json", payload, indent=1)
 
 
 class _BehaviorRun:
@@ -381,10 +386,10 @@ class _BehaviorRun:
         record.update({k: float(v) for k, v in self.last_metrics.items()})
         recent = c["train_returns"][-10:]
         record["train_return"] = float(np.mean(recent)) if recent else None
-        with open(self.run_dir / "snapshots" / "index.jsonl", "a") as f:
-            f.write(json.dumps(record) + "\n")
-        with open(self.run_dir / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(record) + "\n")
+        line = dumps(record, indent=None) + "\n"
+        for log in (self.run_dir / "snapshots" / "index.jsonl", self.run_dir / "metrics.jsonl"):
+            with open(log, "a") as f:
+                f.write(line)
         c["last_eval_return"] = record["return_mean"]
         c["best_return"] = max(float(c["best_return"]), record["return_mean"])
         c["next_eval"] = step + self.cfg.eval_every
@@ -449,7 +454,7 @@ class _BehaviorRun:
 
     def run(self) -> dict[str, Any]:
         cfg, c = self.cfg, self.counters
-        bar = _ProgressBar(cfg.env_id, cfg.steps, c["step"], enabled=self.progress)
+        bar = _progress_bar(cfg.env_id, cfg.steps, c["step"], enabled=self.progress)
         obs, episode_return = self._reset_env()
         stop = False
         t_last = time.perf_counter()
@@ -459,7 +464,8 @@ class _BehaviorRun:
                 if c["step"] >= c["next_eval"]:
                     self.last_metrics = {k: float(v) for k, v in self.last_metrics.items()}
                     score = self._evaluate_and_snapshot()
-                    bar.update_eval(c["last_eval_return"], score)
+                    if c["last_eval_return"] is not None:
+                        bar.update(eval=_eval_text(c["last_eval_return"], score))
                     if (
                         cfg.stop_at_score is not None
                         and score is not None
@@ -495,10 +501,10 @@ class _BehaviorRun:
                     now = time.perf_counter()
                     c["wall_time"] += now - t_last
                     t_last = now
-                    bar.advance(c["step"])
+                    bar.update(c["step"])
                 if terminated or truncated:
                     c["train_returns"] = (c["train_returns"] + [episode_return])[-20:]
-                    bar.update_train(episode_return)
+                    bar.update(train=f"{episode_return:.0f}")
                     c["episode"] += 1
                     if c["step"] >= c["next_checkpoint"]:
                         self._checkpoint()
@@ -538,46 +544,18 @@ def _raise_keyboard_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-class _ProgressBar:
-    """A rich progress bar with the latest evaluation and training returns (no-op when disabled
-    or when stdout is not a terminal; the log lines carry the same numbers)."""
+def _progress_bar(env_id: str, total: int, completed: int, enabled: bool) -> ProgressBar:
+    """Steps done, the latest evaluation (return and normalized score) and training return (the
+    log lines carry the same numbers)."""
+    return ProgressBar(
+        env_id,
+        total,
+        completed=completed,
+        texts=("eval {task.fields[eval]}  train {task.fields[train]}",),
+        fields={"eval": "-", "train": "-"},
+        enabled=enabled,
+    )
 
-    def __init__(self, env_id: str, total: int, completed: int, enabled: bool = True):
-        self.enabled = enabled and sys.stdout.isatty()
-        self.fields = {"eval": "-", "train": "-"}
-        if not self.enabled:
-            return
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
 
-        self.progress = Progress(
-            TextColumn(f"[bold]{env_id}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("eval {task.fields[eval]}  train {task.fields[train]}"),
-            TimeRemainingColumn(),
-        )
-        self.progress.start()
-        self.task = self.progress.add_task(env_id, total=total, completed=completed, **self.fields)
-
-    def advance(self, step: int) -> None:
-        if self.enabled:
-            self.progress.update(self.task, completed=step)
-
-    def update_eval(self, ret: float | None, score: float | None) -> None:
-        if self.enabled and ret is not None:
-            text = f"{ret:.0f}" + (f" ({score:.0f})" if score is not None else "")
-            self.progress.update(self.task, eval=text)
-
-    def update_train(self, ret: float) -> None:
-        if self.enabled:
-            self.progress.update(self.task, train=f"{ret:.0f}")
-
-    def close(self) -> None:
-        if self.enabled:
-            self.progress.stop()
+def _eval_text(ret: float, score: float | None) -> str:
+    return f"{ret:.0f}" + (f" ({score:.0f})" if score is not None else "")

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from policyfit.algos.sac import SAC
-from policyfit.common.files import atomic_write_bytes, atomic_write_text
+from policyfit.common.files import atomic_write_bytes, atomic_write_text, dumps
 from policyfit.common.versions import library_versions
 from policyfit.envs.registry import ENVS, make_env, normalized_score
 from policyfit.envs.shipped import POLICIES_DIR, POLICIES_INDEX
@@ -243,7 +243,7 @@ def export_policies(
     index_path = dest / POLICIES_INDEX.name
     index = json.loads(index_path.read_text()) if index_path.exists() else {}
     index[env_id] = entry
-    atomic_write_text(index_path, json.dumps(dict(sorted(index.items())), indent=1) + "\n")
+    atomic_write_text(index_path, dumps(dict(sorted(index.items())), indent=1) + "\n")
     return entry
 
 

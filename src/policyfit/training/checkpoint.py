@@ -19,7 +19,7 @@ import jax
 import numpy as np
 from flax import serialization
 
-from policyfit.common.files import atomic_write_bytes
+from policyfit.common.files import atomic_write_bytes, write_json
 from policyfit.errors import PolicyfitError
 
 STEP_DIR = re.compile(r"^step_(\d+)$")
@@ -55,7 +55,7 @@ def save_checkpoint(run_dir: str | Path, step: int, state: Any, meta: dict, keep
     tmp.mkdir()
     host_state = jax.tree_util.tree_map(np.asarray, jax.device_get(state))
     atomic_write_bytes(tmp / "state.msgpack", serialization.to_bytes(host_state))
-    atomic_write_bytes(tmp / "meta.json", json.dumps({"step": step, **meta}, indent=2).encode())
+    write_json(tmp / "meta.json", {"step": step, **meta})
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)

@@ -28,9 +28,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import importlib.metadata
 import os
-import platform
 import re
 import time
 from dataclasses import dataclass, field
@@ -44,10 +42,12 @@ import numpy as np
 from policyfit.algos.base import ALGORITHMS, AlgoConfig, Algorithm, DatasetSpec
 from policyfit.algos.policy import Policy, compiler_options, save_policy, spec_from_dict
 from policyfit.algos.registry import get_algorithm
-from policyfit.common.files import dumps
+from policyfit.common.files import dumps, to_jsonable
+from policyfit.common.progress import ProgressBar
+from policyfit.common.scores import normalized_score
+from policyfit.common.versions import library_versions
 from policyfit.data.dataset import Dataset
 from policyfit.envs.rollout import rollout_returns
-from policyfit.envs.scores import normalized_score, reference_scores
 from policyfit.errors import ConfigError, PolicyfitError
 from policyfit.training.checkpoint import list_checkpoints, restore_checkpoint, save_checkpoint
 from policyfit.training.rundir import RUN_FORMAT, RunDir
@@ -71,16 +71,6 @@ class TrainResult:
 
 
 # --------------------------------------------------------------------------- small helpers
-def library_versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in ("policyfit", "jax", "jaxlib", "flax", "optax", "numpy", "gymnasium", "mujoco"):
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
-
-
 def device_description() -> str:
     """The backend and chip the updates ran on, e.g. ``"cpu"`` or ``"gpu: NVIDIA H200"``."""
     device = jax.devices()[0]
@@ -105,10 +95,8 @@ def _safe(name: str) -> str:
 
 
 def _jsonable_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
-    import json
-
     keep = ("env_id", "ref_min_score", "ref_max_score", "action_space", "observation_space", "card")
-    return json.loads(dumps({k: metadata[k] for k in keep if k in metadata}, indent=None))
+    return to_jsonable({k: metadata[k] for k in keep if k in metadata})
 
 
 def resolve_config(
@@ -214,52 +202,17 @@ def make_train_chunk(
     return jax.jit(chunk, static_argnums=3, compiler_options=options)
 
 
-class _Progress:
-    """A rich progress bar (steps/s, last eval, ETA) or nothing."""
-
-    def __init__(self, enabled: bool, total: int, start: int, title: str):
-        self.bar = None
-        if not enabled:
-            return
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self.bar = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]} steps/s"),
-            TextColumn("eval {task.fields[score]}"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-        )
-        self.bar.start()
-        self.task = self.bar.add_task(title, total=total, completed=start, rate="-", score="-")
-
-    def retitle(self, title: str, total: int, completed: int) -> None:
-        if self.bar is not None:
-            self.bar.update(self.task, description=title, total=total, completed=completed)
-
-    def update(self, step: int, rate: float | None = None, score: str | None = None) -> None:
-        if self.bar is None:
-            return
-        fields = {}
-        if rate is not None:
-            fields["rate"] = f"{rate:,.0f}"
-        if score is not None:
-            fields["score"] = score
-        self.bar.update(self.task, completed=step, **fields)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
+def _progress_bar(enabled: bool, total: int, start: int, title: str) -> ProgressBar:
+    """The trainer's bar: steps done, steps/s, the last evaluation, elapsed time, ETA."""
+    return ProgressBar(
+        title,
+        total,
+        completed=start,
+        texts=("{task.fields[rate]} steps/s", "eval {task.fields[score]}"),
+        fields={"rate": "-", "score": "-"},
+        elapsed=True,
+        enabled=enabled,
+    )
 
 
 # --------------------------------------------------------------------------- run setup
@@ -410,7 +363,7 @@ def _setup_run(
             field="dataset",
         )
     train_ds = learner.prepare(ds)
-    refs = reference_scores(ds.env_id, ds.metadata) if ds.env_id else None
+    refs = ds.reference_scores()
     if run_config:
         spec = spec_from_dict(run_config["spec"])
         return _Run(
@@ -468,7 +421,7 @@ class _Loop:
         self.t0 = time.perf_counter()
         self.sampler = learner.make_sampler(r.train_data, r.spec)
         self.policy = Policy(learner, learner.policy_params(self.state), r.spec)
-        self.bar = _Progress(progress, s.steps, self.start, f"{learner.name} {r.name}")
+        self.bar = _progress_bar(progress, s.steps, self.start, f"{learner.name} {r.name}")
         self.metrics_file = r.run.open_metrics()
 
     # ---------------------------------------------------------------- bookkeeping
@@ -506,7 +459,7 @@ class _Loop:
             self.options,
             update=learner.pretrain_update,
         )
-        self.bar.retitle(f"{learner.name} pretraining", total, 0)
+        self.bar.update(0, total=total, description=f"{learner.name} pretraining")
         done = 0
         while done < total:
             n = min(self.s.fuse, total - done)
@@ -519,8 +472,8 @@ class _Loop:
                     **{f"pretrain/{k}": v for k, v in metrics.items()},
                 }
             )
-            self.bar.update(done, rate=rate)
-        self.bar.retitle(f"{learner.name} {self.r.name}", self.s.steps, 0)
+            self.bar.update(done, rate=f"{rate:,.0f}")
+        self.bar.update(0, total=self.s.steps, description=f"{learner.name} {self.r.name}")
         self.checkpoint(0)
 
     def evaluate(self, step: int) -> dict | None:
@@ -584,7 +537,7 @@ class _Loop:
                     "steps_per_second": rate,
                 }
             )
-            self.bar.update(step, rate=rate)
+            self.bar.update(step, rate=f"{rate:,.0f}")
             if s.eval_every and step % s.eval_every == 0 and step < s.steps:
                 self.evaluate(step)
             if s.save_every and step % s.save_every == 0 and step < s.steps:
