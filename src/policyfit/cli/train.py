@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 
 import click
+
+from policyfit.common.files import dumps
 
 
 def register(group: click.Group) -> None:
@@ -119,7 +120,7 @@ def train_command(
         progress=not no_progress,
     )
     if as_json:
-        click.echo(json.dumps(result.summary, default=str))
+        click.echo(dumps(result.summary, indent=None))
         return
     s = result.summary
     score = s["final_normalized_score"]
@@ -188,7 +189,7 @@ def algos(as_json: bool) -> None:
             "help": field_comments(cls.Config),
         }
     if as_json:
-        click.echo(json.dumps(listing, default=str))
+        click.echo(dumps(listing, indent=None))
         return
     from rich.console import Console
     from rich.table import Table
