@@ -56,3 +56,12 @@ def test_result_and_config_types_are_exported():
     ):
         assert isinstance(getattr(policyfit, name), type), name
         assert name in policyfit.__all__
+
+
+def test_parameter_names_are_consistent():
+    """A dataset argument is called ``dataset`` and a policy argument ``policy`` everywhere."""
+    takes_dataset = ("train", "diagnose", "fitted_q_evaluation", "corrupt_dataset", "save_dataset")
+    for name in takes_dataset:
+        assert "dataset" in inspect.signature(getattr(policyfit, name)).parameters, name
+    for name in ("evaluate", "fitted_q_evaluation", "certify_policy"):
+        assert "policy" in inspect.signature(getattr(policyfit, name)).parameters, name

@@ -52,7 +52,7 @@ def ope_command(
     import dataclasses
 
     import policyfit
-    from policyfit.evaluation.ope import FQEConfig, fitted_q_evaluation, policy_act_fn
+    from policyfit.evaluation.ope import FQEConfig, fitted_q_evaluation
 
     changes = {
         k: v
@@ -71,7 +71,7 @@ def ope_command(
             path=dataset,
             field="observations",
         )
-    res = fitted_q_evaluation(ds, policy_act_fn(policy), config=cfg, seed=seed)
+    res = fitted_q_evaluation(ds, policy, config=cfg, seed=seed)
     # Kept with the run (one entry per dataset, the latest wins) so `policyfit report RUN` shows
     # the off-policy estimate beside the simulator's score.
     entry = {"dataset": dataset, "dataset_fingerprint": ds.fingerprint()[:16], **res.to_dict()}

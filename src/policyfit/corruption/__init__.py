@@ -30,7 +30,7 @@ ADVERSARIAL_OPTIONS = ("critic", "critic_config", "attack", "cache")
 
 
 def corrupt_dataset(
-    ds: Dataset,
+    dataset: Dataset,
     target: str,
     mode: str = "random",
     rate: float = 0.3,
@@ -38,7 +38,7 @@ def corrupt_dataset(
     seed: int = 0,
     **adversarial_options: Any,
 ) -> Dataset:
-    """Corrupt ``target`` of a fraction ``rate`` of the transitions of ``ds``; returns a new dataset.
+    """Corrupt ``target`` of a fraction ``rate`` of the transitions of ``dataset``; returns a new dataset.
 
     Protocol of Yang et al. (ICLR 2024): each transition is corrupted independently with probability
     ``c = rate``. Random mode: observations / actions / next observations get ``x + U(-ε, ε)·std``
@@ -53,7 +53,7 @@ def corrupt_dataset(
     card says what was done. Same data and seed ⇒ the same corruption.
 
     Args:
-        ds: the dataset to corrupt (left unchanged).
+        dataset: the dataset to corrupt (left unchanged).
         target: ``observations``, ``actions``, ``rewards`` or ``dynamics``.
         mode: ``random`` or ``adversarial``.
         rate: ``c`` in [0, 1].
@@ -70,7 +70,7 @@ def corrupt_dataset(
     Example:
         >>> bad = corrupt_dataset(ds, "observations", mode="adversarial", rate=0.3)  # doctest: +SKIP
     """
-    check_corruption_args(ds, target, mode, rate, scale)
+    check_corruption_args(dataset, target, mode, rate, scale)
     unknown = sorted(set(adversarial_options) - set(ADVERSARIAL_OPTIONS))
     if unknown:
         raise ConfigError(
@@ -85,9 +85,9 @@ def corrupt_dataset(
                 "mode='adversarial'; drop them or pass mode='adversarial'",
                 field="mode",
             )
-        return random_corruption(ds, target, rate=rate, scale=scale, seed=seed)
+        return random_corruption(dataset, target, rate=rate, scale=scale, seed=seed)
     from policyfit.corruption.adversarial import adversarial_corruption
 
     return adversarial_corruption(
-        ds, target, rate=rate, scale=scale, seed=seed, **adversarial_options
+        dataset, target, rate=rate, scale=scale, seed=seed, **adversarial_options
     )

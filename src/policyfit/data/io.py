@@ -125,14 +125,14 @@ def load_dataset(path_or_id: str | os.PathLike | Dataset, *, clip_actions: bool 
 
 
 def save_dataset(
-    ds: Dataset,
+    dataset: Dataset,
     path: str | os.PathLike,
     format: str | None = None,  # noqa: A002 - mirrors the CLI flag
     *,
     dataset_id: str | None = None,
     overwrite: bool = True,
 ) -> Path:
-    """Write ``ds`` atomically (temporary path, then rename) and return the final path."""
+    """Write ``dataset`` atomically (temporary path, then rename) and return the final path."""
     dest = Path(path).expanduser()
     fmt = format_for_destination(dest, format)
     if dest.exists() and not overwrite:
@@ -142,9 +142,9 @@ def save_dataset(
     dest.parent.mkdir(parents=True, exist_ok=True)
     writer = {"minari": write_minari, "hdf5": write_hdf5, "npz": write_npz}[fmt]
     if fmt == "minari":
-        writer(ds, dest, dataset_id=dataset_id)
+        writer(dataset, dest, dataset_id=dataset_id)
     else:
-        writer(ds, dest)
+        writer(dataset, dest)
     return dest
 
 

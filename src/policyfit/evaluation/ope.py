@@ -32,14 +32,14 @@ estimate when it falls outside.
 **The policy.** ``act_fn(obs[B, obs_dim]) -> actions[B, act_dim]``. Because ``pi`` is deterministic
 and fixed, ``pi(s')`` and ``pi(s_0)`` are computed once for the whole dataset (in chunks of
 ``act_chunk``) and gathered inside the jitted loop. A jax-traceable ``act_fn`` (e.g.
-``lambda o: algo.act(params, o)``, what :func:`policy_act_fn` builds from a loaded policy) is jitted;
+``lambda o: algo.act(params, o, ())[0]``, what :func:`policy_act_fn` builds from a loaded policy) is jitted;
 any numpy callable works as well.
 
 Example:
     >>> import numpy as np, policyfit
     >>> ds = policyfit.load_dataset("hopper-medium")                             # doctest: +SKIP
     >>> policy = policyfit.load_policy("runs/iql-hopper-medium-s0")              # doctest: +SKIP
-    >>> res = fitted_q_evaluation(ds, policy_act_fn(policy), env_id="Hopper-v5")  # doctest: +SKIP
+    >>> res = fitted_q_evaluation(ds, policy, env_id="Hopper-v5")  # doctest: +SKIP
     >>> res.value, res.normalized_score, res.normalized_ci                       # doctest: +SKIP
 """
 
@@ -232,7 +232,7 @@ def _bootstrap_rows(ds: Dataset, fits: int, rng: np.random.Generator):
 
 def fitted_q_evaluation(
     dataset: Dataset,
-    act_fn: Callable[[Any], Any],
+    policy: Any,
     *,
     config: FQEConfig | None = None,
     seed: int = 0,
@@ -240,15 +240,19 @@ def fitted_q_evaluation(
     ref_scores: tuple[float, float] | None = None,
     horizon: int | None = None,
 ) -> FQEResult:
-    """Estimate the value of the deterministic policy ``act_fn`` from ``dataset`` by FQE.
+    """Estimate the value of the deterministic ``policy`` from ``dataset`` by FQE.
 
-    ``env_id`` / ``ref_scores`` give the D4RL normalized score (default: the dataset's env and
+    ``policy`` is what :func:`policyfit.load_policy` returns (its jax-traceable ``act`` is jitted
+    through :func:`policy_act_fn`; a policy with a carry is rejected) or any function
+    ``obs [B, obs_dim] -> actions``. ``env_id`` / ``ref_scores`` give the D4RL normalized score (default: the dataset's env and
     reference scores); ``horizon`` (default: the env's time limit, else the longest episode) caps the
     length estimate. See the module docstring for the estimator, the conversion and the interval.
 
     Example:
         >>> res = fitted_q_evaluation(ds, lambda o: -o[:, :1], config=FQEConfig(iterations=5_000))  # doctest: +SKIP
+        >>> res = fitted_q_evaluation(ds, policyfit.load_policy("runs/iql-hopper-medium-s0"))  # doctest: +SKIP
     """
+    act_fn = policy_act_fn(policy)
     cfg = config or FQEConfig()
     if not isinstance(cfg, FQEConfig):
         raise ConfigError(f"must be an FQEConfig, not {type(cfg).__name__}", field="config")
