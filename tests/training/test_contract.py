@@ -359,3 +359,21 @@ def test_rvs_r_through_the_cli_with_a_target(pendulum, tmp_path):
     assert json.loads(result.output)["env_id"] == "Pendulum-v1"
     bad = runner.invoke(cli, ["eval", str(out), "--set", "target_retrn=1"])
     assert bad.exit_code == 2 and "unknown config key 'target_retrn'" in bad.output
+
+
+def test_markov_only_evaluations_reject_a_carry_policy_with_a_clear_error(pendulum, tmp_path):
+    run = policyfit.train(
+        "rvs_r",
+        pendulum,
+        steps=20,
+        out=tmp_path / "rvs",
+        config={"hidden_dims": (8,)},
+        eval_every=0,
+        eval_episodes=1,
+        **FAST,
+    )
+    policy = policyfit.load_policy(run.run_dir)
+    with pytest.raises(PolicyfitError, match="FQE evaluates Markov policies only"):
+        policyfit.fitted_q_evaluation(pendulum, policy)
+    with pytest.raises(PolicyfitError, match="smoothing certificate covers Markov policies"):
+        policyfit.certify_policy(policy, "Pendulum-v1", [0.1], 0.1, episodes=2)

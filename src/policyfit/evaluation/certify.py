@@ -218,8 +218,15 @@ def certify_policy(
         >>> rep.rows[0]["bound_at_budget"] <= rep.rows[0]["attacked_return_mean"]  # doctest: +SKIP
         True
     """
+    from policyfit.algos.policy import Policy
     from policyfit.envs.rollout import rollout_returns
 
+    if isinstance(policy, Policy) and policy.stateful:
+        raise PolicyfitError(
+            f"{policy.name} acts on a carry (its memory), not on the observation alone; the "
+            "smoothing certificate covers Markov policies obs -> action only",
+            field="policy",
+        )
     budget, episodes, n_attack, grid, horizon = _check_certify_options(
         env_id,
         sigmas,
