@@ -176,3 +176,46 @@ def test_concatenate_refuses_to_invent_non_mask_arrays(small_dataset):
 def test_concatenate_without_extra_arrays_adds_none(small_dataset):
     both = Dataset.concatenate([small_dataset, small_dataset])
     assert "extra_arrays" not in both.metadata
+
+
+@pytest.mark.parametrize(
+    ("space", "field", "message"),
+    [
+        ({"type": "box", "low": [-1.0, -1.0]}, "action_space.high", "missing"),
+        ({"type": "box", "low": "x", "high": [1.0, 1.0]}, "action_space.low", "not numbers"),
+        ({"type": "box", "low": [-1.0] * 3, "high": [1.0] * 3}, "actions", "3 dimensions"),
+    ],
+)
+def test_a_bad_declared_box_is_one_clear_error(space, field, message):
+    with pytest.raises(DatasetError, match=message) as info:
+        Dataset(
+            observations=np.zeros((4, 2)),
+            actions=np.zeros((4, 2)),
+            rewards=np.zeros(4),
+            terminals=np.array([0, 0, 0, 1]),
+            metadata={"action_space": space},
+            source="d.npz",
+        )
+    assert info.value.field == field and info.value.path == "d.npz"
+
+
+def test_a_scalar_box_bound_applies_to_every_dimension():
+    ds = Dataset(
+        observations=np.zeros((4, 2)),
+        actions=np.full((4, 2), 0.5),
+        rewards=np.zeros(4),
+        terminals=np.array([0, 0, 0, 1]),
+        metadata={"action_space": {"type": "box", "low": -1.0, "high": 1.0}},
+    )
+    assert ds.action_dim == 2
+
+
+def test_a_discrete_space_without_n_is_one_clear_error():
+    with pytest.raises(DatasetError, match="needs n"):
+        Dataset(
+            observations=np.zeros((4, 2)),
+            actions=np.array([0, 1, 0, 1]),
+            rewards=np.zeros(4),
+            terminals=np.array([0, 0, 0, 1]),
+            metadata={"action_space": {"type": "discrete"}},
+        )

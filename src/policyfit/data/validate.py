@@ -204,14 +204,7 @@ def _fit_box(
     source: str,
 ) -> np.ndarray:
     """Continuous actions inside the declared box (clipped when ``clip_actions``, else rejected)."""
-    low = np.asarray(space["low"], dtype=np.float64)
-    high = np.asarray(space["high"], dtype=np.float64)
-    if low.shape != (act.shape[1],):
-        _fail(
-            source,
-            "actions",
-            f"action_space has {low.shape[0]} dimensions but actions have {act.shape[1]}",
-        )
+    low, high = _box_bounds(space, act.shape[1], source)
     outside = (act < low - ACTION_TOLERANCE) | (act > high + ACTION_TOLERANCE)
     if not outside.any():
         return act
@@ -228,8 +221,36 @@ def _fit_box(
     )
 
 
+def _box_bounds(
+    space: Mapping[str, Any], dim: int, source: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """``low`` and ``high`` of a declared box as ``[dim]`` arrays (a scalar applies to every
+    dimension); a clear error when either is missing, not numbers, or of another width."""
+    bounds = []
+    for key in ("low", "high"):
+        if key not in space:
+            _fail(source, f"action_space.{key}", "missing: a box space needs low and high")
+        try:
+            value = np.asarray(space[key], dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError):
+            _fail(source, f"action_space.{key}", f"not numbers: {space[key]!r}")
+        if value.size == 1:
+            value = np.full(dim, value[0])
+        if value.shape != (dim,):
+            _fail(
+                source,
+                "actions",
+                f"action_space has {value.size} dimensions but actions have {dim}",
+            )
+        bounds.append(value)
+    return bounds[0], bounds[1]
+
+
 def _check_discrete_range(act: np.ndarray, space: Mapping[str, Any], source: str) -> None:
-    k = int(space["n"])
+    try:
+        k = int(space["n"])
+    except (KeyError, TypeError, ValueError):
+        _fail(source, "action_space.n", "a discrete space needs n, the number of actions")
     if act.min() < 0 or act.max() >= k:
         _fail(
             source,
