@@ -58,6 +58,32 @@ def awr_weights(advantage: jnp.ndarray, temperature: float, max_weight: float) -
     return jax.lax.stop_gradient(jnp.minimum(jnp.exp(temperature * advantage), max_weight))
 
 
+def quantile_huber_loss(
+    quantiles: jnp.ndarray, targets: jnp.ndarray, kappa: float = 1.0
+) -> jnp.ndarray:
+    """QR-DQN's quantile regression loss (Dabney et al. 2018, Eq. 10), per batch row.
+
+    ``quantiles`` ``[B, N]`` estimate the return's quantiles at the midpoints
+    ``tau_i = (2i + 1) / 2N``; ``targets`` ``[B, M]`` are samples of the target distribution
+    (constant for the gradient). With ``u = target_j - quantile_i``:
+    ``rho_tau(u) = |tau - 1(u < 0)| * L_kappa(u) / kappa`` averaged over ``j`` and summed over ``i``,
+    where ``L_kappa`` is the standard Huber loss (``u^2 / 2`` inside ``|u| <= kappa``).
+    """
+    n = quantiles.shape[-1]
+    taus = (2.0 * jnp.arange(n) + 1.0) / (2.0 * n)
+    u = jax.lax.stop_gradient(targets)[:, None, :] - quantiles[:, :, None]  # [B, N, M]
+    abs_u = jnp.abs(u)
+    huber = jnp.where(abs_u <= kappa, 0.5 * u**2, kappa * (abs_u - 0.5 * kappa))
+    weight = jnp.abs(taus[None, :, None] - (u < 0).astype(u.dtype))
+    return (weight * huber / kappa).mean(axis=2).sum(axis=1)
+
+
+def periodic_update(target: Any, online: Any, step: jnp.ndarray, period: int) -> Any:
+    """DQN's target network: a copy of the online parameters every ``period`` steps, else unchanged."""
+    copy = step % period == 0
+    return jax.tree_util.tree_map(lambda t, o: jnp.where(copy, o, t), target, online)
+
+
 def soft_update(target: Any, online: Any, tau: float) -> Any:
     """Polyak averaging ``theta' <- tau * theta + (1 - tau) * theta'`` of two parameter pytrees."""
     return optax.incremental_update(online, target, tau)

@@ -19,6 +19,7 @@ from policyfit.algos import (  # noqa: F401
     bc,
     cql,
     discrete_bc,
+    dqn,
     iql,
     rebrac,
     rvs,

@@ -221,9 +221,7 @@ def _fit_box(
     )
 
 
-def _box_bounds(
-    space: Mapping[str, Any], dim: int, source: str
-) -> tuple[np.ndarray, np.ndarray]:
+def _box_bounds(space: Mapping[str, Any], dim: int, source: str) -> tuple[np.ndarray, np.ndarray]:
     """``low`` and ``high`` of a declared box as ``[dim]`` arrays (a scalar applies to every
     dimension); a clear error when either is missing, not numbers, or of another width."""
     bounds = []

@@ -206,3 +206,31 @@ class CategoricalPolicy(nn.Module):
     def __call__(self, obs: jnp.ndarray) -> jnp.ndarray:
         x = MLP(self.hidden_dims, activate_final=True)(obs)
         return nn.Dense(self.n_actions, kernel_init=default_init(1e-2))(x)
+
+
+class DiscreteQNetwork(nn.Module):
+    """Q-values of every discrete action from one torso: ``[B, n_actions]``, or
+    ``[B, n_heads, n_actions]`` with ``n_heads > 1`` (REM's multi-head Q), or
+    ``[B, n_actions, n_quantiles]`` with ``n_quantiles > 1`` (QR-DQN's return quantiles).
+
+    The heads share the torso, as in the DQN-family papers (Agarwal et al. 2020's multi-head
+    networks; Dabney et al. 2018's quantile head).
+    """
+
+    n_actions: int
+    hidden_dims: Sequence[int] = (256, 256)
+    n_heads: int = 1
+    n_quantiles: int = 1
+    layer_norm: bool = False
+
+    @nn.compact
+    def __call__(self, obs: jnp.ndarray) -> jnp.ndarray:
+        x = MLP(self.hidden_dims, activate_final=True, layer_norm=self.layer_norm)(obs)
+        width = self.n_actions * self.n_heads * self.n_quantiles
+        out = nn.Dense(width, kernel_init=default_init(1.0))(x)
+        batch = out.shape[:-1]
+        if self.n_quantiles > 1:
+            return out.reshape(*batch, self.n_actions, self.n_quantiles)
+        if self.n_heads > 1:
+            return out.reshape(*batch, self.n_heads, self.n_actions)
+        return out
