@@ -80,10 +80,17 @@ def save_policy(directory: str | Path, algo: Algorithm, spec: DatasetSpec, param
         "config": algo.config.to_dict(),
         "spec": dataclasses.asdict(spec),
         "action_space": "discrete" if spec.discrete else "continuous",
-        "stateful": algo.initial_carry(1) != (),
+        "stateful": has_carry(algo),
     }
     write_json(directory / META_FILE, meta)
     return directory
+
+
+def has_carry(algo: Algorithm) -> bool:
+    """Whether the algorithm's policy keeps a memory between steps (its carry has any arrays)."""
+    import jax
+
+    return len(jax.tree_util.tree_leaves(algo.initial_carry(1))) > 0
 
 
 def is_policy_dir(path: str | Path) -> bool:
@@ -123,7 +130,7 @@ class Policy:
         options = compiler_options(True)
         self._act = jax.jit(algo.act, compiler_options=options)
         self._observe = jax.jit(algo.observe_reward, compiler_options=options)
-        self.stateful = algo.initial_carry(1) != ()
+        self.stateful = has_carry(algo)
 
     @property
     def name(self) -> str:
@@ -159,7 +166,7 @@ class Policy:
         """The carry after the environment paid ``reward`` ``[B]`` for the last actions."""
         import jax
 
-        if carry == ():
+        if not self.stateful:
             return carry
         out = self._observe(carry, np.asarray(reward, dtype=np.float32))
         return jax.tree_util.tree_map(np.asarray, out)
