@@ -17,6 +17,7 @@ from __future__ import annotations
 from policyfit.algos import (  # noqa: F401
     awac,
     bc,
+    bcq_discrete,
     cql,
     discrete_bc,
     dqn,
