@@ -19,6 +19,7 @@ from policyfit.algos import (  # noqa: F401
     bc,
     bcq_discrete,
     cql,
+    crr,
     discrete_bc,
     dqn,
     iql,
