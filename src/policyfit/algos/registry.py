@@ -18,6 +18,7 @@ from policyfit.algos import (  # noqa: F401
     awac,
     bc,
     bcq_discrete,
+    bve,
     cql,
     crr,
     discrete_bc,
