@@ -17,7 +17,10 @@ from __future__ import annotations
 from policyfit.algos import (  # noqa: F401
     awac,
     bc,
+    bcq_discrete,
+    bve,
     cql,
+    crr,
     discrete_bc,
     dqn,
     iql,
