@@ -25,6 +25,7 @@ SMALL = {"hidden_dims": (64, 64), "learning_rate": 1e-3}
 # name: (updates, seed, config overrides)
 CASES = {
     "dqn": (3000, 2, {}),
+    "qrdqn": (3000, 2, {"n_quantiles": 20}),
 }
 
 

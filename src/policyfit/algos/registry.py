@@ -20,6 +20,7 @@ from policyfit.algos import (  # noqa: F401
     cql,
     discrete_bc,
     dqn,
+    qrdqn,
     iql,
     rebrac,
     rvs,
