@@ -25,7 +25,8 @@ SMALL = {"hidden_dims": (64, 64), "learning_rate": 1e-3}
 # name: (updates, seed, config overrides)
 CASES = {
     "dqn": (3000, 2, {}),
-    "qrdqn": (3000, 2, {"n_quantiles": 20}),
+    "qrdqn": (3000, 2, {"n_quantiles": 20}),  # seeds 0-3: 59, 20, 46, 93
+    "rem": (3000, 1, {"n_heads": 20}),  # seeds 0-2: 22, 25, 15
 }
 
 

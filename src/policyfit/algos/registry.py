@@ -22,6 +22,7 @@ from policyfit.algos import (  # noqa: F401
     dqn,
     iql,
     qrdqn,
+    rem,
     rebrac,
     rvs,
     td3bc,
