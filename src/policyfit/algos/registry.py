@@ -22,8 +22,8 @@ from policyfit.algos import (  # noqa: F401
     dqn,
     iql,
     qrdqn,
-    rem,
     rebrac,
+    rem,
     rvs,
     td3bc,
 )
