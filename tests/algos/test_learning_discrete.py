@@ -27,6 +27,7 @@ CASES = {
     "dqn": (3000, 2, {}),
     "qrdqn": (3000, 2, {"n_quantiles": 20}),  # seeds 0-3: 59, 20, 46, 93
     "rem": (3000, 1, {"n_heads": 20}),  # seeds 0-2: 22, 25, 15
+    "cql_discrete": (3000, 2, {}),  # seeds 0-2: 31, 17, 53
 }
 
 

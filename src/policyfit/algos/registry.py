@@ -18,6 +18,7 @@ from policyfit.algos import (  # noqa: F401
     awac,
     bc,
     cql,
+    cql_discrete,
     discrete_bc,
     dqn,
     iql,
