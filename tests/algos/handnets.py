@@ -159,3 +159,30 @@ def trees_differ(a, b) -> bool:
         not np.array_equal(np.asarray(x), np.asarray(y))
         for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True)
     )
+
+
+# A tiny discrete task: 2-d observations (statistics as SPEC), 3 actions.
+DISCRETE_SPEC = DatasetSpec(
+    observation_dim=2, action_dim=3, discrete=True, obs_mean=(0.5, -1.0), obs_std=(2.0, 0.5)
+)
+
+
+def make_discrete_batch(n: int = 6, seed: int = 0, reward_scale: float = 1.0):
+    """A batch of ``n`` transitions with integer actions in ``{0, 1, 2}``; row 1 is terminal."""
+    batch = make_batch(n, seed, reward_scale)
+    rng = np.random.default_rng(seed + 100)
+    batch["actions"] = rng.integers(0, DISCRETE_SPEC.action_dim, size=n).astype(np.int32)
+    del batch["next_actions"]
+    return batch
+
+
+def discrete_q(params, obs):
+    """The raw output of a :class:`~policyfit.nn.DiscreteQNetwork`, ``[B, width]`` (not reshaped)."""
+    p = f64(params)["params"]
+    return mlp(p["MLP_0"], obs) @ p["Dense_0"]["kernel"] + p["Dense_0"]["bias"]
+
+
+def huber(u, kappa: float = 1.0):
+    """The standard Huber loss: ``u^2 / 2`` inside ``|u| <= kappa``, ``kappa (|u| - kappa / 2)`` out."""
+    a = np.abs(u)
+    return np.where(a <= kappa, 0.5 * u**2, kappa * (a - 0.5 * kappa))

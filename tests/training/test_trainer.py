@@ -119,4 +119,4 @@ def test_bad_config_rejected_before_training(dataset, tmp_path):
             "iql", dataset, steps=10, config={"expectile": "x"}, out=tmp_path / "b", progress=False
         )
     with pytest.raises(ConfigError, match="unknown algorithm"):
-        train("dqn", dataset, steps=10, out=tmp_path / "c", progress=False)
+        train("ppo", dataset, steps=10, out=tmp_path / "c", progress=False)

@@ -14,9 +14,15 @@ This class is also the base of the discrete Q-learning family: a subclass change
 (:meth:`DQN.network`), how Q-values are read from it (:meth:`DQN.q_values`) and the loss
 (:meth:`DQN.td_loss`); the state, the target network, the optimizer and acting are shared.
 
-Defaults: MLP 256x256 (ReLU), Adam 1e-4, batch 256, gamma 0.99, target copied every 100 updates,
-observation normalization. Check them against the paper's code before a replication
-(issue 14 tracks the dataset-quality study).
+Defaults follow the code of the dataset-quality study this family is run for (Schweighofer et al.
+2022, "A Dataset Perspective on Offline Reinforcement Learning", github.com/ml-jku/OfflineRL:
+``source/agents/dqn.py``, ``source/networks/critic.py``, ``ex_01.py``): its DQN is Double DQN
+(``Q`` picks ``a'``, ``Q'`` scores it) with PyTorch's ``SmoothL1Loss`` (Huber, threshold 1), Adam
+1e-4, batch 128, gamma 0.95, ``Q'`` copied every 100 updates, a 3x256 MLP. Agarwal et al. 2020's
+Atari DQN (github.com/google-research/batch_rl, ``fixed_replay/configs/dqn.gin``) uses the plain
+``max`` target (``double=False``), gamma 0.99, a copy every 8000 agent steps (2000 updates) and
+batch 32 on a conv net. d3rlpy's ``DQNConfig``/``DoubleDQNConfig`` (``d3rlpy/algos/qlearning/``)
+are a peer's Atari defaults (Adam 6.25e-5, batch 32, copy every 8000).
 
 Example:
     >>> import jax, jax.numpy as jnp
@@ -50,12 +56,16 @@ from policyfit.nn.normalization import normalize_observations, stats_from_spec
 
 @dataclass(frozen=True)
 class DQNConfig(AlgoConfig):
-    hidden_dims: tuple[int, ...] = (256, 256)
-    learning_rate: float = 1e-4  # Adam
-    double: bool = False  # Double DQN: the online network picks a', the target network scores it
-    target_update_period: int = 100  # updates between copies of the online network into Q'
-    huber_delta: float = 1.0  # Huber threshold of the TD error (DQN's error clipping)
-    normalize_observations: bool = True
+    # Schweighofer et al. 2022 (ml-jku/OfflineRL) for classic control, unless a comment says else.
+    batch_size: int = 128  # ex_01.py
+    discount: float = 0.95  # ex_01.py (classic control; Atari work uses 0.99)
+    # critic.py: 3x256 with SELU; policyfit's MLP is ReLU (as d3rlpy's vector encoder)
+    hidden_dims: tuple[int, ...] = (256, 256, 256)
+    learning_rate: float = 1e-4  # Adam, ex_01.py
+    double: bool = True  # dqn.py: Q picks a', Q' scores it; False: the Nature/batch_rl max target
+    target_update_period: int = 100  # dqn.py: updates between copies of the online network into Q'
+    huber_delta: float = 1.0  # SmoothL1Loss's threshold (DQN's error clipping)
+    normalize_observations: bool = True  # not in the reference code; harmless for CartPole
 
 
 @register("dqn")
