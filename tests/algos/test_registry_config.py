@@ -9,6 +9,7 @@ from policyfit.errors import ConfigError
 def test_all_algorithms_registered_with_paper_defaults():
     builtin = {"bc", "td3bc", "iql", "riql", "cql", "awac", "rebrac", "discrete_bc", "rvs_r", "dqn"}
     builtin |= {"bcq_discrete", "crr", "bve"}
+    builtin |= {"mce"}
     assert builtin <= set(ALGORITHMS)
     assert get_algorithm("TD3+BC") is ALGORITHMS["td3bc"]
     assert get_algorithm("td3bc").Config().alpha == 2.5

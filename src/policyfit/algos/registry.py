@@ -24,6 +24,7 @@ from policyfit.algos import (  # noqa: F401
     discrete_bc,
     dqn,
     iql,
+    mce,
     rebrac,
     rvs,
     td3bc,
