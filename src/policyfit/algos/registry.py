@@ -25,6 +25,7 @@ from policyfit.algos import (  # noqa: F401
     discrete_bc,
     dqn,
     iql,
+    mce,
     qrdqn,
     rebrac,
     rem,
