@@ -25,10 +25,7 @@ def test_all_algorithms_registered_with_paper_defaults():
     assert dqn.target_update_period == 100
     assert get_algorithm("qrdqn").Config().n_quantiles == 50  # ml-jku/OfflineRL
     assert get_algorithm("rem").Config().n_heads == 200  # batch_rl, ml-jku/OfflineRL
-    builtin |= {"bcq_discrete", "crr", "bve", "rem", "cql_discrete"}
-    builtin = {"bc", "td3bc", "iql", "riql", "cql", "awac", "rebrac", "discrete_bc", "rvs_r", "dqn"}
-    builtin |= {"bcq_discrete", "crr", "bve"}
-    builtin |= {"mce"}
+    builtin |= {"bcq_discrete", "crr", "bve", "rem", "cql_discrete", "mce"}
     assert builtin <= set(ALGORITHMS)
     assert get_algorithm("TD3+BC") is ALGORITHMS["td3bc"]
     assert get_algorithm("td3bc").Config().alpha == 2.5
