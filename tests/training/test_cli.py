@@ -60,7 +60,7 @@ def test_train_then_eval(data_path, tmp_path):
     [
         (
             ["train", "ppo", "--dataset", "x"],
-            "unknown algorithm; valid: awac, bc, cql, discrete_bc, ",
+            "unknown algorithm; valid: awac, bc, ",
         ),
         (
             ["train", "iql", "--dataset", "x", "--set", "expectle=0.9"],
