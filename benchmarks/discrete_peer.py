@@ -17,10 +17,10 @@ d3rlpy runs in its own virtual environment (``--d3rlpy-python``, default
 ``benchmarks/.venv-d3rlpy/bin/python``; ``make bench-venv``), one worker process per algorithm and
 dataset, with ``--torch-threads`` threads.
 
-Matched settings (``SHARED`` below; chosen after the lead's measurement that offline Double DQN
-64x64, Adam 1e-3, gamma 0.95 solves cartpole-medium in ~3k updates): MLP 64x64 ReLU for the
+Matched settings (``SHARED`` and ``Q_SHARED`` below; offline Double DQN 64x64, Adam 1e-3 reaches
+100 on cartpole-medium in ~3k updates for some seeds, see ``Q_SHARED``): MLP 64x64 ReLU for the
 Q-network / policy (d3rlpy's ``VectorEncoderFactory`` + linear head, the same shape), Adam 1e-3
-(eps 1e-8 in both), batch 128, gamma 0.95, Double-DQN target, Huber TD loss with threshold 1
+(eps 1e-8 in both), batch 128, gamma 0.9, Double-DQN target, Huber TD loss with threshold 1
 (d3rlpy's discrete mean Q-function uses Huber too), hard target copy every 100 updates,
 observation standardization from the dataset (d3rlpy: ``StandardObservationScaler``), CQL alpha
 0.1 (policyfit's ``cql_alpha``, Schweighofer et al. 2022; d3rlpy's ``alpha``), discrete BC without
@@ -30,14 +30,14 @@ epsilon (d3rlpy 1e-3 added to the std), and d3rlpy's handling of an episode cut 
 from a zero observation; policyfit uses the logged next observation). Both sample transitions
 uniformly with replacement.
 
-Defaults (about 5 minutes for two algorithms, 7 for three, on the shared 2-core CPU; d3rlpy's
-~150 updates/s there set the budget): 20,000 transitions of cartpole-medium and cartpole-expert
-(data seed 0), 2,000 updates, 3 seeds, 10 evaluation episodes; ``--quick`` is a ~1-minute smoke
+Defaults (about 4 minutes for two algorithms, 6 for three, on the shared 2-core CPU; d3rlpy's
+~250 updates/s there set the budget): 20,000 transitions of cartpole-medium and cartpole-expert
+(data seed 0), 3,000 updates, 3 seeds, 10 evaluation episodes; ``--quick`` is a ~1-minute smoke
 run (1 seed, cartpole-medium, 10,000 transitions, 500 updates, 3 episodes). Results:
 ``benchmarks/results/discrete_peer_<cpu kind>.{json,md}``.
 
     python benchmarks/discrete_peer.py [--algos discrete_bc,dqn,cql_discrete] [--seeds 3]
-        [--updates 2000] [--size 20000] [--datasets cartpole-medium,cartpole-expert] [--quick]
+        [--updates 3000] [--size 20000] [--datasets cartpole-medium,cartpole-expert] [--quick]
 """
 
 from __future__ import annotations
@@ -60,7 +60,10 @@ HIDDEN = (64, 64)
 # batch 128: Schweighofer et al. 2022's classic-control setting, and half of d3rlpy's per-update
 # cost here (its replay sampling is a Python loop over the batch's transitions)
 SHARED = {"batch_size": 128, "learning_rate": 1e-3, "hidden_dims": HIDDEN}
-Q_SHARED = {**SHARED, "discount": 0.95, "double": True, "target_update_period": 100}
+# gamma 0.9: offline Double DQN on cartpole-medium (20k, batch 128) measured at 3,000 updates over
+# seeds 0-2: gamma 0.9 -> 100, 100, -3; gamma 0.95 -> 100, -3, -3; Adam 3e-4 -> -3 x 3. The check
+# needs scores off the floor to compare, not a tuned DQN.
+Q_SHARED = {**SHARED, "discount": 0.9, "double": True, "target_update_period": 100}
 CONFIGS: dict[str, dict[str, Any]] = {  # policyfit config of each algorithm
     "discrete_bc": dict(SHARED),
     "dqn": dict(Q_SHARED),
@@ -395,7 +398,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--size", type=int, default=20_000)
     parser.add_argument("--data-seed", type=int, default=0)
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--updates", type=int, default=2_000)
+    parser.add_argument("--updates", type=int, default=3_000)
     parser.add_argument("--episodes", type=int, default=10)
     parser.add_argument("--torch-threads", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="~1-minute smoke run")
