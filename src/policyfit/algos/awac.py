@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import optax
 
 from policyfit.algos.base import AlgoConfig, Algorithm, Carry, DatasetSpec, register
-from policyfit.algos.losses import awr_weights, soft_update, td_target
+from policyfit.algos.losses import awr_weights, gradient_step, soft_update, td_target
 from policyfit.errors import ConfigError
 from policyfit.nn import EnsembleCritic, GaussianPolicy
 from policyfit.nn.normalization import (
@@ -125,14 +125,14 @@ class AWAC(Algorithm):
         (critic_loss, q_mean), grads = jax.value_and_grad(self.critic_loss, has_aux=True)(
             state["critic"], state, obs, actions, next_obs, batch, k_critic
         )
-        updates, critic_opt = self.critic_opt.update(grads, state["critic_opt"], state["critic"])
-        critic = optax.apply_updates(state["critic"], updates)
+        critic, critic_opt = gradient_step(
+            self.critic_opt, state["critic"], state["critic_opt"], grads
+        )
 
         (actor_loss, mean_weight), grads = jax.value_and_grad(self.actor_loss, has_aux=True)(
             state["actor"], critic, obs, actions, k_actor
         )
-        updates, actor_opt = self.actor_opt.update(grads, state["actor_opt"], state["actor"])
-        actor = optax.apply_updates(state["actor"], updates)
+        actor, actor_opt = gradient_step(self.actor_opt, state["actor"], state["actor_opt"], grads)
 
         new_state = dict(
             state,

@@ -20,6 +20,7 @@ import numpy as np
 import optax
 
 from policyfit.algos.base import AlgoConfig, Algorithm, Carry, DatasetSpec, register
+from policyfit.algos.losses import gradient_step
 from policyfit.errors import ConfigError
 from policyfit.nn import DeterministicPolicy, GaussianPolicy
 from policyfit.nn.normalization import (
@@ -100,10 +101,10 @@ class BC(Algorithm):
         obs = normalize_observations(batch["observations"], state["obs_norm"])
         actions = to_unit_actions(batch["actions"], state["action_scale"])
         loss, grads = jax.value_and_grad(self.loss)(state["actor"], obs, actions)
-        updates, actor_opt = self.optimizer.update(grads, state["actor_opt"], state["actor"])
+        actor, actor_opt = gradient_step(self.optimizer, state["actor"], state["actor_opt"], grads)
         new_state = dict(
             state,
-            actor=optax.apply_updates(state["actor"], updates),
+            actor=actor,
             actor_opt=actor_opt,
             step=state["step"] + 1,
         )

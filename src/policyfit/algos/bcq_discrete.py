@@ -48,11 +48,10 @@ from dataclasses import dataclass
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import optax
 
 from policyfit.algos.base import Carry, DatasetSpec, register
 from policyfit.algos.dqn import DQN, DQNConfig
-from policyfit.algos.losses import periodic_update, soft_update
+from policyfit.algos.losses import soft_update
 from policyfit.errors import ConfigError
 from policyfit.nn import CategoricalPolicy, DiscreteQNetwork
 from policyfit.nn.normalization import normalize_observations
@@ -132,22 +131,11 @@ class DiscreteBCQ(DQN):
         loss = td + nll + penalty
         return loss, {**metrics, "td_loss": td, "imitation_loss": nll}
 
-    def update(self, state: dict, batch: dict, key: jax.Array) -> tuple[dict, dict]:
-        obs = normalize_observations(batch["observations"], state["obs_norm"])
-        next_obs = normalize_observations(batch["next_observations"], state["obs_norm"])
-        actions = batch["actions"].astype(jnp.int32)
-        (loss, metrics), grads = jax.value_and_grad(self.td_loss, has_aux=True)(
-            state["q"], state["q_target"], obs, actions, batch, next_obs, key
-        )
-        updates, q_opt = self.optimizer.update(grads, state["q_opt"], state["q"])
-        q = optax.apply_updates(state["q"], updates)
-        step = state["step"] + 1
+    def target_update(self, target, online, step: jnp.ndarray):
+        """Polyak averaging with ``target_tau`` (the official non-Atari setting), else DQN's copy."""
         if self.config.target_tau is None:
-            q_target = periodic_update(state["q_target"], q, step, self.config.target_update_period)
-        else:
-            q_target = soft_update(state["q_target"], q, self.config.target_tau)
-        new_state = dict(state, q=q, q_target=q_target, q_opt=q_opt, step=step)
-        return new_state, {"q_loss": loss, **metrics}
+            return super().target_update(target, online, step)
+        return soft_update(target, online, self.config.target_tau)
 
     def act(
         self, params: dict, obs: jnp.ndarray, carry: Carry, key: jax.Array | None = None

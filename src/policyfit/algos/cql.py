@@ -37,7 +37,7 @@ import numpy as np
 import optax
 
 from policyfit.algos.base import AlgoConfig, Algorithm, Carry, DatasetSpec, register
-from policyfit.algos.losses import soft_update, td_target
+from policyfit.algos.losses import gradient_step, soft_update, td_target
 from policyfit.nn import EnsembleCritic, TanhGaussianPolicy
 from policyfit.nn.modules import TanhNormal
 from policyfit.nn.normalization import (
@@ -199,8 +199,7 @@ class CQL(Algorithm):
         (actor_loss, log_pi), grads = jax.value_and_grad(self.actor_loss, has_aux=True)(
             state["actor"], state["critic"], alpha, obs, actions, state["step"], k_actor
         )
-        updates, actor_opt = self.actor_opt.update(grads, state["actor_opt"], state["actor"])
-        actor = optax.apply_updates(state["actor"], updates)
+        actor, actor_opt = gradient_step(self.actor_opt, state["actor"], state["actor_opt"], grads)
 
         log_alpha, alpha_opt = state["log_alpha"], state["alpha_opt"]
         if cfg.auto_entropy:
@@ -211,8 +210,9 @@ class CQL(Algorithm):
         (critic_loss, (td_loss, gap, q_mean)), grads = jax.value_and_grad(
             self.critic_loss, has_aux=True
         )(state["critic"], state, alpha, obs, actions, next_obs, batch, k_critic)
-        updates, critic_opt = self.critic_opt.update(grads, state["critic_opt"], state["critic"])
-        critic = optax.apply_updates(state["critic"], updates)
+        critic, critic_opt = gradient_step(
+            self.critic_opt, state["critic"], state["critic_opt"], grads
+        )
 
         log_alpha_prime, alpha_prime_opt = state["log_alpha_prime"], state["alpha_prime_opt"]
         if cfg.lagrange:

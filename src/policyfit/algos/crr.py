@@ -47,7 +47,13 @@ import optax
 
 from policyfit.algos.base import Carry, DatasetSpec, register
 from policyfit.algos.dqn import DQN, DQNConfig
-from policyfit.algos.losses import awr_weights, huber_loss, periodic_update, td_target
+from policyfit.algos.losses import (
+    awr_weights,
+    gradient_step,
+    huber_loss,
+    periodic_update,
+    td_target,
+)
 from policyfit.errors import ConfigError
 from policyfit.nn import CategoricalPolicy
 from policyfit.nn.normalization import normalize_observations
@@ -132,16 +138,16 @@ class CRR(DQN):
         (q_loss, metrics), grads = jax.value_and_grad(self.td_loss, has_aux=True)(
             state["q"], targets, obs, actions, batch, next_obs, key
         )
-        updates, q_opt = self.optimizer.update(grads, state["q_opt"], state["q"])
-        q_params = optax.apply_updates(state["q"], updates)
+        q_params, q_opt = gradient_step(self.optimizer, state["q"], state["q_opt"], grads)
 
         # the policy step uses the updated critic (as d3rlpy: critic first, then actor)
         q_all = jax.lax.stop_gradient(self.q_values(q_params, obs))
         (actor_loss, mean_weight), grads = jax.value_and_grad(self.actor_loss, has_aux=True)(
             state["actor"], q_all, obs, actions
         )
-        updates, actor_opt = self.actor_optimizer.update(grads, state["actor_opt"], state["actor"])
-        actor = optax.apply_updates(state["actor"], updates)
+        actor, actor_opt = gradient_step(
+            self.actor_optimizer, state["actor"], state["actor_opt"], grads
+        )
 
         step = state["step"] + 1
         period = self.config.target_update_period

@@ -33,6 +33,7 @@ import optax
 
 from policyfit.algos.base import AlgoConfig, Algorithm, Carry, DatasetSpec, register
 from policyfit.algos.bc import top_fraction_episodes
+from policyfit.algos.losses import gradient_step
 from policyfit.errors import ConfigError
 from policyfit.nn import CategoricalPolicy
 from policyfit.nn.normalization import normalize_observations, stats_from_spec
@@ -91,10 +92,10 @@ class DiscreteBC(Algorithm):
         (loss, accuracy), grads = jax.value_and_grad(self.loss, has_aux=True)(
             state["actor"], obs, actions
         )
-        updates, actor_opt = self.optimizer.update(grads, state["actor_opt"], state["actor"])
+        actor, actor_opt = gradient_step(self.optimizer, state["actor"], state["actor_opt"], grads)
         new_state = dict(
             state,
-            actor=optax.apply_updates(state["actor"], updates),
+            actor=actor,
             actor_opt=actor_opt,
             step=state["step"] + 1,
         )

@@ -11,8 +11,9 @@ network ``Q'``,
 and act greedily, ``argmax_a Q(s, a)``. Only terminals stop the bootstrap; a time-limit cut does not.
 
 This class is also the base of the discrete Q-learning family: a subclass changes the network
-(:meth:`DQN.network`), how Q-values are read from it (:meth:`DQN.q_values`) and the loss
-(:meth:`DQN.td_loss`); the state, the target network, the optimizer and acting are shared.
+(:meth:`DQN.network`), how Q-values are read from it (:meth:`DQN.q_values`), the loss
+(:meth:`DQN.td_loss`) or how the target network follows (:meth:`DQN.target_update`); the state,
+the optimizer step and acting are shared.
 
 Defaults follow the code of the dataset-quality study this family is run for (Schweighofer et al.
 2022, "A Dataset Perspective on Offline Reinforcement Learning", github.com/ml-jku/OfflineRL:
@@ -48,7 +49,7 @@ import jax.numpy as jnp
 import optax
 
 from policyfit.algos.base import AlgoConfig, Algorithm, Carry, DatasetSpec, register
-from policyfit.algos.losses import huber_loss, periodic_update, td_target
+from policyfit.algos.losses import gradient_step, huber_loss, periodic_update, td_target
 from policyfit.errors import ConfigError
 from policyfit.nn import DiscreteQNetwork
 from policyfit.nn.normalization import normalize_observations, stats_from_spec
@@ -109,6 +110,10 @@ class DQN(Algorithm):
         loss = jnp.mean(huber_loss(target - q, self.config.huber_delta) * self.config.huber_delta)
         return loss, {"q_mean": jnp.mean(q)}
 
+    def target_update(self, target, online, step: jnp.ndarray):
+        """Q' after update ``step``: a copy of Q every ``target_update_period`` updates."""
+        return periodic_update(target, online, step, self.config.target_update_period)
+
     # ------------------------------------------------------------------ the contract
     def init(self, spec: DatasetSpec, key: jax.Array) -> dict:
         self.setup(spec)
@@ -128,10 +133,9 @@ class DQN(Algorithm):
         (loss, metrics), grads = jax.value_and_grad(self.td_loss, has_aux=True)(
             state["q"], state["q_target"], obs, actions, batch, next_obs, key
         )
-        updates, q_opt = self.optimizer.update(grads, state["q_opt"], state["q"])
-        q = optax.apply_updates(state["q"], updates)
+        q, q_opt = gradient_step(self.optimizer, state["q"], state["q_opt"], grads)
         step = state["step"] + 1
-        q_target = periodic_update(state["q_target"], q, step, self.config.target_update_period)
+        q_target = self.target_update(state["q_target"], q, step)
         new_state = dict(state, q=q, q_target=q_target, q_opt=q_opt, step=step)
         return new_state, {"q_loss": loss, **metrics}
 

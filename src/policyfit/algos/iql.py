@@ -41,6 +41,7 @@ from policyfit.algos.losses import (
     awr_weights,
     ensemble_quantile,
     expectile_loss,
+    gradient_step,
     huber_loss,
     soft_update,
     td_target,
@@ -212,8 +213,7 @@ class IQL(Algorithm):
         (value_loss, (v, adv)), grads = jax.value_and_grad(self.value_loss, has_aux=True)(
             state["value"], target_q, obs
         )
-        updates, value_opt = self.value_opt.update(grads, state["value_opt"], state["value"])
-        value = optax.apply_updates(state["value"], updates)
+        value, value_opt = gradient_step(self.value_opt, state["value"], state["value_opt"], grads)
 
         next_v = self.value.apply(state["value"], next_obs)
         target = td_target(rewards, batch["terminals"], next_v, cfg.discount)
@@ -222,14 +222,14 @@ class IQL(Algorithm):
         (critic_loss, q_mean), grads = jax.value_and_grad(self.critic_loss, has_aux=True)(
             state["critic"], obs, actions, target
         )
-        updates, critic_opt = self.critic_opt.update(grads, state["critic_opt"], state["critic"])
-        critic = optax.apply_updates(state["critic"], updates)
+        critic, critic_opt = gradient_step(
+            self.critic_opt, state["critic"], state["critic_opt"], grads
+        )
 
         (actor_loss, mean_weight), grads = jax.value_and_grad(self.actor_loss, has_aux=True)(
             state["actor"], obs, actions, jax.lax.stop_gradient(adv)
         )
-        updates, actor_opt = self.actor_opt.update(grads, state["actor_opt"], state["actor"])
-        actor = optax.apply_updates(state["actor"], updates)
+        actor, actor_opt = gradient_step(self.actor_opt, state["actor"], state["actor_opt"], grads)
 
         new_state = dict(
             state,

@@ -5,7 +5,7 @@ Each function is pure and works on batched ``jnp`` arrays; the formula is in its
 Example:
     >>> import jax.numpy as jnp
     >>> from policyfit.algos.losses import expectile_loss
-    >>> float(expectile_loss(jnp.array([1.0, -2.0]), 0.7).mean())  # (0.7*1 + 0.3*4) / 2
+    >>> round(float(expectile_loss(jnp.array([1.0, -2.0]), 0.7).mean()), 6)  # (0.7*1 + 0.3*4) / 2
     0.95
 """
 
@@ -84,6 +84,12 @@ def periodic_update(target: Any, online: Any, step: jnp.ndarray, period: int) ->
     return jax.tree_util.tree_map(lambda t, o: jnp.where(copy, o, t), target, online)
 
 
+def gradient_step(optimizer: Any, params: Any, opt_state: Any, grads: Any) -> tuple[Any, Any]:
+    """One optimizer step: ``(new params, new optimizer state)`` (optax's update and apply)."""
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state
+
+
 def soft_update(target: Any, online: Any, tau: float) -> Any:
     """Polyak averaging ``theta' <- tau * theta + (1 - tau) * theta'`` of two parameter pytrees."""
     return optax.incremental_update(online, target, tau)
@@ -113,8 +119,7 @@ def delayed_actor_update(
         (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             state["actor"], state["critic"], *loss_args
         )
-        updates, actor_opt = optimizer.update(grads, state["actor_opt"], state["actor"])
-        actor = optax.apply_updates(state["actor"], updates)
+        actor, actor_opt = gradient_step(optimizer, state["actor"], state["actor_opt"], grads)
         return dict(
             state,
             actor=actor,

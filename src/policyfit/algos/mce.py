@@ -44,11 +44,10 @@ from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
-import optax
 
 from policyfit.algos.base import DatasetSpec, register
 from policyfit.algos.dqn import DQN, DQNConfig
-from policyfit.algos.losses import huber_loss
+from policyfit.algos.losses import gradient_step, huber_loss
 from policyfit.data.sampler import TrajectorySampler
 from policyfit.nn.normalization import normalize_observations, stats_from_spec
 
@@ -99,7 +98,6 @@ class MCE(DQN):
         (loss, metrics), grads = jax.value_and_grad(self.mc_loss, has_aux=True)(
             state["q"], obs, actions, returns
         )
-        updates, q_opt = self.optimizer.update(grads, state["q_opt"], state["q"])
-        q = optax.apply_updates(state["q"], updates)
+        q, q_opt = gradient_step(self.optimizer, state["q"], state["q_opt"], grads)
         new_state = dict(state, q=q, q_opt=q_opt, step=state["step"] + 1)
         return new_state, {"q_loss": loss, **metrics, "return_mean": jnp.mean(returns)}

@@ -50,6 +50,7 @@ import jax.numpy as jnp
 import optax
 
 from policyfit.algos.base import AlgoConfig, Algorithm, Carry, DatasetSpec, register
+from policyfit.algos.losses import gradient_step
 from policyfit.data.sampler import TrajectorySampler
 from policyfit.errors import ConfigError
 from policyfit.nn import GaussianPolicy
@@ -130,10 +131,10 @@ class RvSR(Algorithm):
         inputs = self.policy_input(first["observations"], omega, state["obs_norm"])
         actions = to_unit_actions(first["actions"], state["action_scale"])
         loss, grads = jax.value_and_grad(self.loss)(state["actor"], inputs, actions)
-        updates, actor_opt = self.optimizer.update(grads, state["actor_opt"], state["actor"])
+        actor, actor_opt = gradient_step(self.optimizer, state["actor"], state["actor_opt"], grads)
         new_state = dict(
             state,
-            actor=optax.apply_updates(state["actor"], updates),
+            actor=actor,
             actor_opt=actor_opt,
             step=state["step"] + 1,
         )

@@ -27,7 +27,7 @@ Example:
     ...          "next_observations": np.zeros((8, 3), np.float32)}
     >>> state, metrics = algo.update(state, batch, jax.random.PRNGKey(1))
     >>> sorted(metrics)[:3]
-    ['alpha', 'alpha_loss', 'actor_loss']
+    ['actor_loss', 'alpha', 'alpha_loss']
     >>> algo.act(state.actor_params, np.zeros((2, 3), np.float32)).shape
     (2, 1)
 """

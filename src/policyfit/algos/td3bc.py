@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import optax
 
 from policyfit.algos.base import AlgoConfig, Algorithm, Carry, DatasetSpec, register
-from policyfit.algos.losses import delayed_actor_update, td_target
+from policyfit.algos.losses import delayed_actor_update, gradient_step, td_target
 from policyfit.errors import ConfigError
 from policyfit.nn import DeterministicPolicy, EnsembleCritic
 from policyfit.nn.normalization import (
@@ -113,8 +113,9 @@ class TD3BC(Algorithm):
         (critic_loss, q_mean), grads = jax.value_and_grad(self.critic_loss, has_aux=True)(
             state["critic"], state, obs, actions, batch, key
         )
-        updates, critic_opt = self.critic_opt.update(grads, state["critic_opt"], state["critic"])
-        critic = optax.apply_updates(state["critic"], updates)
+        critic, critic_opt = gradient_step(
+            self.critic_opt, state["critic"], state["critic_opt"], grads
+        )
         state = dict(state, critic=critic, critic_opt=critic_opt)
 
         state, (actor_loss, bc) = delayed_actor_update(
