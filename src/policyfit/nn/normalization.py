@@ -6,8 +6,8 @@ with every checkpoint and exported policy and receive no gradient.
 Example:
     >>> import numpy as np
     >>> stats = observation_stats(np.array([[0.0, 1.0], [2.0, 1.0]]))
-    >>> normalize_observations(np.array([[2.0, 1.0]]), stats).round(3).tolist()
-    [[1.0, 0.0]]
+    >>> np.asarray(normalize_observations(np.array([[2.0, 1.0]]), stats), np.float64).round(3).tolist()
+    [[0.999, 0.0]]
 """
 
 from __future__ import annotations
