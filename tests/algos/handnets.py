@@ -59,6 +59,14 @@ def randomize(params, seed: int, scale: float = 0.8):
     )
 
 
+def randomize_entries(state: dict, *names: str, first_seed: int = 1) -> dict:
+    """``state`` with the entries ``names`` randomized by :func:`randomize`, seeds counting up from
+    ``first_seed`` in the order given (so online and target networks differ)."""
+    return dict(
+        state, **{name: randomize(state[name], first_seed + i) for i, name in enumerate(names)}
+    )
+
+
 def f64(tree):
     return jax.tree_util.tree_map(lambda x: np.asarray(x, np.float64), tree)
 

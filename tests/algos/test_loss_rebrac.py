@@ -24,13 +24,7 @@ def case():
     )
     algo = ReBRAC(config)
     state = algo.init(hn.SPEC, jax.random.PRNGKey(0))
-    state = dict(
-        state,
-        actor=hn.randomize(state["actor"], 1),
-        actor_target=hn.randomize(state["actor_target"], 2),
-        critic=hn.randomize(state["critic"], 3),
-        critic_target=hn.randomize(state["critic_target"], 4),
-    )
+    state = hn.randomize_entries(state, "actor", "actor_target", "critic", "critic_target")
     batch = hn.make_batch(seed=6)
     key = jax.random.PRNGKey(8)
     new_state, metrics = algo.update(state, batch, key)

@@ -19,13 +19,7 @@ GAMMA = 0.99
 def case():
     algo = TD3BC(TD3BCConfig(hidden_dims=(4, 3), alpha=2.5, policy_noise=0.4, noise_clip=0.5))
     state = algo.init(hn.SPEC, jax.random.PRNGKey(0))
-    state = dict(
-        state,
-        actor=hn.randomize(state["actor"], 1),
-        actor_target=hn.randomize(state["actor_target"], 2),
-        critic=hn.randomize(state["critic"], 3),
-        critic_target=hn.randomize(state["critic_target"], 4),
-    )
+    state = hn.randomize_entries(state, "actor", "actor_target", "critic", "critic_target")
     batch = hn.make_batch(seed=5)
     key = jax.random.PRNGKey(7)
     new_state, metrics = algo.update(state, batch, key)

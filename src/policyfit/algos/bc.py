@@ -20,7 +20,7 @@ import numpy as np
 import optax
 
 from policyfit.algos.base import AlgoConfig, Algorithm, Carry, DatasetSpec, register
-from policyfit.algos.losses import gradient_step
+from policyfit.algos.losses import supervised_actor_step
 from policyfit.errors import ConfigError
 from policyfit.nn import DeterministicPolicy, GaussianPolicy
 from policyfit.nn.normalization import (
@@ -100,14 +100,7 @@ class BC(Algorithm):
     def update(self, state: dict, batch: dict, key: jax.Array) -> tuple[dict, dict]:
         obs = normalize_observations(batch["observations"], state["obs_norm"])
         actions = to_unit_actions(batch["actions"], state["action_scale"])
-        loss, grads = jax.value_and_grad(self.loss)(state["actor"], obs, actions)
-        actor, actor_opt = gradient_step(self.optimizer, state["actor"], state["actor_opt"], grads)
-        new_state = dict(
-            state,
-            actor=actor,
-            actor_opt=actor_opt,
-            step=state["step"] + 1,
-        )
+        new_state, loss, _ = supervised_actor_step(self.optimizer, state, self.loss, obs, actions)
         return new_state, {"actor_loss": loss}
 
     def act(

@@ -118,7 +118,7 @@ class DiscreteBCQ(DQN):
         q, logits = self.q_net.apply(params, obs)
         return jnp.argmax(jnp.where(self.allowed(logits), q, MASKED), axis=-1)
 
-    def next_actions(self, q_params, target_params, next_obs: jnp.ndarray) -> jnp.ndarray:
+    def next_actions(self, q_params, target_params, next_obs: jnp.ndarray, batch: dict):
         return self.constrained_argmax(jax.lax.stop_gradient(q_params), next_obs)
 
     def td_loss(self, q_params, target_params, obs, actions, batch, next_obs, key):

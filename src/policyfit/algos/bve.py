@@ -37,7 +37,6 @@ import jax.numpy as jnp
 
 from policyfit.algos.base import register
 from policyfit.algos.dqn import DQN, DQNConfig
-from policyfit.algos.losses import huber_loss, td_target
 
 
 @dataclass(frozen=True)
@@ -51,12 +50,6 @@ class BVE(DQN):
 
     Config = BVEConfig
 
-    def td_loss(self, q_params, target_params, obs, actions, batch, next_obs, key):
-        """Huber error of ``Q(s, a)`` against ``r + gamma (1 - d) Q'(s', a'_logged)``."""
-        a_next = batch["next_actions"].astype(jnp.int32)
-        q_next = self.q_values(target_params, next_obs)
-        next_value = jnp.take_along_axis(q_next, a_next[:, None], axis=-1)[:, 0]
-        target = td_target(batch["rewards"], batch["terminals"], next_value, self.config.discount)
-        q = jnp.take_along_axis(self.q_values(q_params, obs), actions[:, None], axis=-1)[:, 0]
-        loss = jnp.mean(huber_loss(target - q, self.config.huber_delta) * self.config.huber_delta)
-        return loss, {"q_mean": jnp.mean(q)}
+    def next_actions(self, q_params, target_params, next_obs: jnp.ndarray, batch: dict):
+        """SARSA: the logged next action ``a'`` (the behavior policy's), not a greedy one."""
+        return batch["next_actions"].astype(jnp.int32)

@@ -33,7 +33,7 @@ import optax
 
 from policyfit.algos.base import AlgoConfig, Algorithm, Carry, DatasetSpec, register
 from policyfit.algos.bc import top_fraction_episodes
-from policyfit.algos.losses import gradient_step
+from policyfit.algos.losses import supervised_actor_step
 from policyfit.errors import ConfigError
 from policyfit.nn import CategoricalPolicy
 from policyfit.nn.normalization import normalize_observations, stats_from_spec
@@ -89,15 +89,8 @@ class DiscreteBC(Algorithm):
     def update(self, state: dict, batch: dict, key: jax.Array) -> tuple[dict, dict]:
         obs = normalize_observations(batch["observations"], state["obs_norm"])
         actions = batch["actions"].astype(jnp.int32)
-        (loss, accuracy), grads = jax.value_and_grad(self.loss, has_aux=True)(
-            state["actor"], obs, actions
-        )
-        actor, actor_opt = gradient_step(self.optimizer, state["actor"], state["actor_opt"], grads)
-        new_state = dict(
-            state,
-            actor=actor,
-            actor_opt=actor_opt,
-            step=state["step"] + 1,
+        new_state, loss, accuracy = supervised_actor_step(
+            self.optimizer, state, self.loss, obs, actions, has_aux=True
         )
         return new_state, {"actor_loss": loss, "accuracy": accuracy}
 

@@ -95,20 +95,24 @@ class DQN(Algorithm):
         """``Q(s, .)`` ``[B, n_actions]`` (normalized observations in)."""
         return self.q_net.apply(params, obs)
 
-    def next_actions(self, q_params, target_params, next_obs: jnp.ndarray) -> jnp.ndarray:
+    def next_actions(self, q_params, target_params, next_obs: jnp.ndarray, batch: dict):
         """``a'`` of the target: greedy under Q' (DQN) or under Q (Double DQN)."""
         chooser = q_params if self.config.double else target_params
         return jnp.argmax(self.q_values(chooser, next_obs), axis=-1)
 
     def td_loss(self, q_params, target_params, obs, actions, batch, next_obs, key):
         """``(loss, metrics)``: Huber TD error of ``Q(s, a)`` against the one-step target."""
-        a_next = self.next_actions(q_params, target_params, next_obs)
+        a_next = self.next_actions(q_params, target_params, next_obs, batch)
         q_next = self.q_values(target_params, next_obs)
         next_value = jnp.take_along_axis(q_next, a_next[:, None], axis=-1)[:, 0]
         target = td_target(batch["rewards"], batch["terminals"], next_value, self.config.discount)
+        return self.regression_loss(q_params, obs, actions, target)
+
+    def regression_loss(self, q_params, obs, actions, target):
+        """``(loss, metrics)``: mean Huber error of ``Q(s, a_data)`` against a constant ``target``."""
         q = jnp.take_along_axis(self.q_values(q_params, obs), actions[:, None], axis=-1)[:, 0]
-        loss = jnp.mean(huber_loss(target - q, self.config.huber_delta) * self.config.huber_delta)
-        return loss, {"q_mean": jnp.mean(q)}
+        delta = self.config.huber_delta
+        return jnp.mean(huber_loss(target - q, delta) * delta), {"q_mean": jnp.mean(q)}
 
     def target_update(self, target, online, step: jnp.ndarray):
         """Q' after update ``step``: a copy of Q every ``target_update_period`` updates."""

@@ -90,6 +90,18 @@ def gradient_step(optimizer: Any, params: Any, opt_state: Any, grads: Any) -> tu
     return optax.apply_updates(params, updates), opt_state
 
 
+def supervised_actor_step(
+    optimizer: Any, state: dict, loss_fn: Any, *loss_args: Any, has_aux: bool = False
+) -> tuple[dict, jnp.ndarray, Any]:
+    """One step of the supervised learners (BC, discrete BC, RvS): ``state["actor"]`` descends
+    ``loss_fn(actor, *loss_args)``; ``actor_opt`` and ``step`` follow. Returns ``(state, loss,
+    aux)`` (``aux`` is None unless ``has_aux``: then ``loss_fn`` returns ``(loss, aux)``)."""
+    value, grads = jax.value_and_grad(loss_fn, has_aux=has_aux)(state["actor"], *loss_args)
+    loss, aux = value if has_aux else (value, None)
+    actor, actor_opt = gradient_step(optimizer, state["actor"], state["actor_opt"], grads)
+    return dict(state, actor=actor, actor_opt=actor_opt, step=state["step"] + 1), loss, aux
+
+
 def soft_update(target: Any, online: Any, tau: float) -> Any:
     """Polyak averaging ``theta' <- tau * theta + (1 - tau) * theta'`` of two parameter pytrees."""
     return optax.incremental_update(online, target, tau)

@@ -47,7 +47,7 @@ import jax.numpy as jnp
 
 from policyfit.algos.base import DatasetSpec, register
 from policyfit.algos.dqn import DQN, DQNConfig
-from policyfit.algos.losses import gradient_step, huber_loss
+from policyfit.algos.losses import gradient_step
 from policyfit.data.sampler import TrajectorySampler
 from policyfit.nn.normalization import normalize_observations, stats_from_spec
 
@@ -75,10 +75,7 @@ class MCE(DQN):
 
     def mc_loss(self, q_params, obs, actions, returns):
         """``(loss, metrics)``: mean Huber error of ``Q(s, a)`` against the return ``G``."""
-        q = jnp.take_along_axis(self.q_values(q_params, obs), actions[:, None], axis=-1)[:, 0]
-        delta = self.config.huber_delta
-        loss = jnp.mean(huber_loss(returns - q, delta) * delta)
-        return loss, {"q_mean": jnp.mean(q)}
+        return self.regression_loss(q_params, obs, actions, returns)
 
     def init(self, spec: DatasetSpec, key: jax.Array) -> dict:
         self.setup(spec)

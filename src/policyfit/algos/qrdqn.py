@@ -70,7 +70,7 @@ class QRDQN(DQN):
         return jnp.mean(self.quantiles(params, obs), axis=-1)
 
     def td_loss(self, q_params, target_params, obs, actions, batch, next_obs, key):
-        a_next = self.next_actions(q_params, target_params, next_obs)
+        a_next = self.next_actions(q_params, target_params, next_obs, batch)
         next_theta = _take_action(self.quantiles(target_params, next_obs), a_next)  # [B, N]
         targets = td_target(
             batch["rewards"][:, None], batch["terminals"][:, None], next_theta, self.config.discount

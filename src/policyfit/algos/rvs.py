@@ -50,7 +50,7 @@ import jax.numpy as jnp
 import optax
 
 from policyfit.algos.base import AlgoConfig, Algorithm, Carry, DatasetSpec, register
-from policyfit.algos.losses import gradient_step
+from policyfit.algos.losses import supervised_actor_step
 from policyfit.data.sampler import TrajectorySampler
 from policyfit.errors import ConfigError
 from policyfit.nn import GaussianPolicy
@@ -130,13 +130,8 @@ class RvSR(Algorithm):
         omega = self.omega(first["returns_to_go"], first["timesteps"].astype(jnp.float32))
         inputs = self.policy_input(first["observations"], omega, state["obs_norm"])
         actions = to_unit_actions(first["actions"], state["action_scale"])
-        loss, grads = jax.value_and_grad(self.loss)(state["actor"], inputs, actions)
-        actor, actor_opt = gradient_step(self.optimizer, state["actor"], state["actor_opt"], grads)
-        new_state = dict(
-            state,
-            actor=actor,
-            actor_opt=actor_opt,
-            step=state["step"] + 1,
+        new_state, loss, _ = supervised_actor_step(
+            self.optimizer, state, self.loss, inputs, actions
         )
         return new_state, {"actor_loss": loss, "omega_mean": jnp.mean(omega)}
 
