@@ -3,7 +3,7 @@ import copy
 import numpy as np
 import pytest
 
-from policyfit.data import Dataset
+from policyfit.data import ARRAY_FIELDS, Dataset
 from policyfit.diagnostics.anomalies import corruption_mask, detect_anomalies, robust_z
 from policyfit.diagnostics.card import diagnose
 
@@ -20,17 +20,7 @@ def _plant(ds: Dataset, seed: int = 3):
         rows = np.sort(rng.choice(inner, size=45, replace=False))
     rng.shuffle(rows)
     reward_rows, dyn_rows, obs_rows = rows[:15], rows[15:30], rows[30:]
-    arrays = {
-        k: getattr(ds, k).copy()
-        for k in (
-            "observations",
-            "actions",
-            "rewards",
-            "terminals",
-            "timeouts",
-            "next_observations",
-        )
-    }
+    arrays = {k: getattr(ds, k).copy() for k in ARRAY_FIELDS}
     arrays["rewards"][reward_rows] += 30 * ds.rewards.std() * rng.choice([-1, 1], 15)
     arrays["next_observations"][dyn_rows] += rng.normal(size=(15, ds.observation_dim)) * 2.0
     arrays["observations"][obs_rows] += rng.normal(size=(15, ds.observation_dim)) * 2.0
@@ -136,17 +126,7 @@ def test_knn_dynamics_flags_without_trajectories():
 
 def test_random_actions_of_a_consistent_policy_are_flagged(make_linear_ds):
     ds = make_linear_ds(policy_noise=0.01)
-    arrays = {
-        k: getattr(ds, k).copy()
-        for k in (
-            "observations",
-            "actions",
-            "rewards",
-            "terminals",
-            "timeouts",
-            "next_observations",
-        )
-    }
+    arrays = {k: getattr(ds, k).copy() for k in ARRAY_FIELDS}
     rows = np.array([150, 1230, 2777, 3301])
     arrays["actions"][rows] = -np.sign(arrays["actions"][rows])
     flagged = detect_anomalies(Dataset(**arrays, metadata=ds.metadata)).flags["action"]
