@@ -87,6 +87,9 @@ def make_env(env_id: str, seed: int | None = None, **kwargs):
     """A single gymnasium environment (time limit included)."""
     import gymnasium as gym
 
+    from policyfit.envs.jaxenv import register_envs
+
+    register_envs()
     with _without_mujoco_compiler_notice():
         env = gym.make(env_id, **kwargs)
     if seed is not None:

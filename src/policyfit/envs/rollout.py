@@ -72,6 +72,9 @@ def as_carry_policy(policy: CarryPolicy | Callable[[np.ndarray], Any]) -> CarryP
 def _make_vector_env(env_id: str, n: int):
     import gymnasium as gym
 
+    from policyfit.envs.jaxenv import register_envs
+
+    register_envs()
     try:
         return gym.vector.SyncVectorEnv([lambda: gym.make(env_id) for _ in range(n)])
     except gym.error.Error as exc:
