@@ -158,7 +158,11 @@ def convert(
 @data.command()
 @click.argument("name")
 @click.option(
-    "--size", type=int, default=None, help="Transitions (default: D4RL's, 1M; medium-expert 2M)."
+    "--size",
+    type=int,
+    default=None,
+    help="Transitions (default: the paper's: MuJoCo 1M, medium-expert 2M; discrete classic "
+    "control 100k, MinAtar 1M).",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
@@ -167,13 +171,18 @@ def convert(
 def make(name: str, size: int | None, seed: int, out: str | None) -> None:
     """Build the built-in dataset NAME (e.g. hopper-medium) from its shipped behavior policy.
 
-    Same NAME, --size and --seed give the identical dataset (same fingerprint). Discrete-action
-    names (cartpole-expert, cartpole-medium, cartpole-random) are collected in seconds and
-    written only with --out.
+    Same NAME, --size and --seed give the identical dataset (same fingerprint). Two suites: the
+    D4RL-style MuJoCo one ({hopper,halfcheetah,walker2d}-{random,medium,expert,medium-replay,
+    medium-expert}, minutes of rollouts) and the discrete one of Schweighofer et al. 2022
+    ({cartpole,acrobot,mountaincar,breakout,...}-{random,mixed,replay,noisy,expert}, seconds,
+    jitted). Both are cached under $POLICYFIT_HOME. cartpole-medium (a fixed controller) is
+    collected in seconds and written only with --out.
 
     \b
     Examples:
       policyfit data make hopper-medium --size 100000
+      policyfit data make cartpole-replay
+      policyfit data make breakout-noisy --size 200000 --seed 1
       policyfit data make cartpole-medium --out cartpole.npz
     """
     from policyfit.envs import datasets

@@ -1,10 +1,11 @@
-"""Discrete-action data from gymnasium's classic control: ``cartpole-expert``, ``cartpole-medium``,
-``cartpole-random`` on ``CartPole-v1``.
+"""``cartpole-medium``: small discrete-action data on gymnasium's ``CartPole-v1`` from a fixed
+controller, built in seconds without shipped weights (tests, quick demos).
 
 The behavior policy is a fixed linear controller of the pole, ``a = 1[theta + 0.5 theta_dot +
 0.05 x + 0.1 x_dot > 0]``, which balances for the full 500 steps, mixed with uniformly random
-actions with probability ``epsilon``: 0 for expert, 0.5 for medium (about 200 of 500 on average),
-1 for random. Nothing is downloaded or trained: the data is a pure function of name, size and seed.
+actions with probability 0.5 (about 200 of 500 on average). Nothing is downloaded or trained: the
+data is a pure function of size and seed. The discrete suite of the dataset-quality paper
+(``cartpole-{random,mixed,replay,noisy,expert}``, ...) is :mod:`policyfit.envs.discrete_suite`.
 
 The normalized score uses ``ref_min_score`` = the mean return of the uniformly random policy over
 100 episodes of seeds ``10_000 + i`` (measured, :func:`random_policy_return`), and
@@ -28,7 +29,7 @@ from policyfit.errors import PolicyfitError
 
 ENV_ID = "CartPole-v1"
 MAX_RETURN = 500.0  # CartPole-v1 pays 1 per step for at most 500 steps
-EPSILONS = {"cartpole-expert": 0.0, "cartpole-medium": 0.5, "cartpole-random": 1.0}
+EPSILONS = {"cartpole-medium": 0.5}
 DEFAULT_SIZE = 50_000
 CONTROLLER = np.array([0.05, 0.1, 1.0, 0.5])  # weights on (x, x_dot, theta, theta_dot)
 

@@ -7,8 +7,9 @@ SACo reference (the suite's ``<env>-medium-replay``); :mod:`policyfit.diagnostic
 the suite itself, its callers pass this function as ``reference_resolver``.
 
 Built-in names are the MuJoCo suite's (``hopper-medium``, built from shipped SAC policies,
-:mod:`policyfit.envs.suite`) and the discrete classic-control ones (``cartpole-medium``, from a
-fixed controller, :mod:`policyfit.envs.classic`). Resolution order: an existing path, then a
+:mod:`policyfit.envs.suite`), the discrete suite's (``cartpole-replay``, ``breakout-noisy``, from
+shipped online DQN runs, :mod:`policyfit.envs.discrete_suite`) and ``cartpole-medium`` (a fixed
+controller, :mod:`policyfit.envs.classic`). Resolution order: an existing path, then a
 built-in name (case-insensitive), then a Minari id in the local Minari root.
 
 Example:
@@ -26,7 +27,7 @@ from pathlib import Path
 from policyfit.data.dataset import Dataset
 from policyfit.data.io import find_dataset
 from policyfit.data.io import load_dataset as load_file
-from policyfit.envs import classic, suite
+from policyfit.envs import classic, discrete_suite, suite
 from policyfit.errors import ConfigError, DatasetError
 
 
@@ -70,8 +71,12 @@ def load_dataset(
 
 
 def is_builtin_name(name: str) -> bool:
-    """A name :func:`make_dataset` can build (suite or classic control)."""
-    return suite.is_suite_name(name) or classic.is_classic_name(name)
+    """A name :func:`make_dataset` can build (either suite, or ``cartpole-medium``)."""
+    return (
+        suite.is_suite_name(name)
+        or discrete_suite.is_discrete_name(name)
+        or classic.is_classic_name(name)
+    )
 
 
 def make_dataset(
@@ -81,14 +86,16 @@ def make_dataset(
     out: str | Path | None = None,
     progress: bool = True,
 ) -> Dataset:
-    """Build the built-in dataset ``name``: a MuJoCo suite name (cached under
-    ``$POLICYFIT_HOME``) or a classic-control name (collected in seconds; written only to ``out``).
+    """Build the built-in dataset ``name``: a MuJoCo or discrete suite name (cached under
+    ``$POLICYFIT_HOME``) or ``cartpole-medium`` (collected in seconds; written only to ``out``).
 
     Example:
         >>> ds = make_dataset("cartpole-medium", size=1_000)
         >>> ds.discrete, ds.env_id
         (True, 'CartPole-v1')
     """
+    if discrete_suite.is_discrete_name(name):
+        return discrete_suite.make_dataset(name, size=size, seed=seed, out=out, progress=progress)
     if classic.is_classic_name(name):
         ds = classic.make_cartpole_dataset(name, size=size, seed=seed)
         if out is not None:
@@ -100,8 +107,9 @@ def make_dataset(
 
 
 def list_datasets() -> list[dict]:
-    """Every built-in name (suite and classic control), as :func:`policyfit.envs.suite.list_datasets`."""
-    return suite.list_datasets() + classic.list_datasets()
+    """Every built-in name (both suites and ``cartpole-medium``), as
+    :func:`policyfit.envs.suite.list_datasets`."""
+    return suite.list_datasets() + discrete_suite.list_datasets() + classic.list_datasets()
 
 
 def _reject_suite_options(name: str, **options: int | None) -> None:
@@ -116,17 +124,31 @@ def _reject_suite_options(name: str, **options: int | None) -> None:
 
 
 def suite_reference(dataset: Dataset, build: bool = False) -> tuple[Dataset, str]:
-    """The built-in suite's ``<env>-medium-replay`` dataset for the dataset's environment.
+    """SACo's default reference: the environment's replay data in the built-in suites.
 
-    The default SACo reference of ``policyfit data inspect --full``, ``policyfit report`` and
-    ``policyfit.diagnose``: pass it as ``diagnose(..., reference_resolver=suite_reference)``.
-    Uses the cached copy; builds it (minutes of rollouts) only with ``build=True``. Any failure
-    raises ``LookupError`` with the reason and what to do (the card then shows no SACo and why).
+    For the MuJoCo suite, ``<env>-medium-replay`` (cached copy; built, minutes of rollouts, only
+    with ``build=True``). For a discrete-suite dataset, its environment's ``<env>-replay`` with the
+    same size and seed (Schweighofer et al. 2022; built in seconds when missing). The default
+    reference of ``policyfit data inspect --full``, ``policyfit report`` and
+    ``policyfit.diagnose``: pass it as ``diagnose(..., reference_resolver=suite_reference)``. Any
+    failure raises ``LookupError`` with the reason and what to do (the card then shows no SACo
+    and why).
 
     Example:
         >>> from policyfit.diagnostics import diagnose
         >>> card = diagnose(ds, reference_resolver=suite_reference)   # doctest: +SKIP
     """
+    if discrete_suite.is_discrete_name(str(dataset.metadata.get("suite_name", ""))):
+        name, size, seed = discrete_suite.reference_for(dataset)
+        try:
+            ref = discrete_suite.make_dataset(name, size=size, seed=seed, progress=False)
+        except Exception as exc:
+            raise LookupError(f"suite dataset {name} unavailable: {exc}") from exc
+        return ref, f"suite:{discrete_suite.minari_dataset_id(name, size, seed)}"
+    return _mujoco_reference(dataset, build)
+
+
+def _mujoco_reference(dataset: Dataset, build: bool) -> tuple[Dataset, str]:
     env_id = dataset.env_id
     if not env_id:
         raise LookupError("the dataset has no env_id, so there is no suite reference; pass one")
