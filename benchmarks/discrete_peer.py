@@ -1,12 +1,18 @@
 """Discrete peer check against d3rlpy: same method, same data, same seeds -> similar score? (issue 14)
 
 For each algorithm x dataset x seed, policyfit and d3rlpy train for the same number of updates on
-the same transitions (``policyfit.envs.classic.make_cartpole_dataset``, exported to ``.npz`` once)
-with the same hyperparameters, and both greedy policies are rolled out on the same CartPole-v1
-episodes (reset seeds ``10_000 + 100 * seed + i``). Reported per algorithm: the final normalized
-score (0 = random policy, 100 = return 500) of each library, its mean over seeds x datasets with a
-95% stratified-bootstrap interval (:func:`policyfit.evaluation.stats.aggregate_scores`, datasets
-are the strata) and per dataset, and the updates per second of each library with their ratio:
+the same transitions (``policyfit.make_dataset(name, size=..., seed=...)``, exported to ``.npz``
+once) with the same hyperparameters, and both greedy policies are rolled out on the same episodes
+of the dataset's environment (its ``env_id``; reset seeds ``10_000 + 100 * seed + i``). The
+datasets are three of the discrete suite by default, ``cartpole-replay``, ``cartpole-noisy`` and
+``cartpole-expert`` (``--datasets``: any ``{env}-{random,mixed,replay,noisy,expert}`` of a
+classic-control environment, whose gymnasium id both environments can make); the older
+``cartpole-random``, ``cartpole-medium``, ``cartpole-expert`` work too. Reported per algorithm:
+the final normalized score (0 = the dataset's ``ref_min_score``, the random policy; 100 = its
+``ref_max_score``: the online DQN's best evaluation return for the suite, 500 for the older cartpole
+names) of each library, its mean over seeds x datasets with a 95% stratified-bootstrap interval
+(:func:`policyfit.evaluation.stats.aggregate_scores`, datasets are the strata) and per dataset,
+and the updates per second of each library with their ratio, measured in the same run:
 
 * policyfit: ``summary["steps_per_second"]`` of ``policyfit.train`` (the trainer's clock, which
   includes tracing the fused program and loading it from the compilation cache), and the steady
@@ -30,14 +36,16 @@ epsilon (d3rlpy 1e-3 added to the std), and d3rlpy's handling of an episode cut 
 from a zero observation; policyfit uses the logged next observation). Both sample transitions
 uniformly with replacement.
 
-Defaults (about 4 minutes for two algorithms, 6 for three, on the shared 2-core CPU; d3rlpy's
-~250 updates/s there set the budget): 20,000 transitions of cartpole-medium and cartpole-expert
-(data seed 0), 3,000 updates, 3 seeds, 10 evaluation episodes; ``--quick`` is a ~1-minute smoke
-run (1 seed, cartpole-medium, 10,000 transitions, 500 updates, 3 episodes). Results:
+Defaults (about 9 minutes for the three algorithms on the three datasets on the shared 2-core CPU,
+extrapolated from 6 minutes measured on two datasets; d3rlpy's ~250 updates/s there set the
+budget): 20,000 transitions of each dataset (data seed 0), 3,000 updates, 3 seeds, 10 evaluation episodes; ``--quick`` is a ~1-minute smoke run (1 seed,
+the first of ``--datasets``, 10,000 transitions, 500 updates, 3 episodes). Results:
 ``benchmarks/results/discrete_peer_<cpu kind>.{json,md}``.
 
     python benchmarks/discrete_peer.py [--algos discrete_bc,dqn,cql_discrete] [--seeds 3]
-        [--updates 3000] [--size 20000] [--datasets cartpole-medium,cartpole-expert] [--quick]
+        [--updates 3000] [--size 20000] [--datasets cartpole-replay,cartpole-noisy,cartpole-expert]
+    python benchmarks/discrete_peer.py --datasets cartpole-medium,cartpole-expert   # older names
+    python benchmarks/discrete_peer.py --quick --datasets cartpole-medium
 """
 
 from __future__ import annotations
@@ -55,7 +63,6 @@ from typing import Any
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-ENV_ID = "CartPole-v1"
 HIDDEN = (64, 64)
 # batch 128: Schweighofer et al. 2022's classic-control setting, and half of d3rlpy's per-update
 # cost here (its replay sampling is a Python loop over the batch's transitions)
@@ -70,7 +77,7 @@ CONFIGS: dict[str, dict[str, Any]] = {  # policyfit config of each algorithm
     "cql_discrete": {**Q_SHARED, "cql_alpha": 0.1},
 }
 DEFAULT_ALGOS = "discrete_bc,dqn,cql_discrete"
-DEFAULT_DATASETS = "cartpole-medium,cartpole-expert"
+DEFAULT_DATASETS = "cartpole-replay,cartpole-noisy,cartpole-expert"
 
 
 def eval_seed(seed: int) -> int:
@@ -120,10 +127,10 @@ def d3rlpy_config(d3rlpy: Any, algo: str, cfg: dict[str, Any]) -> Any:
     raise ValueError(f"no d3rlpy counterpart for {algo}")
 
 
-def d3rlpy_episodes(learner: Any, seed0: int, episodes: int) -> list[float]:
+def d3rlpy_episodes(learner: Any, env_id: str, seed0: int, episodes: int) -> list[float]:
     import gymnasium as gym
 
-    env = gym.make(ENV_ID)
+    env = gym.make(env_id)
     returns = []
     for i in range(episodes):
         obs, _ = env.reset(seed=seed0 + i)
@@ -175,7 +182,9 @@ def d3rlpy_worker(job: dict[str, Any]) -> list[dict[str, Any]]:
                 "updates": job["updates"],
                 "train_seconds": seconds,
                 "updates_per_second": job["updates"] / seconds,
-                "returns": d3rlpy_episodes(learner, eval_seed(seed), job["episodes"]),
+                "returns": d3rlpy_episodes(
+                    learner, job["env_id"], eval_seed(seed), job["episodes"]
+                ),
             }
         )
     return rows
@@ -229,12 +238,16 @@ def policyfit_run(
     config: dict[str, Any] | None = None,
     fuse: int = 500,
     fast_compile: bool | None = None,
+    name: str | None = None,
 ) -> dict[str, Any]:
-    """Train ``algo`` on ``ds`` with ``CONFIGS[algo]`` (or ``config``); the same row as d3rlpy's."""
+    """Train ``algo`` on ``ds`` with ``CONFIGS[algo]`` (or ``config``); the same row as d3rlpy's.
+
+    The run directory is ``work/<algo>-<name>-s<seed>`` (``name``: the dataset's, by default the
+    stem of its source)."""
     import policyfit
     from policyfit.envs.rollout import rollout_returns
 
-    run_dir = work / f"{algo}-{ds.source}-s{seed}"
+    run_dir = work / f"{algo}-{name or Path(str(ds.source)).stem}-s{seed}"
     result = policyfit.train(
         algo,
         ds,
@@ -249,7 +262,7 @@ def policyfit_run(
         fuse=min(fuse, updates),
         fast_compile=fast_compile,
     )
-    returns, _ = rollout_returns(result.policy, ENV_ID, episodes=episodes, seed=eval_seed(seed))
+    returns, _ = rollout_returns(result.policy, ds.env_id, episodes=episodes, seed=eval_seed(seed))
     return {
         "library": "policyfit",
         "seed": seed,
@@ -353,7 +366,7 @@ def markdown(summary: dict[str, Any], setup: dict[str, Any]) -> str:
     """The results as a markdown page: the setup line, then one table of scores and throughput."""
     load = ", ".join(f"{x:.2f}" for x in setup["load_average_end"])
     lines = [
-        "# Discrete peer check: policyfit vs d3rlpy on CartPole (issue 14)",
+        "# Discrete peer check: policyfit vs d3rlpy on discrete data (issue 14)",
         "",
         f"{', '.join(setup['datasets'])} ({setup['size']:,} transitions, data seed "
         f"{setup['data_seed']}); {setup['updates']:,} updates; seeds {setup['seeds']}; "
@@ -361,7 +374,9 @@ def markdown(summary: dict[str, Any], setup: dict[str, Any]) -> str:
         f"torch threads {setup['torch_threads']}; load average at the end: {load} "
         f"(shared {setup['cpus']}-core machine).",
         "",
-        "Scores: normalized (0 = random, 100 = return 500), mean over seeds x datasets with a 95% "
+        "Scores: normalized (0 = random policy, 100 = the dataset's `ref_max_score`: the online "
+        "DQN's best return for the suite, 500 for the older cartpole names), mean over seeds x "
+        "datasets with a 95% "
         "stratified-bootstrap interval. Updates/s: best / mean over runs; policyfit's trainer clock "
         "includes tracing each run's program, its steady rate excludes the first chunk.",
         "",
@@ -408,17 +423,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.seeds, args.updates, args.episodes = 1, 500, 3
-        args.datasets, args.size = "cartpole-medium", 10_000
+        args.datasets, args.size = args.datasets.split(",")[0], 10_000
     return args
 
 
 def run_all(args: argparse.Namespace, algos: list[str], work: Path, have_d3: bool) -> list[dict]:
-    from policyfit.envs.classic import make_cartpole_dataset
+    import policyfit
 
     rows: list[dict[str, Any]] = []
     seeds = list(range(args.seeds))
     for name in args.datasets.split(","):
-        ds = make_cartpole_dataset(name, size=args.size, seed=args.data_seed)
+        ds = policyfit.make_dataset(name, size=args.size, seed=args.data_seed, progress=False)
         data = save_npz(ds, work / f"{name}.npz")
         refs = (float(ds.metadata["ref_min_score"]), float(ds.metadata["ref_max_score"]))
         for algo in algos:
@@ -429,6 +444,7 @@ def run_all(args: argparse.Namespace, algos: list[str], work: Path, have_d3: boo
                     "dataset": name,
                     "data": str(data),
                     "n_actions": int(ds.action_dim),
+                    "env_id": ds.env_id,
                     "seeds": seeds,
                     "updates": args.updates,
                     "episodes": args.episodes,
@@ -437,8 +453,11 @@ def run_all(args: argparse.Namespace, algos: list[str], work: Path, have_d3: boo
                 }
                 new += run_d3rlpy(args.d3rlpy_python, job, work)
             for seed in seeds:
-                new.append(policyfit_run(ds, algo, seed, args.updates, args.episodes, work))
-            new = add_scores([{**r, "algo": algo, "dataset": name} for r in new], refs)
+                new.append(
+                    policyfit_run(ds, algo, seed, args.updates, args.episodes, work, name=name)
+                )
+            new = [{**r, "algo": algo, "dataset": name, "env_id": ds.env_id} for r in new]
+            new = add_scores(new, refs)
             for r in new:
                 print(
                     f"{algo:13s} {name:16s} s{r['seed']} {r['library']:9s} "
@@ -460,6 +479,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     sys.path.insert(0, str(HERE))
     from common import cpu_kind, write_result, write_text
+    from policyfit.errors import PolicyfitError
 
     algos, missing = available_algos(args.algos.split(","))
     if missing:
@@ -469,10 +489,14 @@ def main(argv: list[str] | None = None) -> None:
         print(f"no d3rlpy environment at {args.d3rlpy_python}: policyfit side only", flush=True)
     work = Path(tempfile.mkdtemp(prefix="pf-discrete-peer-"))
     t0 = time.perf_counter()
-    rows = run_all(args, algos, work, have_d3)
+    try:
+        rows = run_all(args, algos, work, have_d3)
+    except PolicyfitError as exc:  # e.g. a dataset name that is not built in (yet)
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     summary = summarize(rows)
     setup = {
-        "env_id": ENV_ID,
+        "env_ids": {r["dataset"]: r["env_id"] for r in rows},
         "datasets": args.datasets.split(","),
         "size": args.size,
         "data_seed": args.data_seed,
