@@ -19,7 +19,7 @@ Example:
     >>> spec = DISCRETE_ENVS["cartpole"]
     >>> spec.gymnax_id, spec.obs_dim, spec.n_actions, spec.discount
     ('CartPole-v1', 4, 2, 0.95)
-    >>> out = collect("cartpole", random_act_fn(2), None, n=64, seed=0, num_envs=8)
+    >>> out = collect("cartpole", random_act_fn(2), None, n=64, seed=0)
     >>> out["observations"].shape, out["actions"].dtype.name, bool(out["timeouts"][-1])
     ((64, 4), 'int64', True)
 """
@@ -157,17 +157,18 @@ def random_act_fn(n_actions: int) -> ActFn:
 
 
 def _lane_step(env, env_params, spec: DiscreteEnvSpec):
-    """One step of one lane that keeps the true next observation and splits ``done`` into
-    ``terminal`` and ``timeout`` (gymnax ends an episode at ``max_steps_in_episode`` with
-    ``done``; that end is a timeout unless the state is also terminal by the task's rule)."""
+    """One step of one lane that keeps the true next observation and the episode's end as
+    ``terminal`` (the task's rule: ``step_env``'s done) or ``timeout`` (gymnax's
+    ``is_truncated``: the episode cap), then auto-resets."""
     import jax
     import jax.numpy as jnp
 
     def step(key, state, action):
         k_step, k_reset = jax.random.split(key)
-        next_obs, next_state, reward, done, _ = env.step_env(k_step, state, action, env_params)
-        timeout = jnp.logical_and(done, next_state.time >= env_params.max_steps_in_episode)
-        terminal = jnp.logical_and(done, jnp.logical_not(timeout))
+        next_obs, next_state, reward, terminal, _ = env.step_env(k_step, state, action, env_params)
+        terminal = jnp.asarray(terminal, bool)
+        timeout = jnp.logical_and(env.is_truncated(next_state, env_params), ~terminal)
+        done = jnp.logical_or(terminal, timeout)
         reset_obs, reset_state = env.reset_env(k_reset, env_params)
         state_out = jax.tree_util.tree_map(
             lambda r, s: jnp.where(done, r, s), reset_state, next_state
@@ -224,34 +225,49 @@ def make_collector(key: str, act_fn: ActFn, num_envs: int, steps_per_lane: int) 
     return jax.jit(run)
 
 
+def lanes_for(spec: DiscreteEnvSpec, n: int, max_lanes: int = 64) -> int:
+    """How many lanes :func:`collect` runs for ``n`` transitions: about four episode caps per
+    lane, at most ``max_lanes`` (each lane's unfinished last episode is dropped)."""
+    return int(max(1, min(max_lanes, n // (4 * spec.max_episode_steps))))
+
+
 def collect(
     key: str,
     act_fn: ActFn,
     params: Any,
     n: int,
     seed: int,
-    num_envs: int = 64,
+    num_envs: int | None = None,
 ) -> dict[str, np.ndarray]:
-    """``n`` transitions of ``act_fn`` in ``num_envs`` lanes, as flat dataset arrays.
+    """``n`` transitions of ``act_fn``, as flat dataset arrays of whole episodes.
 
-    Lane ``i``'s steps come before lane ``i + 1``'s, so every episode is contiguous; each lane's
-    last step (and the dataset's last step) is marked as a timeout when its episode is unfinished.
-    Deterministic in ``(key, act_fn, params, n, seed, num_envs)``.
+    ``num_envs`` lanes (default :func:`lanes_for`) each run ``ceil(n / num_envs)`` steps plus one
+    episode cap, so that each lane's *completed* episodes cover its share; a lane's unfinished
+    last episode is dropped, the lanes are concatenated (lane ``i``'s episodes before lane
+    ``i + 1``'s) and cut at ``n``: only the dataset's last episode can be cut (a timeout), as in
+    a single stream of experience. Deterministic in ``(key, act_fn, params, n, seed, num_envs)``.
     """
     import jax
 
-    num_envs = max(1, min(num_envs, n))
-    per_lane = -(-n // num_envs)
+    spec = get_discrete_env(key)
+    num_envs = lanes_for(spec, n) if num_envs is None else max(1, int(num_envs))
+    per_lane = -(-n // num_envs) + spec.max_episode_steps
     traj = make_collector(key, act_fn, num_envs, per_lane)(params, jax.random.PRNGKey(seed))
-    traj = jax.device_get(traj)
-    out: dict[str, np.ndarray] = {}
-    for field, arr in traj.items():
-        lanes = np.swapaxes(np.asarray(arr), 0, 1)  # [num_envs, per_lane, ...]
-        out[field] = lanes.reshape(num_envs * per_lane, *lanes.shape[2:])[:n]
-    ends = np.zeros(n, bool)
-    ends[per_lane - 1 :: per_lane] = True
-    ends[-1] = True
-    out["timeouts"] = out["timeouts"] | (ends & ~out["terminals"])
+    traj = {k: np.swapaxes(np.asarray(v), 0, 1) for k, v in jax.device_get(traj).items()}
+    ends = traj["terminals"] | traj["timeouts"]  # [num_envs, per_lane]
+    keep = []
+    for lane in range(num_envs):
+        done = np.flatnonzero(ends[lane])
+        keep.append(np.arange(done[-1] + 1) if len(done) else np.arange(0))
+    out: dict[str, np.ndarray] = {
+        field: np.concatenate([arr[lane][idx] for lane, idx in enumerate(keep)])[:n]
+        for field, arr in traj.items()
+    }
+    if len(out["rewards"]) < n:  # cannot happen unless an episode outlasts max_episode_steps
+        raise PolicyfitError(
+            f"collected {len(out['rewards'])} of {n} transitions", path=key, field="size"
+        )
+    out["timeouts"][-1] = not out["terminals"][-1]
     out["actions"] = out["actions"].astype(np.int64)
     out["rewards"] = out["rewards"].astype(np.float32)
     return out
