@@ -1,4 +1,8 @@
-"""``policyfit behavior``: train the suite's SAC behavior policies and export them into the package."""
+"""``policyfit behavior``: train the suites' behavior policies and ship them into the package.
+
+SAC for the continuous suite (``train``, ``status``, ``export``); the paper's online DQN for the
+discrete suite (``dqn``).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,12 @@ import click
 
 @click.group("behavior")
 def behavior() -> None:
-    """Train behavior policies online with SAC (the built-in suite's data sources)."""
+    """Train behavior policies online (the built-in suites' data sources).
+
+    \b
+    SAC (continuous suite): policyfit behavior train / status / export
+    DQN (discrete suite):   policyfit behavior dqn KEY
+    """
 
 
 @behavior.command("train")
@@ -142,3 +151,85 @@ def export_cmd(run_dir, dest, medium_fraction, replay_snapshots, episodes, repla
         )
     steps = [r["step"] for r in entry["medium_replay"]]
     click.echo(f"medium-replay: {len(steps)} snapshots {steps}, size {entry['medium_replay_size']}")
+
+
+@behavior.command("dqn")
+@click.argument("key", metavar="KEY")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--steps",
+    type=int,
+    default=None,
+    help="Environment steps [default: the environment's online_steps: 100000 classic control, "
+    "2000000 MinAtar].",
+)
+@click.option(
+    "--snapshots",
+    type=int,
+    default=10,
+    show_default=True,
+    help="K: ship the network after k * steps / K steps, k = 0..K.",
+)
+@click.option(
+    "--evaluations",
+    type=int,
+    default=None,
+    help="Greedy evaluations during the run [default: 500 classic control (the paper), "
+    "100 MinAtar].",
+)
+@click.option(
+    "--dtype",
+    type=click.Choice(["float16", "float32"]),
+    default="float16",
+    show_default=True,
+    help="How the shipped weights are stored.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder for KEY.msgpack and index.json [default: the package's envs/policies/discrete].",
+)
+@click.option("--no-progress", is_flag=True, help="No progress bar (log lines only).")
+def dqn_cmd(key, seed, steps, snapshots, evaluations, dtype, out, no_progress):
+    """Train the paper's online DQN on KEY and ship its Q-network snapshots.
+
+    KEY is a discrete-suite environment: cartpole, acrobot, mountaincar, breakout, asterix,
+    freeway, spaceinvaders, seaquest. The run (Schweighofer et al. 2022: one environment,
+    replay buffer, Double DQN, Huber loss, Adam 1e-4, batch 32, epsilon 1 -> 0.01 over 1000
+    updates) is jitted; its snapshots, measured returns and provenance are written atomically to
+    KEY.msgpack and KEY's record of index.json (other environments' records are kept).
+
+    \b
+    policyfit behavior dqn cartpole
+    policyfit behavior dqn breakout --steps 1000000 --seed 1 --out /tmp/discrete
+    """
+    from policyfit.training.online_dqn import OnlineDQNConfig, ship_online_dqn
+
+    config = OnlineDQNConfig(evaluations=evaluations) if evaluations is not None else None
+    record = ship_online_dqn(
+        key,
+        seed=seed,
+        steps=steps,
+        out=out,
+        snapshots=snapshots,
+        progress=not no_progress,
+        dtype=dtype,
+        config=config,
+        log=lambda line: click.echo(line, err=True),
+    )
+    summary = {
+        k: record[k]
+        for k in (
+            "key",
+            "online_steps",
+            "train_seconds",
+            "steps_per_second",
+            "random_return",
+            "online_best_return",
+            "final_greedy_return",
+            "bytes",
+            "sha256",
+        )
+    }
+    click.echo(json.dumps(summary, indent=1))
