@@ -1,9 +1,10 @@
 """The behavior-constrained discrete learners beat the random policy on CartPole, and train, save,
 load and evaluate through the CLI like every algorithm.
 
-Data: ``make_cartpole_dataset`` (CartPole-v1 under a linear balancing controller; "expert" never
-deviates, "medium" takes a random action half of the time). Normalized score: 0 is the uniformly
-random policy (return 21.7), 100 is the maximum return 500.
+Data: ``cartpole-expert`` of the discrete suite (the shipped online DQN's final greedy policy,
+return ~220; normalized score 0 is the random policy's return 21.6, 100 the run's best evaluation,
+500) and ``cartpole-medium`` (a linear balancing controller that takes a random action half of the
+time, return ~150; its scale: random 21.7, 100 = 500).
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ from click.testing import CliRunner
 import policyfit
 from policyfit.cli.main import cli
 from policyfit.data.io import save_dataset
-from policyfit.envs.classic import make_cartpole_dataset
+from policyfit.envs.datasets import make_dataset
 
 SMALL = {"hidden_dims": (64, 64)}
 # name: (dataset, updates, config overrides). Measured (seeds 0-3): bcq_discrete on expert data
-# 95-100 after 1000 updates (with a single logged action per state, the threshold keeps the greedy
-# policy on the controller's action; the paper's 0.3 lets both actions through on the medium data,
+# 24-35 after 1000 updates (with a single logged action per state, the threshold keeps the greedy
+# policy on the expert's action; the paper's 0.3 lets both actions through on the medium data,
 # whose off action has relative probability 1/3); crr (exp filter) on medium data with gamma 0.95
 # 100 after 1000 updates on all four seeds (with gamma 0.99: 19-100, too noisy for a test).
 CASES = {
@@ -37,7 +38,7 @@ CASES = {
 @pytest.fixture(scope="module")
 def datasets():
     return {
-        name: make_cartpole_dataset(name, size=10_000, seed=0)
+        name: make_dataset(name, size=10_000, seed=0)
         for name in ("cartpole-expert", "cartpole-medium")
     }
 
@@ -59,9 +60,11 @@ def test_beats_the_random_policy_on_cartpole(algo, datasets, tmp_path):
         fast_compile=True,
     )
     score = result.summary["final_normalized_score"]
-    # random: 0 (a 5-episode mean of a random policy stays well under 10); the medium data's own
+    # random: 0 (a 5-episode mean of a random policy stays well under 10). Measured on seeds 0-3:
+    # bcq_discrete 24-35 on cartpole-expert (whose own episodes score ~42 on its scale); crr and
+    # bve above 60 on cartpole-medium, whose own episodes score about 30
     # episodes score about 30
-    assert score > 60, f"{algo}: normalized score {score:.1f}"
+    assert score > (15 if algo == "bcq_discrete" else 60), f"{algo}: normalized score {score:.1f}"
 
 
 @pytest.mark.parametrize("algo", sorted(CASES))

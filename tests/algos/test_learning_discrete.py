@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from policyfit.cli.main import cli
-from policyfit.envs.classic import make_cartpole_dataset
+from policyfit.envs.datasets import make_dataset
 from policyfit.training.trainer import train
 
 SMALL = {"hidden_dims": (64, 64), "learning_rate": 1e-3}
@@ -33,7 +33,7 @@ CASES = {
 
 @pytest.fixture(scope="module")
 def dataset():
-    return make_cartpole_dataset("cartpole-random", size=20_000, seed=0)
+    return make_dataset("cartpole-random", size=20_000, seed=0)
 
 
 @pytest.mark.parametrize("algo", sorted(CASES))

@@ -1,6 +1,6 @@
 """MCE beats the random policy on CartPole, and trains, saves, loads and evaluates through the CLI.
 
-Data: ``make_cartpole_dataset("cartpole-medium")`` (a balancing controller that takes a random
+Data: ``make_dataset("cartpole-medium")`` (a balancing controller that takes a random
 action half of the time; its own episodes score about 30). Normalized score: 0 is the uniformly
 random policy (return 21.7), 100 is the maximum return 500.
 """
@@ -15,7 +15,7 @@ from click.testing import CliRunner
 import policyfit
 from policyfit.cli.main import cli
 from policyfit.data.io import save_dataset
-from policyfit.envs.classic import make_cartpole_dataset
+from policyfit.envs.datasets import make_dataset
 
 # Measured on 10k transitions of cartpole-medium with MLP 64x64, Adam 1e-3 and the paper's gamma
 # 0.95: normalized 100 after 2000 updates on seeds 0-7 (93-100 after 1000; 36-90 after 500). The
@@ -24,7 +24,7 @@ CONFIG = {"hidden_dims": (64, 64), "learning_rate": 1e-3}
 
 
 def test_beats_the_random_policy_on_cartpole(tmp_path):
-    data = make_cartpole_dataset("cartpole-medium", size=10_000, seed=0)
+    data = make_dataset("cartpole-medium", size=10_000, seed=0)
     result = policyfit.train(
         "mce",
         data,
@@ -44,7 +44,7 @@ def test_beats_the_random_policy_on_cartpole(tmp_path):
 
 
 def test_trains_evaluates_and_loads_through_the_cli(tmp_path):
-    dataset = make_cartpole_dataset("cartpole-expert", size=2_000, seed=0)
+    dataset = make_dataset("cartpole-expert", size=2_000, seed=0)
     path = save_dataset(dataset, tmp_path / "cartpole.npz")
     runner = CliRunner(env={"POLICYFIT_FAST_COMPILE": "1"})
     out = tmp_path / "run"

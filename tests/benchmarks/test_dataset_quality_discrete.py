@@ -248,10 +248,25 @@ def test_a_work_directory_refuses_another_budget(dq, tmp_path):
 
 
 def test_tq_counts_only_complete_episodes(dq):
-    from policyfit.envs.classic import make_cartpole_dataset
+    import numpy as np
 
-    # the expert balances for all 500 steps: two full episodes, then 200 steps cut by the size
-    ds = make_cartpole_dataset("cartpole-expert", size=1_200, seed=0)
+    from policyfit.data.dataset import Dataset
+
+    # two full CartPole episodes (500 steps, time limit), a terminated one of 30, and 200 steps
+    # cut by the dataset's size
+    lengths, ends = [500, 500, 30, 200], ["timeout", "timeout", "terminal", "timeout"]
+    n = sum(lengths)
+    terminals, timeouts = np.zeros(n, bool), np.zeros(n, bool)
+    for stop, end in zip(np.cumsum(lengths) - 1, ends, strict=True):
+        (terminals if end == "terminal" else timeouts)[stop] = True
+    ds = Dataset(
+        observations=np.zeros((n, 4), np.float32),
+        actions=np.zeros(n, np.int64),
+        rewards=np.ones(n, np.float32),
+        terminals=terminals,
+        timeouts=timeouts,
+        next_observations=np.zeros((n, 4), np.float32),
+    )
     returns, cut = dq.complete_episode_returns(ds, 500)
-    assert returns.tolist() == [500.0, 500.0] and cut == 1
-    assert dq.complete_episode_returns(ds, None)[0].tolist() == [500.0, 500.0, 200.0]
+    assert returns.tolist() == [500.0, 500.0, 30.0] and cut == 1
+    assert dq.complete_episode_returns(ds, None)[0].tolist() == [500.0, 500.0, 30.0, 200.0]

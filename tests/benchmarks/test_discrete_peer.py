@@ -31,11 +31,11 @@ def peer():
 
 
 def test_policyfit_side_trains_and_evaluates_on_the_documented_episodes(peer, tmp_path):
-    from policyfit.envs.classic import make_cartpole_dataset
+    from policyfit.envs.datasets import make_dataset
     from policyfit.envs.rollout import rollout_returns
     from policyfit.training.rundir import load_policy
 
-    ds = make_cartpole_dataset("cartpole-expert", size=600, seed=0)
+    ds = make_dataset("cartpole-medium", size=600, seed=0)
     config = {**peer.CONFIGS["discrete_bc"], "hidden_dims": (16,)}
     row = peer.policyfit_run(
         ds, "discrete_bc", 3, 60, 2, tmp_path, config=config, fuse=20, fast_compile=True
@@ -44,7 +44,7 @@ def test_policyfit_side_trains_and_evaluates_on_the_documented_episodes(peer, tm
     assert len(row["returns"]) == 2 and all(1.0 <= r <= 500.0 for r in row["returns"])
     assert row["updates_per_second"] > 0 and row["steady_updates_per_second"] > 0
     # the episodes are those of reset seeds 10_000 + 100 * seed + i, as d3rlpy's side uses
-    policy = load_policy(tmp_path / "discrete_bc-cartpole-expert-s3")
+    policy = load_policy(tmp_path / "discrete_bc-cartpole-medium-s3")
     again, _ = rollout_returns(policy, "CartPole-v1", episodes=2, seed=10_300)
     assert [float(r) for r in again] == row["returns"]
 

@@ -22,7 +22,7 @@ from pendulum_data import pendulum_dataset
 from policyfit.algos.base import ALGORITHMS, AlgoConfig, Algorithm, register
 from policyfit.cli.main import cli
 from policyfit.data.io import save_dataset
-from policyfit.envs.classic import make_cartpole_dataset
+from policyfit.envs.datasets import make_dataset
 from policyfit.envs.rollout import rollout_returns
 from policyfit.errors import ConfigError, PolicyfitError
 
@@ -35,7 +35,7 @@ def leaves(state):
 
 @pytest.fixture(scope="module")
 def cartpole():
-    return make_cartpole_dataset("cartpole-medium", size=6_000, seed=0)
+    return make_dataset("cartpole-medium", size=6_000, seed=0)
 
 
 @pytest.fixture(scope="module")

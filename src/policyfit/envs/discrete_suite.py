@@ -38,6 +38,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -175,6 +176,21 @@ def _plan(spec: DiscreteEnvSpec, kind: str, size: int) -> list[tuple[str, int | 
     return list(_replay_plan(record, size))
 
 
+@cache
+def _recipe_act(key: str) -> jaxenv.ActFn:
+    """Every recipe's policy as one :data:`~policyfit.envs.jaxenv.ActFn` over ``params =
+    (snapshot, epsilon)``: epsilon-greedy on the snapshot's Q-values, epsilon traced, so that all
+    parts of all recipes of an environment share compiled collectors (uniform = epsilon 1)."""
+    record = dqn_behavior.behavior_record(key)
+    net = dqn_behavior.q_network(int(record["n_actions"]), tuple(record["hidden_dims"]))
+
+    def act(params, obs, rng):
+        snapshot, epsilon = params
+        return dqn_behavior.epsilon_greedy(net.apply(snapshot, obs), epsilon, rng)
+
+    return act
+
+
 def generate_arrays(
     name: str, size: int | None = None, seed: int = 0, progress: bool = True
 ) -> tuple[dict[str, np.ndarray], list[dict[str, Any]]]:
@@ -184,16 +200,12 @@ def generate_arrays(
     if size < 1:
         raise PolicyfitError("size must be at least 1", path=name, field="size")
     plan = _plan(spec, kind, size)
-    snapshots = None
-    if any(k is not None for _, k, _, _ in plan):
-        snapshots = dqn_behavior.load_snapshots(spec.key)
+    snapshots = dqn_behavior.load_snapshots(spec.key)
+    act = _recipe_act(spec.key)
     arrays, parts = [], []
     with ProgressBar(f"building {name}", size, enabled=progress) as bar:
         for i, (label, k, eps, n) in enumerate(plan):
-            if k is None:
-                act, params = jaxenv.random_act_fn(spec.n_actions), None
-            else:
-                act, params = dqn_behavior.q_act_fn(spec.key, eps), snapshots[k]
+            params = (snapshots[0 if k is None else k], np.float32(eps))
             part_seed = seed if len(plan) == 1 else _sub_seed(seed, i)
             arrays.append(jaxenv.collect(spec.key, act, params, n, part_seed))
             parts.append({"policy": label, "snapshot": k, "epsilon": eps, "transitions": n})
