@@ -75,6 +75,10 @@ def test_greedy_and_epsilon_greedy_actions(shipped):
     assert abs((actions == 0).mean() - 0.1) < 0.01
     uniform = np.asarray(db.q_act_fn("cartpole", 1.0, folder)(snaps[2], obs, jax.random.PRNGKey(4)))
     assert abs((uniform == 0).mean() - 0.5) < 0.015
+    # epsilon as a parameter: the same draws as the fixed-epsilon policy
+    flexible = db.q_act_fn("cartpole", None, folder)
+    same = flexible((snaps[2], jnp.float32(0.2)), obs, jax.random.PRNGKey(3))
+    np.testing.assert_array_equal(np.asarray(same), actions)
 
 
 def test_snapshot_rolls_out_in_the_collector(shipped):

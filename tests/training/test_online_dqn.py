@@ -42,6 +42,14 @@ def test_epsilon_schedule_hand_computed():
     np.testing.assert_allclose(epsilon_at_step(1033, cfg), 0.01, rtol=1e-5)
 
 
+def test_the_loader_computes_the_training_epsilon():
+    cfg = OnlineDQNConfig()
+    steps = np.arange(0, 1_200)
+    training = np.asarray(epsilon_schedule(np.maximum(steps - 33, 0), cfg))
+    shipped = [dqn_behavior.online_epsilon(int(t), cfg.epsilon_record()) for t in steps]
+    np.testing.assert_array_equal(np.asarray(shipped, np.float32), training)  # bitwise
+
+
 def test_config_defaults_come_from_the_environment():
     cart = OnlineDQNConfig(key="cartpole").resolved()
     assert (cart.steps, cart.buffer, cart.discount, cart.evaluations) == (

@@ -131,11 +131,35 @@ def q_network(n_actions: int, hidden_dims: tuple[int, ...]) -> Any:
     return DiscreteQNetwork(n_actions, tuple(hidden_dims))
 
 
+def online_epsilon(step: int, schedule: dict[str, Any]) -> float:
+    """The exploration epsilon of the online run's environment step ``step`` (0-indexed), from a
+    record's ``epsilon`` entry: one update follows every step ``t > warmup``, and
+    ``epsilon = max(start + (end - start) * updates / decay_updates, end)`` (the paper's
+    ``agents/dqn.py``), computed in float32 as the training does.
+
+    >>> schedule = {"start": 1.0, "end": 0.01, "decay_updates": 1000, "warmup": 32}
+    >>> [round(online_epsilon(t, schedule), 5) for t in (0, 33, 34, 533, 5000)]
+    [1.0, 1.0, 0.99901, 0.505, 0.01]
+    """
+    updates = np.float32(max(0, step - schedule["warmup"] - 1))
+    start, end = np.float32(schedule["start"]), np.float32(schedule["end"])
+    slope = np.float32((schedule["end"] - schedule["start"]) / schedule["decay_updates"])
+    return float(np.maximum(slope * updates + start, end))
+
+
 @cache
-def network_act_fn(n_actions: int, hidden_dims: Sequence[int], epsilon: float) -> ActFn:
-    """The epsilon-greedy :data:`~policyfit.envs.jaxenv.ActFn` of a Q-network of this shape
-    (``params`` is one snapshot). The online DQN's evaluations use it too."""
+def network_act_fn(n_actions: int, hidden_dims: Sequence[int], epsilon: float | None) -> ActFn:
+    """The epsilon-greedy :data:`~policyfit.envs.jaxenv.ActFn` of a Q-network of this shape:
+    ``params`` is one snapshot, or ``(snapshot, epsilon)`` when ``epsilon`` is None (one compiled
+    collector for every epsilon). The online DQN's evaluations use it too."""
     net = q_network(n_actions, tuple(hidden_dims))
+    if epsilon is None:
+
+        def act_with_epsilon(params, obs, key):
+            snapshot, eps = params
+            return epsilon_greedy(net.apply(snapshot, obs), eps, key)
+
+        return act_with_epsilon
     eps = float(epsilon)
 
     def act(params, obs, key):
@@ -144,16 +168,18 @@ def network_act_fn(n_actions: int, hidden_dims: Sequence[int], epsilon: float) -
     return act
 
 
-def q_act_fn(key: str, epsilon: float, directory: str | Path | None = None) -> ActFn:
-    """The epsilon-greedy policy of ``key``'s shipped Q-network; pass a snapshot as ``params``:
+def q_act_fn(key: str, epsilon: float | None, directory: str | Path | None = None) -> ActFn:
+    """The epsilon-greedy policy of ``key``'s shipped Q-network; pass a snapshot as ``params``
+    (with ``epsilon=None``, pass ``(snapshot, epsilon)``):
 
     >>> act = q_act_fn("cartpole", 0.2)                                   # doctest: +SKIP
     >>> collect("cartpole", act, load_snapshots("cartpole")[-1], 1000, 0)  # doctest: +SKIP
     """
-    if not 0.0 <= epsilon <= 1.0:
+    if epsilon is not None and not 0.0 <= epsilon <= 1.0:
         raise PolicyfitError("must be in [0, 1]", path=key, field="epsilon")
     record = behavior_record(key, directory)
-    return network_act_fn(record["n_actions"], tuple(record["hidden_dims"]), float(epsilon))
+    eps = None if epsilon is None else float(epsilon)
+    return network_act_fn(record["n_actions"], tuple(record["hidden_dims"]), eps)
 
 
 def greedy_act_fn(key: str, directory: str | Path | None = None) -> ActFn:

@@ -554,6 +554,7 @@ def ship_online_dqn(
 
     if dtype not in ("float16", "float32"):
         raise ConfigError("must be float16 or float32", path=f"online dqn {key}", field="dtype")
+    git = _git_commit()  # the code that trains, before anything is written
     result = train_online_dqn(
         key, seed=seed, steps=steps, snapshots=snapshots, progress=progress, config=config, log=log
     )
@@ -617,7 +618,7 @@ def ship_online_dqn(
         "steps_per_second": t["steps_per_second"],
         "machine": machine_info(),
         "versions": library_versions(extra=("gymnax",)),
-        "git": _git_commit(),
+        "git": git,
         "command": f"policyfit behavior dqn {cfg.key} --seed {cfg.seed} --steps {cfg.steps}"
         + (f" --snapshots {cfg.snapshots}" if cfg.snapshots != 10 else ""),
     }
