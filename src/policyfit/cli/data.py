@@ -200,7 +200,10 @@ def list_(as_json: bool, paths: bool) -> None:
     """List the built-in datasets, whether each is cached, and its behavior policy's score.
 
     The score is the behavior policy's normalized score (deterministic, 10 episodes):
-    medium-replay shows its first and last snapshot, medium-expert both halves.
+    medium-replay shows its first and last snapshot, medium-expert both halves. Discrete suite:
+    the paper's scale (0 = random policy, 100 = the online DQN run's best greedy evaluation);
+    expert is the run's final greedy policy (100 episodes), replay the run's first and last
+    evaluation, mixed both parts; noisy is not measured (its data's score is in its card).
     """
     from rich.table import Table
 

@@ -368,6 +368,31 @@ def _cache_is_valid(path: Path, spec: DiscreteEnvSpec, kind: str) -> bool:
         return False
 
 
+def _list_score(record: dict[str, Any], kind: str) -> Any:
+    """The behavior's normalized score for ``data list`` (the paper's scale: random 0, the run's
+    best evaluation 100): random 0; expert the final greedy policy (100 episodes); mixed both
+    parts; replay the run's first and last greedy evaluation; noisy not measured (None; the
+    data's own score is in its card once built)."""
+    ref_min, ref_max = float(record["random_return"]), float(record["online_best_return"])
+
+    def norm(value: Any) -> float | None:
+        if value is None or ref_max == ref_min:
+            return None
+        return round(100 * (float(value) - ref_min) / (ref_max - ref_min), 1)
+
+    expert = norm(record.get("final_greedy_return"))
+    curve = record.get("eval_curve") or []
+    if kind == "random":
+        return 0.0
+    if kind == "expert":
+        return expert
+    if kind == "mixed" and expert is not None:
+        return {"random": 0.0, "expert": expert}
+    if kind == "replay" and curve:
+        return {"first": norm(curve[0][1]), "last": norm(curve[-1][1])}
+    return None
+
+
 def list_datasets() -> list[dict[str, Any]]:
     """Rows for ``policyfit data list``: every discrete name, whether its run ships, cached?
 
@@ -382,13 +407,7 @@ def list_datasets() -> list[dict[str, Any]]:
         spec, kind = parse_name(name)
         available = spec.key in shipped
         path = _cache_path(name, spec.default_size, 0)
-        score: Any = None
-        if available and kind in ("expert", "noisy"):
-            rec = shipped[spec.key]
-            ref_min, ref_max = rec["random_return"], rec["online_best_return"]
-            ret = rec.get("final_greedy_return")
-            if ret is not None and ref_max != ref_min:
-                score = round(100 * (ret - ref_min) / (ref_max - ref_min), 1)
+        score = _list_score(shipped[spec.key], kind) if available else None
         rows.append(
             {
                 "name": name,
