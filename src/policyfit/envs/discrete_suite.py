@@ -77,7 +77,9 @@ RECIPES = {
 DIFFERENCES_FROM_PAPER = [
     "environments are the gymnax JAX ports (classic control; MinAtar without sticky actions, "
     "minimal action sets, episodes capped as gymnax caps them); evaluation uses gymnasium's "
-    "classic control and the reference minatar package with the same settings",
+    "classic control and the reference minatar package with the same settings. MinAtar's "
+    "default repeats the last action with probability 0.1; without it SpaceInvaders is "
+    "deterministic and a greedy policy's episodes are all the same",
     "replay regenerates the online run from its parameter snapshots (taken every tenth of the "
     "run) instead of storing it: within a stretch one snapshot acts instead of a policy that "
     "changes every update; the first stretch acts uniformly at random for the warm-up and with "
