@@ -158,7 +158,7 @@ def random_act_fn(n_actions: int) -> ActFn:
     return act
 
 
-def _lane_step(env, env_params, spec: DiscreteEnvSpec):
+def lane_step(env, env_params, spec: DiscreteEnvSpec):
     """One step of one lane that keeps the true next observation and the episode's end as
     ``terminal`` (the task's rule: ``step_env``'s done) or ``timeout`` (gymnax's
     ``is_truncated``: the episode cap), then auto-resets."""
@@ -197,7 +197,7 @@ def make_collector(key: str, act_fn: ActFn, num_envs: int, steps_per_lane: int) 
 
     spec = get_discrete_env(key)
     env, env_params = make_gymnax(key)
-    lane_step = jax.vmap(_lane_step(env, env_params, spec))
+    step_lanes = jax.vmap(lane_step(env, env_params, spec))
 
     def run(params, rng):
         rng, k_reset = jax.random.split(rng)
@@ -210,7 +210,7 @@ def make_collector(key: str, act_fn: ActFn, num_envs: int, steps_per_lane: int) 
             obs, states, rng = carry
             rng, k_act, k_env = jax.random.split(rng, 3)
             actions = act_fn(params, obs, k_act).astype(jnp.int32)
-            nxt, rew, term, tout, states, obs_next = lane_step(
+            nxt, rew, term, tout, states, obs_next = step_lanes(
                 jax.random.split(k_env, num_envs), states, actions
             )
             out = {
@@ -296,7 +296,7 @@ def make_evaluator(key: str, act_fn: ActFn, episodes: int) -> Callable:
 
     spec = get_discrete_env(key)
     env, env_params = make_gymnax(key)
-    lane_step = jax.vmap(_lane_step(env, env_params, spec))
+    step_lanes = jax.vmap(lane_step(env, env_params, spec))
 
     def run(params, rng):
         rng, k_reset = jax.random.split(rng)
@@ -308,7 +308,7 @@ def make_evaluator(key: str, act_fn: ActFn, episodes: int) -> Callable:
             obs, states, rng, ret, alive = carry
             rng, k_act, k_env = jax.random.split(rng, 3)
             actions = act_fn(params, obs, k_act).astype(jnp.int32)
-            _, rew, term, tout, states, obs_next = lane_step(
+            _, rew, term, tout, states, obs_next = step_lanes(
                 jax.random.split(k_env, episodes), states, actions
             )
             ret = ret + jnp.where(alive, rew, 0.0)

@@ -261,7 +261,7 @@ def make_chunk_fn(
     one DQN update once ``t > warmup`` (the carry is donated: the buffer is updated in place)."""
     spec = jaxenv.get_discrete_env(cfg.key)
     env, env_params = jaxenv.make_gymnax(spec.key)
-    lane_step = jaxenv._lane_step(env, env_params, spec)
+    lane_step = jaxenv.lane_step(env, env_params, spec)
     _, pack, unpack = _obs_codec(spec)
 
     def sample_batch(buffer, size, key):
