@@ -188,6 +188,17 @@ def lane_step(env, env_params, spec: DiscreteEnvSpec):
     return step
 
 
+def _reset_lanes(env, env_params, spec: DiscreteEnvSpec, rng, lanes: int):
+    """``(rng, encoded observations, states)`` of ``lanes`` fresh episodes."""
+    import jax
+
+    rng, k_reset = jax.random.split(rng)
+    raw_obs, states = jax.vmap(env.reset_env, in_axes=(0, None))(
+        jax.random.split(k_reset, lanes), env_params
+    )
+    return rng, encode_obs(spec, raw_obs), states
+
+
 @lru_cache(maxsize=32)
 def make_collector(key: str, act_fn: ActFn, num_envs: int, steps_per_lane: int) -> Callable:
     """A jitted ``(params, rng) -> arrays [steps_per_lane, num_envs, ...]`` of one collection
@@ -200,11 +211,7 @@ def make_collector(key: str, act_fn: ActFn, num_envs: int, steps_per_lane: int) 
     step_lanes = jax.vmap(lane_step(env, env_params, spec))
 
     def run(params, rng):
-        rng, k_reset = jax.random.split(rng)
-        raw_obs, states = jax.vmap(env.reset_env, in_axes=(0, None))(
-            jax.random.split(k_reset, num_envs), env_params
-        )
-        obs = encode_obs(spec, raw_obs)
+        rng, obs, states = _reset_lanes(env, env_params, spec, rng, num_envs)
 
         def body(carry, _):
             obs, states, rng = carry
@@ -299,10 +306,7 @@ def make_evaluator(key: str, act_fn: ActFn, episodes: int) -> Callable:
     step_lanes = jax.vmap(lane_step(env, env_params, spec))
 
     def run(params, rng):
-        rng, k_reset = jax.random.split(rng)
-        raw_obs, states = jax.vmap(env.reset_env, in_axes=(0, None))(
-            jax.random.split(k_reset, episodes), env_params
-        )
+        rng, obs, states = _reset_lanes(env, env_params, spec, rng, episodes)
 
         def body(carry, _):
             obs, states, rng, ret, alive = carry
@@ -316,7 +320,7 @@ def make_evaluator(key: str, act_fn: ActFn, episodes: int) -> Callable:
             return (obs_next, states, rng, ret, alive), None
 
         init = (
-            encode_obs(spec, raw_obs),
+            obs,
             states,
             rng,
             jnp.zeros(episodes, jnp.float32),
