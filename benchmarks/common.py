@@ -6,35 +6,22 @@ Files are written with :func:`policyfit.common.files.atomic_write_text` (and the
 
 from __future__ import annotations
 
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 from policyfit.common.files import atomic_write_text, dumps
-from policyfit.common.versions import library_versions, machine_info
+from policyfit.common.versions import git_state, library_versions, machine_info
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
 def git_commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=Path(__file__).parent,
-        )
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            cwd=Path(__file__).parent,
-        ).stdout.strip()
-        return out.stdout.strip() + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
+    """The checkout's commit, ``-dirty`` when tracked files changed (``"unknown"`` without git)."""
+    state = git_state(Path(__file__))
+    if state["commit"] is None:
         return "unknown"
+    return state["commit"] + ("-dirty" if state["dirty"] else "")
 
 
 def machine() -> dict[str, Any]:

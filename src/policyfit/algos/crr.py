@@ -46,6 +46,7 @@ import jax.numpy as jnp
 import optax
 
 from policyfit.algos.base import Carry, DatasetSpec, register
+from policyfit.algos.discrete_bc import categorical_actions
 from policyfit.algos.dqn import DQN, DQNConfig
 from policyfit.algos.losses import (
     awr_weights,
@@ -173,6 +174,4 @@ class CRR(DQN):
     ) -> tuple[jnp.ndarray, Carry]:
         """``argmax_a pi(a|s)``, or a sample from ``pi(.|s)`` when ``key`` is given."""
         logits = self.actor.apply(params["actor"], normalize_observations(obs, params["obs_norm"]))
-        if key is None:
-            return jnp.argmax(logits, axis=-1).astype(jnp.int32), carry
-        return jax.random.categorical(key, logits, axis=-1).astype(jnp.int32), carry
+        return categorical_actions(logits, key), carry

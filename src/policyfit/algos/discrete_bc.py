@@ -47,6 +47,13 @@ class DiscreteBCConfig(AlgoConfig):
     normalize_observations: bool = True
 
 
+def categorical_actions(logits: jnp.ndarray, key: jax.Array | None = None) -> jnp.ndarray:
+    """``argmax`` of the logits (int32), or a sample from their softmax when ``key`` is given."""
+    if key is None:
+        return jnp.argmax(logits, axis=-1).astype(jnp.int32)
+    return jax.random.categorical(key, logits, axis=-1).astype(jnp.int32)
+
+
 @register("discrete_bc")
 class DiscreteBC(Algorithm):
     """Behavior cloning with a categorical policy (discrete actions only)."""
@@ -98,6 +105,4 @@ class DiscreteBC(Algorithm):
         self, params: dict, obs: jnp.ndarray, carry: Carry, key: jax.Array | None = None
     ) -> tuple[jnp.ndarray, Carry]:
         logits = self.actor.apply(params["actor"], normalize_observations(obs, params["obs_norm"]))
-        if key is None:
-            return jnp.argmax(logits, axis=-1).astype(jnp.int32), carry
-        return jax.random.categorical(key, logits, axis=-1).astype(jnp.int32), carry
+        return categorical_actions(logits, key), carry

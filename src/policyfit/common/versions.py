@@ -16,6 +16,7 @@ import importlib.metadata
 import os
 import platform
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 LIBRARIES = (
@@ -65,3 +66,27 @@ def machine_info() -> dict[str, Any]:
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
     }
+
+
+def git_state(path: str | os.PathLike | None = None) -> dict[str, Any]:
+    """``{"commit": sha, "dirty": bool}`` of the git checkout holding ``path`` (default: this
+    package), ``None`` values outside a checkout or without git. ``dirty`` ignores untracked files.
+
+    >>> sorted(git_state())
+    ['commit', 'dirty']
+    """
+    import subprocess
+
+    where = str(Path(path if path is not None else __file__).resolve().parent)
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", where, *args], capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": commit, "dirty": bool(dirty)}

@@ -38,7 +38,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -53,7 +52,7 @@ from policyfit.algos.dqn import DQN, DQNConfig
 from policyfit.algos.policy import compiler_options
 from policyfit.common.files import atomic_write_bytes, atomic_write_text, dumps
 from policyfit.common.progress import ProgressBar
-from policyfit.common.versions import library_versions, machine_info
+from policyfit.common.versions import git_state, library_versions, machine_info
 from policyfit.envs import jaxenv
 from policyfit.envs.dqn_behavior import (
     INDEX_NAME,
@@ -508,28 +507,6 @@ def _flat_transitions(pieces: list[Any], spec: jaxenv.DiscreteEnvSpec) -> dict[s
 
 
 # ---------------------------------------------------------------------------------- shipping
-def _git_commit() -> dict[str, Any]:
-    here = Path(__file__).resolve().parent
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(here), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
-    return {"commit": commit, "dirty": bool(dirty)}
-
-
 def _cast(tree: Any, dtype: str) -> Any:
     return jax.tree_util.tree_map(lambda x: np.asarray(x, dtype), tree)
 
@@ -554,7 +531,7 @@ def ship_online_dqn(
 
     if dtype not in ("float16", "float32"):
         raise ConfigError("must be float16 or float32", path=f"online dqn {key}", field="dtype")
-    git = _git_commit()  # the code that trains, before anything is written
+    git = git_state()  # the code that trains, before anything is written
     result = train_online_dqn(
         key, seed=seed, steps=steps, snapshots=snapshots, progress=progress, config=config, log=log
     )
