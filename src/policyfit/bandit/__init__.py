@@ -1,0 +1,1 @@
+"""Contextual bandits from logged feedback: the feedback type, off-policy evaluation, learners."""

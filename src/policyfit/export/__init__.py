@@ -1,0 +1,1 @@
+"""Exporting a learned policy to run outside policyfit (ONNX)."""
