@@ -28,3 +28,14 @@ class DatasetError(PolicyfitError):
 
 class ConfigError(PolicyfitError):
     """An unknown algorithm, an unknown config key or a value of the wrong type."""
+
+
+class PolicyfitWarning(UserWarning):
+    """Something the user should know about their data or run; the CLI always prints it."""
+
+
+class LibraryWarning(UserWarning):
+    """A message from a library underneath (e.g. MuJoCo's C warnings, routed here).
+
+    The CLI shows library warnings only under ``--debug``: a user sees policyfit's output.
+    """

@@ -36,6 +36,9 @@ def test_grid_expands_algorithms_datasets_overrides_and_seeds(tmp_path):
     assert {t.variant for t in iql} == {"iql[expectile=0.9]"}
     assert all(t.config == {"alpha": 2.0} for t in trials if t.algorithm == "td3bc")
     assert all(t.steps == 1000 and t.eval_episodes == 3 for t in trials)
+    assert not any(t.tensorboard for t in trials)
+    with_tb = spec_from_dict({"algorithms": ["iql"], "datasets": ["d"], "tensorboard": True})
+    assert all(t.tensorboard for t in expand_trials(with_tb))
 
 
 @pytest.mark.parametrize(
@@ -52,6 +55,10 @@ def test_grid_expands_algorithms_datasets_overrides_and_seeds(tmp_path):
         (
             {"algorithms": ["iql"], "datasets": ["d"], "overrides": {"bc": {"x": [1]}}},
             "not in algorithms",
+        ),
+        (
+            {"algorithms": ["iql"], "datasets": ["d"], "tensorboard": "yes"},
+            "tensorboard: must be true or false",
         ),
     ],
 )

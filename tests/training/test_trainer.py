@@ -34,8 +34,9 @@ def dataset():
 
 def test_one_run_end_to_end(dataset, tmp_path):
     """One training run (kept in a single test so parallel workers do not train it twice)."""
-    full_run = train("td3bc", dataset, out=tmp_path / "full", **KW)
+    full_run = train("td3bc", dataset, out=tmp_path / "full", tensorboard=True, **KW)
     check_run_directory_contents(full_run, dataset)
+    check_tensorboard_matches_metrics(full_run.run_dir)
     check_resume_is_exact(full_run, dataset, tmp_path)
     check_load_policy_round_trip(full_run, dataset)
     check_new_run_never_overwrites(full_run, dataset)
@@ -84,12 +85,40 @@ def check_resume_is_exact(full_run, dataset, tmp_path):
     shutil.copytree(full_run.run_dir, run)
     shutil.rmtree(run / "checkpoints" / "step_60")
     (run / "summary.json").unlink()
-    resumed = train(None, dataset, steps=60, resume=run, progress=False)
+    # No schedule arguments: the run's own steps, evaluation cadence and episodes (2, where a
+    # fresh call's default is 10), and its own evaluation seeds.
+    resumed = train(None, dataset, resume=run, progress=False)
     assert resumed.summary["resumed_from_step"] == 40
+    assert resumed.summary["steps"] == 60 and resumed.summary["eval_episodes"] == 2
     for a, b in zip(leaves(full_run.state), leaves(resumed.state), strict=True):
         np.testing.assert_array_equal(a, b)  # bit-exact
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "eval/return_mean" in r] == [30, 60]
+    # same parameters, same evaluation seeds: the same final evaluation, to the last bit
+    for key in ("final_return_mean", "final_return_std", "best_return_mean"):
+        assert resumed.summary[key] == full_run.summary[key], key
+    # TensorBoard drops what the killed process wrote after step 40 (SessionLog.START)
+    check_tensorboard_matches_metrics(run)
+
+
+def check_tensorboard_matches_metrics(run):
+    """Every numeric metric of metrics.jsonl is a TensorBoard scalar, once per step, read back
+    with TensorBoard's own event reader."""
+    from policyfit.training.tensorboard import read_scalars
+
+    scalars = read_scalars(run / "tensorboard")
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    expected: dict[str, list] = {}
+    for row in rows:
+        for key, value in row.items():
+            if key != "step" and isinstance(value, int | float):
+                expected.setdefault(key, []).append((row["step"], float(value)))
+    assert {"train/critic_loss", "eval/return_mean", "steps_per_second"} <= set(scalars)
+    assert set(scalars) == set(expected)
+    for tag, points in expected.items():
+        got = scalars[tag]
+        assert [s for s, _ in got] == [s for s, _ in points], tag
+        np.testing.assert_allclose([v for _, v in got], [v for _, v in points], rtol=1e-6)
 
 
 def check_load_policy_round_trip(full_run, dataset):

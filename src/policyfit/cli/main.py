@@ -14,7 +14,7 @@ import warnings
 
 import click
 
-from policyfit.errors import PolicyfitError
+from policyfit.errors import PolicyfitError, PolicyfitWarning
 
 # Each module defines ``register(group)`` and adds its commands to the top-level group (a module may
 # also extend a group registered before it, e.g. ``corrupt`` adds ``policyfit data corrupt``).
@@ -44,12 +44,21 @@ class PolicyfitGroup(click.Group):
             ctx.exit(2)
 
 
+_SHOW_LIBRARY_WARNINGS = {"on": False}
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None):
-    click.echo(f"warning: {message}", err=True)
+    """policyfit's own warnings always, one line each; the libraries' only under ``--debug``."""
+    if issubclass(category, PolicyfitWarning):
+        click.echo(f"warning: {message}", err=True)
+    elif _SHOW_LIBRARY_WARNINGS["on"]:
+        click.echo(f"warning ({category.__name__}, {filename}:{lineno}): {message}", err=True)
 
 
 @click.group(cls=PolicyfitGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--debug", is_flag=True, help="Show full tracebacks for errors.")
+@click.option(
+    "--debug", is_flag=True, help="Show full tracebacks for errors, and the libraries' warnings."
+)
 @click.version_option(package_name="policyfit")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
@@ -62,6 +71,9 @@ def cli(ctx: click.Context, debug: bool) -> None:
     evaluate  -> policyfit eval RUN_DIR
     """
     ctx.meta["policyfit.debug"] = debug
+    _SHOW_LIBRARY_WARNINGS["on"] = debug
+    if debug:
+        warnings.simplefilter("default")  # every library warning, once per place
     warnings.showwarning = _show_warning
 
 

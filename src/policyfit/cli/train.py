@@ -34,7 +34,10 @@ def parse_overrides(pairs: tuple[str, ...]) -> dict[str, str]:
     "--dataset", "dataset", default=None, help="Path, Minari id or built-in name (hopper-medium)."
 )
 @click.option(
-    "--steps", type=int, default=1_000_000, show_default=True, help="Gradient updates in total."
+    "--steps",
+    type=int,
+    default=None,
+    help="Gradient updates in total [default: 1000000; a resumed run: its own].",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
@@ -47,17 +50,20 @@ def parse_overrides(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option(
     "--eval-every",
     type=int,
-    default=10_000,
-    show_default=True,
-    help="Evaluate every N steps (0: only at the end).",
+    default=None,
+    help="Evaluate every N steps (0: only at the end) [default: 10000; a resumed run: its own].",
 )
-@click.option("--eval-episodes", type=int, default=10, show_default=True)
+@click.option(
+    "--eval-episodes",
+    type=int,
+    default=None,
+    help="Episodes per evaluation, reset seeds seed+i [default: 10; a resumed run: its own].",
+)
 @click.option(
     "--save-every",
     type=int,
-    default=50_000,
-    show_default=True,
-    help="Checkpoint every N steps (0: only at the end).",
+    default=None,
+    help="Checkpoint every N steps (0: only at the end) [default: 50000; a resumed run: its own].",
 )
 @click.option(
     "--resume",
@@ -72,19 +78,26 @@ def parse_overrides(pairs: tuple[str, ...]) -> dict[str, str]:
     metavar="DIR",
     help="Run directory (default ./runs/<algo>-<dataset>-s<seed>).",
 )
+@click.option(
+    "--tensorboard",
+    is_flag=True,
+    default=None,
+    help="Also write TensorBoard event files into RUN/tensorboard/ (needs policyfit[tensorboard]).",
+)
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 def train_command(
     algo: str | None,
     dataset: str | None,
-    steps: int,
+    steps: int | None,
     seed: int,
     overrides: tuple[str, ...],
-    eval_every: int,
-    eval_episodes: int,
-    save_every: int,
+    eval_every: int | None,
+    eval_episodes: int | None,
+    save_every: int | None,
     resume: str | None,
     out: str | None,
+    tensorboard: bool | None,
     no_progress: bool,
     as_json: bool,
 ) -> None:
@@ -93,7 +106,8 @@ def train_command(
     \b
     policyfit train iql --dataset hopper-medium --steps 100000
     policyfit train td3bc --dataset data.hdf5 --set alpha=5 --set batch_size=512
-    policyfit train --resume runs/iql-hopper-medium-s0 --steps 100000
+    policyfit train iql --dataset hopper-medium --tensorboard   # then: tensorboard --logdir runs
+    policyfit train --resume runs/iql-hopper-medium-s0          # continue to its own --steps
     """
     import policyfit
 
@@ -118,6 +132,7 @@ def train_command(
         save_every=save_every,
         resume=resume,
         progress=not no_progress,
+        tensorboard=tensorboard,
     )
     if as_json:
         click.echo(dumps(result.summary, indent=None))

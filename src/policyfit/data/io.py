@@ -465,7 +465,7 @@ def write_minari(ds: Dataset, path: str | os.PathLike, *, dataset_id: str | None
     import minari
     from minari.data_collector.episode_buffer import EpisodeBuffer
 
-    dest = Path(path)
+    dest = Path(path).absolute()  # Minari resolves its root from the environment: no relative paths
     dest.parent.mkdir(parents=True, exist_ok=True)
     dataset_id = dataset_id or f"policyfit/{_safe_name(dest.name)}-v0"
     env_id = ds.env_id

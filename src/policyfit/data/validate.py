@@ -24,13 +24,13 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from policyfit.errors import DatasetError
+from policyfit.errors import DatasetError, PolicyfitWarning
 
 REQUIRED_FIELDS = ("observations", "actions", "rewards", "terminals")
 ACTION_TOLERANCE = 1e-5  # actions this far outside the declared box still count as inside
 
 
-class TruncatedEpisodeWarning(UserWarning):
+class TruncatedEpisodeWarning(PolicyfitWarning):
     """The last episode has neither a terminal nor a timeout flag; it is kept as truncated."""
 
 

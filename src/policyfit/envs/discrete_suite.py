@@ -47,7 +47,7 @@ import numpy as np
 from policyfit.common.progress import ProgressBar
 from policyfit.common.versions import library_versions
 from policyfit.data.dataset import Dataset
-from policyfit.data.io import read_minari, save_dataset
+from policyfit.data.io import load_dataset, read_minari, save_dataset
 from policyfit.data.spaces import box_space, discrete_space
 from policyfit.envs import dqn_behavior, jaxenv
 from policyfit.envs.jaxenv import DISCRETE_ENVS, DiscreteEnvSpec
@@ -347,8 +347,10 @@ def make_dataset(
     ds = Dataset(**arrays, metadata=metadata, source=name)
     ds.metadata["card"]["data_returns"] = _data_returns(ds)
     jaxenv.register_envs()
-    save_dataset(ds, path, format="minari", dataset_id=minari_dataset_id(name, size, seed))
-    return read_minari(path)
+    # the cache is a Minari dataset; --out follows its suffix (.hdf5/.h5, .npz, else Minari)
+    fmt = "minari" if out is None else None
+    save_dataset(ds, path, format=fmt, dataset_id=minari_dataset_id(name, size, seed))
+    return load_dataset(path)
 
 
 def reference_for(dataset: Dataset) -> tuple[str, int, int]:

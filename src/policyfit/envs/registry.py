@@ -11,11 +11,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,40 +53,16 @@ def normalized_score(env_id: str, returns: np.ndarray | float) -> np.ndarray | f
     return float(out) if np.ndim(out) == 0 else out
 
 
-@contextlib.contextmanager
-def _without_mujoco_compiler_notice() -> Iterator[None]:
-    """Drop MuJoCo's C-level "settotalmass is deprecated" notice (printed once per model load by
-    the Walker2d/HalfCheetah XML files); anything else written to stderr is passed through."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile(mode="w+b") as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            text = captured.read().decode(errors="replace")
-            kept = [
-                line
-                for line in text.splitlines(keepends=True)
-                if line.strip() and "settotalmass" not in line
-            ]
-            if kept:
-                sys.stderr.write("".join(kept))
-
-
 def make_env(env_id: str, seed: int | None = None, **kwargs):
     """A single gymnasium environment (time limit included)."""
     import gymnasium as gym
 
     from policyfit.envs.jaxenv import register_envs
+    from policyfit.envs.quiet import route_mujoco_warnings
 
     register_envs()
-    with _without_mujoco_compiler_notice():
-        env = gym.make(env_id, **kwargs)
+    route_mujoco_warnings()
+    env = gym.make(env_id, **kwargs)
     if seed is not None:
         env.reset(seed=seed)
     return env

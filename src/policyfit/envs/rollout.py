@@ -73,8 +73,10 @@ def _make_vector_env(env_id: str, n: int):
     import gymnasium as gym
 
     from policyfit.envs.jaxenv import register_envs
+    from policyfit.envs.quiet import route_mujoco_warnings
 
     register_envs()
+    route_mujoco_warnings()
     try:
         return gym.vector.SyncVectorEnv([lambda: gym.make(env_id) for _ in range(n)])
     except gym.error.Error as exc:

@@ -39,13 +39,13 @@ import numpy as np
 from policyfit.common.progress import ProgressBar
 from policyfit.common.versions import library_versions
 from policyfit.data.dataset import ARRAY_FIELDS, Dataset
-from policyfit.data.io import read_minari, save_dataset
+from policyfit.data.io import load_dataset, read_minari, save_dataset
 from policyfit.data.spaces import space_from_gym
 from policyfit.envs.collect import NUM_ENVS, rollout
+from policyfit.envs.quiet import route_mujoco_warnings
 from policyfit.envs.registry import (
     ENVS,
     SHORT_NAMES,
-    _without_mujoco_compiler_notice,
     get_env_spec,
     make_env,
 )
@@ -304,18 +304,19 @@ def make_dataset(
     env_id, kind = parse_name(name)
     size = default_size(name) if size is None else int(size)
     path = Path(out) if out is not None else _cache_path(name, size, seed)
-    # Minari instantiates the environment to record its spec; keep MuJoCo's notice out of it.
-    quiet = _without_mujoco_compiler_notice
+    # Minari instantiates the environment to record its spec: MuJoCo's C warnings become
+    # LibraryWarnings (shown by the CLI under --debug only), not lines on the terminal.
+    route_mujoco_warnings()
     if out is None and _cache_is_valid(path, env_id):
-        with quiet():
-            return read_minari(path)
+        return read_minari(path)
     arrays, parts = generate_arrays(name, size, seed, progress)
     metadata = _metadata(name, env_id, kind, size, seed, parts)
     ds = Dataset(**arrays, metadata=metadata, source=name)
     ds.metadata["card"]["data_returns"] = _data_returns(ds)
-    with quiet():
-        save_dataset(ds, path, format="minari", dataset_id=minari_dataset_id(name, size, seed))
-        return read_minari(path)
+    # the cache is a Minari dataset; --out follows its suffix (.hdf5/.h5, .npz, else Minari)
+    fmt = "minari" if out is None else None
+    save_dataset(ds, path, format=fmt, dataset_id=minari_dataset_id(name, size, seed))
+    return load_dataset(path)
 
 
 def _data_returns(ds: Dataset) -> dict[str, Any]:

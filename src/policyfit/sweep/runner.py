@@ -165,6 +165,8 @@ def _train(trial: dict[str, Any], run_dir: Path, *, resume: bool) -> None:
     }
     if trial.get("save_every") is not None:
         common["save_every"] = trial["save_every"]
+    if trial.get("tensorboard"):
+        common["tensorboard"] = True
     if resume:
         train(None, dataset, resume=run_dir, **common)
     else:

@@ -9,6 +9,7 @@ trial, i.e. one call of :func:`policyfit.train`::
     steps: 100000
     eval_episodes: 10
     eval_every: 0                                      # optional; 0 = evaluate at the end only
+    tensorboard: true                                  # optional; event files in every run dir
     overrides: {iql: {expectile: [0.7, 0.9]}}          # optional grid per algorithm
     config: {td3bc: {alpha: 2.5}}                      # optional fixed values per algorithm
 
@@ -35,6 +36,7 @@ KNOWN_KEYS = (
     "steps",
     "eval_episodes",
     "eval_every",
+    "tensorboard",
     "overrides",
     "config",
 )
@@ -52,6 +54,7 @@ class SweepSpec:
     eval_every: int = 0
     overrides: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
     config: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tensorboard: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,6 +73,7 @@ class Trial:
     eval_every: int
     config: dict[str, Any]  # fixed config values merged with this trial's overrides
     overrides: dict[str, Any]  # the grid values only (names the variant)
+    tensorboard: bool = False
 
     @property
     def variant(self) -> str:
@@ -138,6 +142,11 @@ def spec_from_dict(values: dict[str, Any], source: str = "<spec>") -> SweepSpec:
     steps = _positive_int(values.get("steps", 100_000), "steps", source)
     eval_episodes = _positive_int(values.get("eval_episodes", 10), "eval_episodes", source)
     eval_every = _positive_int(values.get("eval_every", 0), "eval_every", source, 0)
+    tensorboard = values.get("tensorboard", False)
+    if not isinstance(tensorboard, bool):
+        raise ConfigError(
+            f"must be true or false, got {tensorboard!r}", path=source, field="tensorboard"
+        )
 
     def per_algo(key: str) -> dict[str, dict[str, Any]]:
         raw = values.get(key) or {}
@@ -181,6 +190,7 @@ def spec_from_dict(values: dict[str, Any], source: str = "<spec>") -> SweepSpec:
         eval_every=eval_every,
         overrides=overrides,
         config=per_algo("config"),
+        tensorboard=tensorboard,
     )
 
 
@@ -229,6 +239,7 @@ def expand_trials(spec: SweepSpec) -> list[Trial]:
                             eval_every=spec.eval_every,
                             config={**spec.config.get(algo, {}), **variant},
                             overrides=variant,
+                            tensorboard=spec.tensorboard,
                         )
                     )
     ids = [t.trial_id for t in trials]

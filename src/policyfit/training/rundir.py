@@ -10,6 +10,7 @@ A run directory (``./runs/<algo>-<dataset>-s<seed>`` by default) holds:
 ``checkpoints/``      ``step_N/`` with the full train state, for exact ``--resume``
 ``ope.json``          off-policy estimates (``policyfit ope``), one entry per dataset
 ``certificate.json``  the smoothing certificate (``policyfit certify``) and ``certificate.png``
+``tensorboard/``      TensorBoard event files of the metrics (``policyfit train --tensorboard``)
 ====================  ===========================================================================
 
 The trainer, :func:`policyfit.load_policy`, reports, sweeps, the CLI and the benchmarks all go
@@ -40,6 +41,7 @@ CHECKPOINTS_DIR = "checkpoints"
 OPE_FILE = "ope.json"
 CERTIFICATE_FILE = "certificate.json"
 CERTIFICATE_PLOT = "certificate.png"
+TENSORBOARD_DIR = "tensorboard"
 RUN_FILES = (CONFIG_FILE, METRICS_FILE, SUMMARY_FILE)
 
 
@@ -72,6 +74,10 @@ class RunDir:
     @property
     def checkpoints_dir(self) -> Path:
         return self.path / CHECKPOINTS_DIR
+
+    @property
+    def tensorboard_dir(self) -> Path:
+        return self.path / TENSORBOARD_DIR
 
     @property
     def ope_path(self) -> Path:

@@ -51,6 +51,7 @@ from policyfit.envs.rollout import rollout_returns
 from policyfit.errors import ConfigError, PolicyfitError
 from policyfit.training.checkpoint import list_checkpoints, restore_checkpoint, save_checkpoint
 from policyfit.training.rundir import RUN_FORMAT, RunDir
+from policyfit.training.tensorboard import TensorBoardWriter
 
 DEFAULT_EVAL_EVERY = 10_000
 DEFAULT_EVAL_EPISODES = 10
@@ -220,14 +221,35 @@ def _progress_bar(enabled: bool, total: int, start: int, title: str) -> Progress
 class _Settings:
     """The loop's schedule: what the user asked, or what a resumed run recorded."""
 
-    steps: int
+    steps: int | None
     seed: int
-    eval_every: int
-    eval_episodes: int
-    save_every: int
+    eval_every: int | None
+    eval_episodes: int | None
+    save_every: int | None
     fuse: int
     keep_checkpoints: int
     fast_compile: bool | None
+    tensorboard: bool | None = None
+
+    # what a new run gets for the fields left None
+    DEFAULTS = {
+        "steps": 1_000_000,
+        "eval_every": DEFAULT_EVAL_EVERY,
+        "eval_episodes": DEFAULT_EVAL_EPISODES,
+        "save_every": DEFAULT_SAVE_EVERY,
+        "tensorboard": False,
+    }
+
+    def fill(self, recorded: dict[str, Any]) -> None:
+        """Fields left None take the resumed run's recorded value, else the default.
+
+        A resumed run keeps its schedule (steps, evaluation cadence and episodes, checkpoint
+        cadence), so its evaluations — same parameters, same seeds, same episodes — give the
+        uninterrupted run's scores; a value passed explicitly still wins.
+        """
+        for name, default in self.DEFAULTS.items():
+            if getattr(self, name) is None:
+                setattr(self, name, recorded.get(name, default))
 
 
 @dataclass
@@ -246,9 +268,14 @@ class _Run:
 
 
 def _check_settings(s: _Settings) -> None:
-    if s.steps < 1:
+    if s.steps is not None and s.steps < 1:
         raise ConfigError("must be >= 1", field="steps")
-    if s.eval_every < 0 or s.save_every < 0 or s.fuse < 1 or s.eval_episodes < 1:
+    if (
+        (s.eval_every or 0) < 0
+        or (s.save_every or 0) < 0
+        or s.fuse < 1
+        or (s.eval_episodes is not None and s.eval_episodes < 1)
+    ):
         raise ConfigError(
             "eval_every and save_every must be >= 0, fuse and eval_episodes >= 1", field="train"
         )
@@ -292,6 +319,7 @@ def _new_run_config(
         "eval_every": s.eval_every,
         "eval_episodes": s.eval_episodes,
         "save_every": s.save_every,
+        "tensorboard": bool(s.tensorboard),
         "dataset": {
             "name": name,
             "source": source,
@@ -345,6 +373,8 @@ def _setup_run(
         s.fuse = int(run_config.get("fuse", s.fuse))
         s.fast_compile = bool(run_config.get("fast_compile", False))
         dataset = run_config["dataset"]["source"] if dataset is None else dataset
+    s.fill(run_config)
+    _check_settings(s)
     if algo is None:
         raise ConfigError("name an algorithm", field="algorithm")
     if dataset is None:
@@ -423,6 +453,11 @@ class _Loop:
         self.policy = Policy(learner, learner.policy_params(self.state), r.spec)
         self.bar = _progress_bar(progress, s.steps, self.start, f"{learner.name} {r.name}")
         self.metrics_file = r.run.open_metrics()
+        self.tensorboard = (
+            TensorBoardWriter(r.run.tensorboard_dir, resumed_from=self.start if r.resumed else None)
+            if s.tensorboard
+            else None
+        )
 
     # ---------------------------------------------------------------- bookkeeping
     def wall_seconds(self) -> float:
@@ -431,10 +466,14 @@ class _Loop:
     def log(self, row: dict) -> None:
         self.metrics_file.write(dumps(row, indent=None) + "\n")
         self.metrics_file.flush()
+        if self.tensorboard is not None:
+            self.tensorboard.write(row)
 
     def close(self) -> None:
         self.bar.close()
         self.metrics_file.close()
+        if self.tensorboard is not None:
+            self.tensorboard.close()
 
     def run_chunk(self, chunk: Any, key_step: int, n: int) -> tuple[dict, float]:
         t = time.perf_counter()
@@ -589,18 +628,19 @@ def train(
     algo: str | None,
     dataset: Dataset | str | Path | None = None,
     *,
-    steps: int = 1_000_000,
+    steps: int | None = None,
     seed: int = 0,
     config: AlgoConfig | dict[str, Any] | None = None,
     out: str | Path | None = None,
-    eval_every: int = DEFAULT_EVAL_EVERY,
-    eval_episodes: int = DEFAULT_EVAL_EPISODES,
-    save_every: int = DEFAULT_SAVE_EVERY,
+    eval_every: int | None = None,
+    eval_episodes: int | None = None,
+    save_every: int | None = None,
     resume: str | Path | None = None,
     progress: bool = True,
     fuse: int = DEFAULT_FUSE,
     keep_checkpoints: int = 2,
     fast_compile: bool | None = None,
+    tensorboard: bool | None = None,
 ) -> TrainResult:
     """Train ``algo`` on ``dataset`` for ``steps`` gradient updates; return policy and summary.
 
@@ -609,12 +649,14 @@ def train(
             ``cql``, ``awac``, ``rebrac``, ``discrete_bc``, ``rvs_r``); may be None when resuming.
         dataset: a :class:`Dataset`, a path, or a dataset name (:func:`policyfit.load_dataset`);
             when resuming, None reloads the run's dataset (its fingerprint must match).
-        steps: total number of updates (when resuming: the total, not the remainder); an
-            algorithm's pretraining phase comes on top.
+        steps: total number of updates (default 1,000,000; when resuming: the total, not the
+            remainder, default the run's own); an algorithm's pretraining phase comes on top.
         config: hyperparameters overriding the algorithm's defaults (dict or config object).
         out: run directory; default ``./runs/<algo>-<dataset>-s<seed>`` (``-2``, ... if taken).
-        eval_every / eval_episodes: evaluation cadence (0 = only at the end) and episodes.
-        save_every: checkpoint cadence (0 = only at the end).
+        eval_every / eval_episodes: evaluation cadence (0 = only at the end; default 10,000) and
+            episodes (default 10). Evaluation seeds belong to the run: episode ``i`` starts from
+            reset seed ``seed + i``, so the same parameters always get the same score.
+        save_every: checkpoint cadence (0 = only at the end; default 50,000).
         resume: a run directory to continue from its latest checkpoint; the continuation is
             exact — the final parameters equal those of an uninterrupted run.
         progress: show a progress bar.
@@ -622,6 +664,12 @@ def train(
         keep_checkpoints: how many recent checkpoints to keep.
         fast_compile: compile with low XLA optimization (seconds instead of tens of seconds on
             a busy CPU, slower updates); default from ``$POLICYFIT_FAST_COMPILE``.
+        tensorboard: also write the metrics as TensorBoard event files into
+            ``RUN/tensorboard/`` (see :mod:`policyfit.training.tensorboard`).
+
+        A resumed run keeps what it recorded for every schedule argument left None (steps,
+        evaluation cadence and episodes, checkpoint cadence, TensorBoard), so its final
+        evaluation equals the uninterrupted run's.
 
     Raises:
         ConfigError: an unknown algorithm or config key, an algorithm that does not learn this
@@ -633,7 +681,15 @@ def train(
         >>> result.policy(obs)                                              # doctest: +SKIP
     """
     s = _Settings(
-        steps, seed, eval_every, eval_episodes, save_every, fuse, keep_checkpoints, fast_compile
+        steps,
+        seed,
+        eval_every,
+        eval_episodes,
+        save_every,
+        fuse,
+        keep_checkpoints,
+        fast_compile,
+        tensorboard,
     )
     _check_settings(s)
     enable_compilation_cache()
