@@ -147,3 +147,46 @@ def test_naive_retraining_oscillates_and_pooling_does_not():
     assert worst_drop("pooled") < 0.02
     share = out["variants"]["naive"]["train_positive_share"][0]
     assert share[0] is None and 0.5 < share[1] < share[2]  # labels grow more imbalanced
+
+
+# ----------------------------------------------------------------------------- online SquareCB
+def test_squarecb_stream_oracle_masks_and_uniform_start():
+    from policyfit.bandit.online import squarecb_stream
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4000, 3))
+    q = 1 / (1 + np.exp(-x @ rng.normal(size=(3, 4)) * 2))
+    table = (rng.random(q.shape) < q).astype(np.float32)
+    mask = np.ones_like(table, dtype=bool)
+    mask[::2, 3] = False
+    out = squarecb_stream(x, table, mask, seed=1)
+    assert not np.any(out["action"][::2] == 3)  # masked actions are never played
+    # Sherman-Morrison updates give the batch ridge fit on what was played
+    oracle = RidgeOracle(4, 3, l2=1.0).fit(x, out["action"], out["reward"])
+    np.testing.assert_allclose(out["theta"], oracle.theta, atol=2e-3)
+    best = np.where(mask, q, -np.inf).max(1)[-2000:].mean()
+    uniform = (np.where(mask, q, 0).sum(1) / mask.sum(1))[-2000:].mean()
+    assert out["reward"][-2000:].mean() > uniform + 0.7 * (best - uniform)
+    # gamma 0 is uniform play over the available actions, and the pscores say so
+    flat = squarecb_stream(x, table, mask, gamma_scale=0.0, seed=2)
+    np.testing.assert_allclose(flat["pscore"], np.where(mask[:, 3], 0.25, 1 / 3), rtol=1e-6)
+
+
+def test_simulate_cli(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from policyfit.cli.main import cli
+
+    runner = CliRunner()
+    args = ["bandit", "simulate", "--generations", "3", "--rounds", "400", "--seeds", "0"]
+    result = runner.invoke(
+        cli, [*args, "--variants", "naive,uniform", "--out", str(tmp_path), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert set(data["variants"]) == {"naive", "uniform"}
+    assert (tmp_path / "generations.png").stat().st_size > 1000
+    bad = runner.invoke(cli, [*args, "--variants", "nope"])
+    assert bad.exit_code == 2 and "unknown variant(s) nope" in bad.output
