@@ -369,7 +369,8 @@ def markdown(payload: dict[str, Any]) -> str:
     lines = [
         "# OBP parity: policyfit.bandit vs Open Bandit Pipeline on the same inputs (issue 17)",
         "",
-        f"obp {setup['obp_version']} in its own environment ({setup['obp_env']}); "
+        f"obp {setup['obp_version']} in its own environment "
+        f"({', '.join(f'{k} {v}' for k, v in setup['obp_env'].items())}); "
         f"{len(payload['datasets'])} synthetic "
         f"logs; {len(VARIANTS)} estimator settings each; bootstrap intervals with "
         f"{setup['bootstrap']} resamples, random_state {setup['seed']}. A value agrees when "
