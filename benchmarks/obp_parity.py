@@ -17,6 +17,12 @@ and :func:`~policyfit.bandit.estimate_intervals`; a value agrees when the two di
 count as a disagreement. The same rows show OBP's surprising defaults: DR-os at ``lambda_=0`` is
 DM, SG-IPW/SG-DR at ``lambda_=0`` are IPW/DR, Switch-DR at ``lambda_=inf`` is DR.
 
+With the Open Bandit Dataset samples in ``$POLICYFIT_HOME/obd`` (``--obd fetch`` downloads them
+with :func:`policyfit.bandit.obd.fetch_sample`), two more checks: the uniform-random ``all``
+sample joins the datasets (real logs, 80 items, three slots; a context-free target per slot), and
+policyfit's :func:`~policyfit.bandit.obd.read_obd` is compared array by array with OBP's
+``OpenBanditDataset`` on all six samples.
+
 OBP's environment (obp 0.5.7 is an sdist pinned to Python < 3.11 and old numpy/scikit-learn; it
 runs with current ones; torch 2.13.0 CPU is on this machine's disk, other versions would download
 gigabytes — never install another)::
@@ -29,7 +35,7 @@ gigabytes — never install another)::
 Run with our environment (about a minute on the shared 2-core CPU)::
 
     python benchmarks/obp_parity.py [--obp-python benchmarks/.venv-obp/bin/python]
-        [--bootstrap 1000] [--quick]
+        [--bootstrap 1000] [--obd auto|fetch|skip] [--quick]
 
 Results: ``benchmarks/results/obp_parity_<cpu kind>.{json,md}``.
 """
@@ -52,6 +58,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 TOLERANCE = 1e-6
 INTERVAL_SEED = 12345
+OBD_TARGET_BETA = 50.0  # inverse temperature of the OBD target over smoothed click rates
 
 # name -> generator knobs, target policy, n_rounds
 DATASETS: dict[str, dict[str, Any]] = {
@@ -192,6 +199,70 @@ def obp_worker(job_path: str) -> dict[str, Any]:
                 )
             ),
         }
+    if job.get("obd_root"):
+        out["obd_parse"] = obp_read_obd(job["obd_root"], job["obd_arrays"])
+    return out
+
+
+def obp_read_obd(root: str, dest: str) -> list[str]:
+    """Runs in OBP's environment: ``OpenBanditDataset`` on the six samples, arrays to ``dest``.
+
+    OBP 0.5.7's ``pre_process`` calls ``DataFrame.drop(columns=..., axis=1)``, which pandas 3
+    rejects; this subclass makes the same call without ``axis`` and changes nothing else.
+    """
+    import pandas as pd
+    from obp.dataset import OpenBanditDataset
+    from sklearn.preprocessing import LabelEncoder
+
+    class PandasThreeOBD(OpenBanditDataset):
+        def pre_process(self) -> None:
+            user_cols = self.data.columns.str.contains("user_feature")
+            self.context = pd.get_dummies(self.data.loc[:, user_cols], drop_first=True).values
+            item_feature_0 = self.item_context["item_feature_0"].to_frame()
+            item_feature_cat = self.item_context.drop(columns=["item_id", "item_feature_0"]).apply(
+                LabelEncoder().fit_transform
+            )
+            self.action_context = pd.concat(objs=[item_feature_cat, item_feature_0], axis=1).values
+
+    arrays, names = {}, []
+    for behavior in ("random", "bts"):
+        for campaign in ("all", "men", "women"):
+            data = PandasThreeOBD(
+                behavior_policy=behavior, campaign=campaign, data_path=Path(root)
+            ).obtain_batch_bandit_feedback()
+            for key in ("context", "action", "reward", "pscore", "position", "action_context"):
+                arrays[f"{behavior}/{campaign}/{key}"] = np.asarray(data[key], dtype=np.float64)
+            arrays[f"{behavior}/{campaign}/n_actions"] = np.array(data["n_actions"])
+            names.append(f"{behavior}/{campaign}")
+    np.savez(dest, **arrays)
+    return names
+
+
+def compare_obd_parse(root: str, obp_arrays: str) -> dict[str, Any]:
+    """policyfit's ``read_obd`` against OBP's arrays: per sample, which arrays are equal, and the
+    rounds where they differ."""
+    from policyfit.bandit.obd import read_obd
+
+    out = {}
+    with np.load(obp_arrays) as z:
+        for behavior in ("random", "bts"):
+            for campaign in ("all", "men", "women"):
+                fb = read_obd(root, behavior, campaign)
+                entry: dict[str, Any] = {
+                    "n_rounds": fb.n_rounds,
+                    "n_actions": [fb.n_actions, int(z[f"{behavior}/{campaign}/n_actions"])],
+                }
+                for key in ("context", "action", "reward", "pscore", "position", "action_context"):
+                    ours = np.asarray(getattr(fb, key), dtype=np.float64)
+                    theirs = z[f"{behavior}/{campaign}/{key}"]
+                    if ours.shape != theirs.shape:
+                        entry[key] = f"shape {ours.shape} vs OBP {theirs.shape}"
+                        continue
+                    rows = np.flatnonzero((ours != theirs).reshape(len(ours), -1).any(axis=1))
+                    entry[key] = (
+                        "equal" if rows.size == 0 else f"rounds {rows.tolist()[:10]} differ"
+                    )
+                out[f"{behavior}/{campaign}"] = entry
     return out
 
 
@@ -223,6 +294,24 @@ def three_slot_feedback(spec: dict[str, Any]) -> tuple[Any, np.ndarray]:
     return fb, action_dist
 
 
+def obd_feedback(spec: dict[str, Any]) -> tuple[Any, np.ndarray]:
+    """The Open Bandit Dataset sample (uniform-random logger, campaign all) and a context-free
+    target per slot: softmax of each item's smoothed logged click rate in that slot."""
+    from policyfit.bandit.obd import read_obd
+
+    fb = read_obd(spec["obd"], "random", "all")
+    k, slots = fb.n_actions, fb.len_list
+    scores = np.zeros((k, slots))
+    for slot in range(slots):
+        rows = fb.position == slot
+        clicks = np.bincount(fb.action[rows], weights=fb.reward[rows], minlength=k)
+        shown = np.bincount(fb.action[rows], minlength=k)
+        scores[:, slot] = (clicks + 1) / (shown + 100)
+    logits = spec["beta"] * scores
+    pi = np.exp(logits - logits.max(axis=0)) / np.exp(logits - logits.max(axis=0)).sum(axis=0)
+    return fb, np.repeat(pi[None], fb.n_rounds, axis=0)
+
+
 def make_inputs(name: str, spec: dict[str, Any], work: Path) -> dict[str, Any]:
     """Write one dataset's OPE inputs; return what policyfit needs to evaluate them."""
     from policyfit.bandit import (
@@ -232,7 +321,10 @@ def make_inputs(name: str, spec: dict[str, Any], work: Path) -> dict[str, Any]:
         ground_truth_policy_value,
     )
 
-    if "slots" in spec:
+    if "obd" in spec:
+        fb, action_dist = obd_feedback(spec)
+        truth = None
+    elif "slots" in spec:
         fb, action_dist = three_slot_feedback(spec)
         truth = None
     else:
@@ -240,7 +332,9 @@ def make_inputs(name: str, spec: dict[str, Any], work: Path) -> dict[str, Any]:
         policy = dict(spec["policy"])
         action_dist = action_dist_from_scores(fb.expected_reward, policy.pop("kind"), **policy)
         truth = ground_truth_policy_value(fb, action_dist)
-    q_hat = fit_reward_model(fb, n_folds=3, random_state=0, len_list=action_dist.shape[2])
+    q_hat = fit_reward_model(
+        fb, n_folds=3, random_state=0, len_list=action_dist.shape[2], **spec.get("reward_model", {})
+    )
     arrays = {**fb.to_obp_dict(), "action_dist": action_dist, "q_hat": q_hat}
     path = work / f"{name}.npz"
     np.savez(path, **arrays)
@@ -286,6 +380,18 @@ def policyfit_side(made: dict[str, Any], bootstrap: int, seed: int) -> dict[str,
             **options,
         )[estimator]
     return {"values": values, "intervals": intervals, "seconds": seconds}
+
+
+def find_obd(mode: str) -> Path | None:
+    """The OBD samples' root, fetched first with ``mode="fetch"``; None when absent or skipped."""
+    from policyfit.bandit.obd import fetch_sample, sample_root
+
+    if mode == "skip":
+        return None
+    if mode == "fetch":
+        return fetch_sample()
+    root = sample_root()
+    return root if (root / "random" / "all" / "all.csv").is_file() else None
 
 
 def run_obp(python: str, job: dict[str, Any], work: Path) -> dict[str, Any]:
@@ -364,15 +470,43 @@ def surprises(results: dict[str, Any]) -> list[str]:
     return notes
 
 
+def obd_markdown(parse: dict[str, Any] | None) -> list[str]:
+    if not parse:
+        return ["The Open Bandit Dataset samples were not there (`--obd fetch` gets them).", ""]
+    keys = ("context", "action", "reward", "pscore", "position", "action_context")
+    lines = [
+        "Reading the Open Bandit Dataset samples: policyfit's `read_obd` against OBP's "
+        "`OpenBanditDataset` (its `pre_process` given pandas 3's `drop` call, nothing else "
+        "changed), array by array:",
+        "",
+        "| sample | rounds | n_actions (policyfit, OBP) | " + " | ".join(keys) + " |",
+        "|---|---|---|" + "---|" * len(keys),
+    ]
+    for name, entry in parse.items():
+        lines.append(
+            f"| {name} | {entry['n_rounds']} | {entry['n_actions'][0]}, {entry['n_actions'][1]} | "
+            + " | ".join(entry[k] for k in keys)
+            + " |"
+        )
+    lines += [
+        "",
+        "Where rounds differ, they share a timestamp: OBP sorts with pandas' default (unstable) "
+        "quicksort, policyfit stably, so tied rows may come in another order.",
+        "",
+    ]
+    return lines
+
+
 def markdown(payload: dict[str, Any]) -> str:
     s, setup = payload["summary"], payload["setup"]
+    n_real = sum(name.startswith("obd") for name in payload["datasets"])
     lines = [
         "# OBP parity: policyfit.bandit vs Open Bandit Pipeline on the same inputs (issue 17)",
         "",
         f"obp {setup['obp_version']} in its own environment "
         f"({', '.join(f'{k} {v}' for k, v in setup['obp_env'].items())}); "
-        f"{len(payload['datasets'])} synthetic "
-        f"logs; {len(VARIANTS)} estimator settings each; bootstrap intervals with "
+        f"{len(payload['datasets'])} logs ({n_real} of them real: the Open Bandit Dataset); "
+        f"{len(VARIANTS)} estimator settings each; bootstrap intervals with "
         f"{setup['bootstrap']} resamples, random_state {setup['seed']}. A value agrees when "
         f"|policyfit - OBP| <= {TOLERANCE:g}.",
         "",
@@ -422,8 +556,10 @@ def markdown(payload: dict[str, Any]) -> str:
         "and the target often takes an action the logger cannot, so IPW is far off in both "
         "libraries.",
         "",
+        *obd_markdown(payload.get("obd_parse")),
         "Reward model: policyfit's `fit_reward_model` (logistic for 0/1 rewards, else ridge; "
-        "interaction features; 3-fold cross-fitting), the same array given to both libraries. "
+        "interaction features; 3-fold cross-fitting; l2 = 1, 100 on the Open Bandit Dataset's "
+        "rare clicks), the same array given to both libraries. "
         "The three-slot logs have a uniform logger per slot and a slot-dependent target, so each "
         "round's weight and DM term come from its own slot.",
         "",
@@ -439,6 +575,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=INTERVAL_SEED)
     parser.add_argument("--quick", action="store_true", help="two datasets, 100 resamples")
     parser.add_argument("--out", default=None, help="default: obp_parity_<cpu kind>")
+    parser.add_argument(
+        "--obd",
+        choices=("auto", "fetch", "skip"),
+        default="auto",
+        help="the Open Bandit Dataset samples: use them when in $POLICYFIT_HOME/obd (auto), "
+        "download them first (fetch), or leave them out",
+    )
     parser.add_argument("--obp-worker", default=None, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -455,18 +598,30 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(
             f"no OBP environment at {args.obp_python}; create it as the docstring says"
         )
-    datasets = dict(list(DATASETS.items())[:2]) if args.quick else DATASETS
+    datasets = dict(list(DATASETS.items())[:2]) if args.quick else dict(DATASETS)
     bootstrap = 100 if args.quick else args.bootstrap
     work = Path(tempfile.mkdtemp(prefix="pf-obp-parity-"))
     t0 = time.perf_counter()
+    obd_root = find_obd(args.obd)
+    if obd_root is not None and not args.quick:
+        datasets["obd-random-all"] = {
+            "obd": str(obd_root),
+            "beta": OBD_TARGET_BETA,
+            # 0.4% clicks: with the default l2 = 1 the cross-fitted logistic model overfits and
+            # predicts a 0.14% click rate; l2 = 100 predicts the logged 0.38%
+            "reward_model": {"l2": 100.0},
+        }
     made = {name: make_inputs(name, spec, work) for name, spec in datasets.items()}
     job = {
         "datasets": {n: {"inputs": m["inputs"], "slots": m["slots"]} for n, m in made.items()},
         "variants": VARIANTS,
         "bootstrap": bootstrap,
         "seed": args.seed,
+        "obd_root": None if obd_root is None else str(obd_root),
+        "obd_arrays": str(work / "obd_obp.npz"),
     }
     theirs = run_obp(args.obp_python, job, work)
+    obd_parse = None if obd_root is None else compare_obd_parse(str(obd_root), job["obd_arrays"])
     results = {}
     for name, m in made.items():
         ours = policyfit_side(m, bootstrap, args.seed)
@@ -489,12 +644,14 @@ def main(argv: list[str] | None = None) -> None:
             "tolerance": TOLERANCE,
             "variants": [list(v) for v in VARIANTS],
             "quick": args.quick,
+            "obd_root": None if obd_root is None else str(obd_root),
             "load_average_end": list(os.getloadavg()),
             "wall_seconds": time.perf_counter() - t0,
         },
         "summary": summarize(results),
         "surprises": surprises(results),
         "datasets": results,
+        "obd_parse": obd_parse,
     }
     name = args.out or f"obp_parity_{cpu_kind()}"
     path = write_result(name, payload)
