@@ -514,7 +514,7 @@ def markdown(payload: dict[str, Any]) -> str:
         f"both interval ends); {s['different']} different; {s['obp_nan']} where OBP returns NaN "
         f"and policyfit the limit; largest difference {s['max_abs_diff']:.2e}.",
         "",
-        "| dataset | n | K | slots | rounds with w = 0 | max w | truth | OBP s | policyfit s |",
+        "| dataset | n | K | slots | rounds with w = 0 | max w | truth | OBP s (17 estimates) | policyfit s (17 estimates) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, data in payload["datasets"].items():

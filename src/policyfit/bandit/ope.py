@@ -91,7 +91,7 @@ def as_3d(array: Any, name: str, source: str) -> np.ndarray:
             path=source,
             field=name,
         )
-    arr = arr.astype(np.float64)
+    arr = arr.astype(np.float64, copy=False)
     if not np.all(np.isfinite(arr)):
         raise DatasetError("contains NaN or infinite values", path=source, field=name)
     return arr
