@@ -195,6 +195,7 @@ def test_a_stateful_policy_keeps_each_episodes_carry(tmp_path):
         client.post("/act", json={"obs": o1, "episode_id": "a", "step": 0})
         second = client.post("/act", json={"obs": o2, "episode_id": "a", "reward": 3.0}).json()
         fresh = client.post("/act", json={"obs": o2}).json()
+        orphan = client.post("/act", json={"obs": o2, "reward": 1.0})
     carry = policy.initial_carry(1)
     _, carry = policy.act(np.array([o1]), carry)
     carry = policy.observe_reward(carry, np.array([3.0]))
@@ -203,3 +204,22 @@ def test_a_stateful_policy_keeps_each_episodes_carry(tmp_path):
     start, _ = policy.act(np.array([o2]), policy.initial_carry(1))
     np.testing.assert_allclose(fresh["action"], start[0], rtol=1e-6)
     assert not np.allclose(expected, start)  # the carry made a difference
+    assert orphan.status_code == 422 and "reward: needs an episode_id" in orphan.json()["error"]
+
+
+def test_truncated_noise_near_a_bound_follows_the_truncated_normal(continuous_policy):
+    from scipy.stats import kstest
+
+    from policyfit.serving.decide import Decider, parse_explore
+
+    policy = policyfit.load_policy(continuous_policy)
+    decider = Decider(policy, parse_explore("gaussian:0.5"), seed=0)
+    mean = np.tile([[1.9, -2.0]], (4000, 1))  # at and near the bounds: half the mass cut off
+    actions, props = decider._gaussian(mean)
+    scale = 0.5 * 2.0
+    a, b = (BOX[0] - mean) / scale, (BOX[1] - mean) / scale
+    expected = np.exp(truncnorm.logpdf(actions, a, b, loc=mean, scale=scale).sum(axis=1))
+    np.testing.assert_allclose(props, expected, rtol=1e-9)
+    for d in range(2):
+        dist = truncnorm(a[0, d], b[0, d], loc=mean[0, d], scale=scale)
+        assert kstest(actions[:, d], dist.cdf).pvalue > 1e-3

@@ -28,6 +28,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import sys
 import time
@@ -199,8 +200,6 @@ def _check_rewards(values: list[Any] | None) -> None:
 
 def parse_act_request(body: bytes, obs_dim: int, max_batch: int = DEFAULT_MAX_BATCH) -> ActRequest:
     """Validate a ``POST /act`` body; a :class:`RequestError` says what is wrong in one line."""
-    import json
-
     if not body.strip():
         raise RequestError(400, 'empty body; send JSON such as {"obs": [...]}')
     try:
@@ -347,6 +346,10 @@ class PolicyServer:
         for i, eid in enumerate(request.episode_ids):
             carry = self.episodes.get(eid) if eid is not None else None
             reward = request.rewards[i] if request.rewards is not None else None
+            if reward is not None and eid is None:
+                raise RequestError(
+                    422, "reward: needs an episode_id (the episode whose last action earned it)"
+                )
             if carry is None:
                 carry = self._initial_carry
             elif reward is not None:
@@ -377,6 +380,10 @@ class PolicyServer:
                 422,
                 f"reward: {self.policy.name} keeps no carry, so /act takes no reward; give "
                 "rewards to `policyfit data import-log --rewards`",
+            )
+        if request.rewards is not None and request.episode_ids is None:
+            raise RequestError(
+                422, "reward: needs an episode_id (the episode whose last action earned it)"
             )
         actions, propensity, carry = self.decider.decide(request.obs, self._carry(request, n))
         self._keep_carries(request, carry)

@@ -205,13 +205,21 @@ class Decider:
         return actions, propensity
 
     def _gaussian(self, mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        from scipy.stats import truncnorm
+        """Truncated-normal noise by inversion (``scipy.special`` ufuncs: microseconds, where
+        ``scipy.stats.truncnorm`` costs a millisecond per call) and its density."""
+        from scipy.special import ndtr, ndtri
 
         mean = mean.astype(np.float64)
         scale = self.explore.value * self.half_range
         a, b = (self.low - mean) / scale, (self.high - mean) / scale
-        sampled = truncnorm.rvs(a, b, loc=mean, scale=scale, random_state=self.rng)
+        # invert on the side of the lower tail, where the normal CDF is accurate
+        flip = a > 0
+        lo, hi = np.where(flip, -b, a), np.where(flip, -a, b)
+        p_lo, p_hi = ndtr(lo), ndtr(hi)
+        z = ndtri(self.rng.uniform(p_lo, p_hi))
+        sampled = mean + scale * np.where(flip, -z, z)
         # the returned action is float32; its density is taken at that float32 value
         actions = np.clip(sampled.astype(np.float32), self.low32, self.high32)
-        log_density = truncnorm.logpdf(actions.astype(np.float64), a, b, loc=mean, scale=scale)
+        z = (actions.astype(np.float64) - mean) / scale
+        log_density = -0.5 * z**2 - 0.5 * np.log(2 * np.pi) - np.log(scale) - np.log(p_hi - p_lo)
         return actions, np.exp(log_density.sum(axis=-1))
