@@ -269,7 +269,7 @@ class PolicyServer:
         max_batch: int = DEFAULT_MAX_BATCH,
         log_sync: str = "group",
     ):
-        import policyfit
+        from policyfit import __version__
 
         if max_batch < 1:
             raise ConfigError(f"must be >= 1 (got {max_batch})", field="max_batch")
@@ -285,7 +285,7 @@ class PolicyServer:
         self.metadata = to_jsonable(
             {
                 "algorithm": policy.name,
-                "policyfit_version": policyfit.__version__,
+                "policyfit_version": __version__,
                 "fingerprint": self.fingerprint,
                 "policy_path": str(policy_dir),
                 "observation_dim": int(policy.observation_dim),
