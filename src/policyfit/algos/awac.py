@@ -38,6 +38,7 @@ import optax
 
 from policyfit.algos.base import AlgoConfig, Algorithm, Carry, DatasetSpec, register
 from policyfit.algos.losses import awr_weights, gradient_step, soft_update, td_target
+from policyfit.algos.propensity import box_action_log_prob
 from policyfit.errors import ConfigError
 from policyfit.nn import EnsembleCritic, GaussianPolicy
 from policyfit.nn.normalization import (
@@ -156,3 +157,8 @@ class AWAC(Algorithm):
         dist = self.actor.apply(params["actor"], normalize_observations(obs, params["obs_norm"]))
         out = dist.mode() if key is None else jnp.clip(dist.sample(key), -1.0, 1.0)
         return from_unit_actions(out, params["action_scale"]), carry
+
+    def action_log_prob(self, params: dict, obs, carry: Carry, actions) -> jnp.ndarray:
+        """The Gaussian actor's log-density (clipped samples: atoms on the bounds)."""
+        dist = self.actor.apply(params["actor"], normalize_observations(obs, params["obs_norm"]))
+        return box_action_log_prob(dist, actions, params["action_scale"], clipped=True)

@@ -26,6 +26,10 @@ With defaults:
 * ``make_sampler(dataset, spec)``: transitions by default; trajectory windows for sequence models;
 * ``pretrain_steps`` and ``pretrain_update(state, batch, key)``: an optional phase before the main
   updates (dynamics ensembles, behavior VAEs, BC warm starts).
+* ``action_log_prob(params, obs, carry, actions)``: ``log pi(a|s)`` of given actions under the
+  distribution ``act`` samples from with a key (a log-density in the action box for continuous
+  actions, see :mod:`policyfit.algos.propensity`); raises ``NotImplementedError`` for policies
+  without a distribution (the default). ``policyfit serve --explore sample`` reports it.
 
 ``batch`` is what the sampler draws: for :class:`~policyfit.data.sampler.TransitionSampler` a
 dict of device arrays with the :data:`~policyfit.data.ARRAY_FIELDS` keys (``terminals`` and
@@ -319,6 +323,16 @@ class Algorithm:
     def pretrain_update(self, state: Any, batch: dict[str, Any], key: Any) -> tuple[Any, Metrics]:
         """One step of the pretraining phase (only called when :attr:`pretrain_steps` > 0)."""
         raise NotImplementedError(f"{self.name} declares pretrain_steps but no pretrain_update")
+
+    def action_log_prob(self, params: Any, obs: Any, carry: Carry, actions: Any) -> Any:
+        """``log pi(a|s)`` ``[B]`` of ``actions`` under the distribution :meth:`act` samples from
+        with a key (``carry`` as passed to that ``act``); pure and jit-able.
+
+        Discrete: a log-probability; continuous: a log-density in the environment's action box
+        (:mod:`policyfit.algos.propensity`). The default raises NotImplementedError: the policy
+        has no distribution (Q-argmax and deterministic actors).
+        """
+        raise NotImplementedError(f"{self.name} has no action distribution to score actions with")
 
     @classmethod
     def action_spaces(cls) -> str:

@@ -21,6 +21,7 @@ import optax
 
 from policyfit.algos.base import AlgoConfig, Algorithm, Carry, DatasetSpec, register
 from policyfit.algos.losses import supervised_actor_step
+from policyfit.algos.propensity import box_action_log_prob
 from policyfit.errors import ConfigError
 from policyfit.nn import DeterministicPolicy, GaussianPolicy
 from policyfit.nn.normalization import (
@@ -110,3 +111,11 @@ class BC(Algorithm):
         if self.config.policy == "gaussian":
             out = out.mode() if key is None else jnp.clip(out.sample(key), -1.0, 1.0)
         return from_unit_actions(out, params["action_scale"]), carry
+
+    def action_log_prob(self, params: dict, obs, carry: Carry, actions) -> jnp.ndarray:
+        """The Gaussian policy's log-density (clipped samples: atoms on the bounds); the
+        deterministic policy has none (NotImplementedError)."""
+        if self.config.policy != "gaussian":
+            return super().action_log_prob(params, obs, carry, actions)
+        dist = self.actor.apply(params["actor"], normalize_observations(obs, params["obs_norm"]))
+        return box_action_log_prob(dist, actions, params["action_scale"], clipped=True)

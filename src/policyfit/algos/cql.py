@@ -38,6 +38,7 @@ import optax
 
 from policyfit.algos.base import AlgoConfig, Algorithm, Carry, DatasetSpec, register
 from policyfit.algos.losses import gradient_step, soft_update, td_target
+from policyfit.algos.propensity import box_action_log_prob
 from policyfit.nn import EnsembleCritic, TanhGaussianPolicy
 from policyfit.nn.modules import TanhNormal
 from policyfit.nn.normalization import (
@@ -252,3 +253,8 @@ class CQL(Algorithm):
         dist = self.actor.apply(params["actor"], normalize_observations(obs, params["obs_norm"]))
         out = dist.mode() if key is None else dist.sample(key)
         return from_unit_actions(out, params["action_scale"]), carry
+
+    def action_log_prob(self, params: dict, obs, carry: Carry, actions) -> jnp.ndarray:
+        """The tanh-Gaussian actor's log-density in the action box."""
+        dist = self.actor.apply(params["actor"], normalize_observations(obs, params["obs_norm"]))
+        return box_action_log_prob(dist, actions, params["action_scale"], clipped=False)

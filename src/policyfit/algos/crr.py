@@ -55,6 +55,7 @@ from policyfit.algos.losses import (
     periodic_update,
     td_target,
 )
+from policyfit.algos.propensity import categorical_log_prob
 from policyfit.errors import ConfigError
 from policyfit.nn import CategoricalPolicy
 from policyfit.nn.normalization import normalize_observations
@@ -175,3 +176,8 @@ class CRR(DQN):
         """``argmax_a pi(a|s)``, or a sample from ``pi(.|s)`` when ``key`` is given."""
         logits = self.actor.apply(params["actor"], normalize_observations(obs, params["obs_norm"]))
         return categorical_actions(logits, key), carry
+
+    def action_log_prob(self, params: dict, obs, carry: Carry, actions) -> jnp.ndarray:
+        """``log pi(a|s)`` of the categorical actor."""
+        logits = self.actor.apply(params["actor"], normalize_observations(obs, params["obs_norm"]))
+        return categorical_log_prob(logits, actions)

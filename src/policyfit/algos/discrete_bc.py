@@ -34,6 +34,7 @@ import optax
 from policyfit.algos.base import AlgoConfig, Algorithm, Carry, DatasetSpec, register
 from policyfit.algos.bc import top_fraction_episodes
 from policyfit.algos.losses import supervised_actor_step
+from policyfit.algos.propensity import categorical_log_prob
 from policyfit.errors import ConfigError
 from policyfit.nn import CategoricalPolicy
 from policyfit.nn.normalization import normalize_observations, stats_from_spec
@@ -106,3 +107,8 @@ class DiscreteBC(Algorithm):
     ) -> tuple[jnp.ndarray, Carry]:
         logits = self.actor.apply(params["actor"], normalize_observations(obs, params["obs_norm"]))
         return categorical_actions(logits, key), carry
+
+    def action_log_prob(self, params: dict, obs, carry: Carry, actions) -> jnp.ndarray:
+        """``log softmax(f(s))[a]``."""
+        logits = self.actor.apply(params["actor"], normalize_observations(obs, params["obs_norm"]))
+        return categorical_log_prob(logits, actions)

@@ -46,6 +46,7 @@ from policyfit.algos.losses import (
     soft_update,
     td_target,
 )
+from policyfit.algos.propensity import box_action_log_prob
 from policyfit.errors import ConfigError
 from policyfit.nn import DeterministicPolicy, EnsembleCritic, GaussianPolicy, ValueNet
 from policyfit.nn.normalization import (
@@ -259,6 +260,14 @@ class IQL(Algorithm):
         if not self.config.deterministic_actor:
             out = out.mode() if key is None else jnp.clip(out.sample(key), -1.0, 1.0)
         return from_unit_actions(out, params["action_scale"]), carry
+
+    def action_log_prob(self, params: dict, obs, carry: Carry, actions) -> jnp.ndarray:
+        """The Gaussian actor's log-density (clipped samples: atoms on the bounds); the
+        deterministic actor has none (NotImplementedError)."""
+        if self.config.deterministic_actor:
+            return super().action_log_prob(params, obs, carry, actions)
+        dist = self.actor.apply(params["actor"], normalize_observations(obs, params["obs_norm"]))
+        return box_action_log_prob(dist, actions, params["action_scale"], clipped=True)
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,7 @@ import optax
 
 from policyfit.algos.base import AlgoConfig, Algorithm, Carry, DatasetSpec, register
 from policyfit.algos.losses import supervised_actor_step
+from policyfit.algos.propensity import box_action_log_prob
 from policyfit.data.sampler import TrajectorySampler
 from policyfit.errors import ConfigError
 from policyfit.nn import GaussianPolicy
@@ -155,6 +156,16 @@ class RvSR(Algorithm):
         out = dist.mode() if key is None else jnp.clip(dist.sample(key), -1.0, 1.0)
         carry = {"return_to_go": carry["return_to_go"], "timestep": carry["timestep"] + 1}
         return from_unit_actions(out, params["action_scale"]), carry
+
+    def action_log_prob(self, params: dict, obs, carry: Carry, actions) -> jnp.ndarray:
+        """The Gaussian policy's log-density given the carry ``act`` saw (atoms on the bounds)."""
+        t = carry["timestep"].astype(jnp.float32)
+        if self.config.update_target:
+            omega = self.omega(carry["return_to_go"], t)
+        else:
+            omega = carry["return_to_go"] / self.horizon
+        dist = self.actor.apply(params["actor"], self.policy_input(obs, omega, params["obs_norm"]))
+        return box_action_log_prob(dist, actions, params["action_scale"], clipped=True)
 
     def observe_reward(self, carry: Carry, reward: jnp.ndarray) -> Carry:
         """Subtract the reward just earned from the remaining target (``update_target``)."""

@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "quickstart",
     "bandit",
     "bandit_learn",
+    "serve",
 )
 
 
