@@ -124,8 +124,14 @@ def _format_table(result: dict[str, dict[str, float]], alpha: float) -> str:
 @click.option(
     "--action-dist",
     "action_dist_path",
-    required=True,
+    default=None,
     help="The target policy: pi_e(a | x_i) as .npy, shape [n, K, len_list] (or [n, K]).",
+)
+@click.option(
+    "--policy",
+    "policy_path",
+    default=None,
+    help="The target policy as a file from `policyfit bandit learn` (instead of --action-dist).",
 )
 @click.option(
     "--reward-model",
@@ -170,7 +176,8 @@ def _format_table(result: dict[str, dict[str, float]], alpha: float) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def ope(
     logs: str,
-    action_dist_path: str,
+    action_dist_path: str | None,
+    policy_path: str | None,
     reward_model_path: str | None,
     fit_model: str,
     folds: int,
@@ -195,6 +202,8 @@ def ope(
       policyfit bandit ope logs.npz --action-dist pi_e.npy --estimators ipw,dr,dr-os \\
           --lambda dr-os=100 --json
       policyfit bandit ope logs.npz --action-dist pi_e.npy --reward-model q_hat.npy
+      policyfit bandit learn logs.npz --learner dr --out policy.npz
+      policyfit bandit ope logs.npz --policy policy.npz --json
     """
     from policyfit.bandit import evaluate, fit_reward_model, load_feedback
     from policyfit.bandit.ope import check_action_dist, check_reward_model
@@ -202,10 +211,24 @@ def ope(
 
     if seed < 0:
         raise ConfigError(f"must be an integer >= 0, got {seed}", path="--seed", field="seed")
+    if (action_dist_path is None) == (policy_path is None):
+        raise ConfigError("give the target policy as --action-dist or as --policy", field="policy")
     fb = load_feedback(logs)
-    action_dist = check_action_dist(
-        load_array(action_dist_path, "action_dist"), fb, action_dist_path
-    )
+    if policy_path is not None:
+        from policyfit.bandit.learn import load_bandit_policy
+
+        policy = load_bandit_policy(policy_path)
+        if policy.n_actions != fb.n_actions:
+            raise ConfigError(
+                f"the policy has {policy.n_actions} actions, the logs {fb.n_actions}",
+                path=policy_path,
+                field="policy",
+            )
+        action_dist = check_action_dist(policy.action_dist(fb.context), fb, policy_path)
+    else:
+        action_dist = check_action_dist(
+            load_array(action_dist_path, "action_dist"), fb, action_dist_path
+        )
     q_hat = None
     described = "none (model-free estimators only)"
     if reward_model_path is not None:
@@ -243,6 +266,9 @@ def ope(
         f"{described}"
     )
     click.echo(_format_table(result, alpha))
+    if fb.expected_reward is not None:  # synthetic logs know the truth
+        truth = float((fb.expected_reward * action_dist[:, :, 0]).sum(axis=1).mean())
+        click.echo(f"ground truth (the logs' expected_reward): {truth:.6g}")
 
 
 def _write(path: str, write: Any) -> Path:

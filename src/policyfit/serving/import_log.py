@@ -453,11 +453,12 @@ def import_log(
                 path=str(log_dir),
                 field="format",
             )
-        from policyfit.common.files import atomic_write_npz
+        from policyfit.bandit.feedback import load_feedback, save_feedback
 
-        arrays = _bandit_arrays(decisions, rewards, space)
-        atomic_write_npz(out, arrays)
-        summary.update(rounds=int(arrays["n_rounds"]), n_actions=int(arrays["n_actions"]))
+        # validated as any bandit feedback is (pscore in (0, 1], actions in range, shapes)
+        feedback = load_feedback(_bandit_arrays(decisions, rewards, space))
+        save_feedback(feedback, out)
+        summary.update(rounds=feedback.n_rounds, n_actions=feedback.n_actions)
         return summary
     from policyfit.data.io import save_dataset
 
