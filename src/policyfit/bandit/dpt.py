@@ -30,6 +30,8 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from dataclasses import asdict, dataclass
 from functools import partial
 from typing import Any
@@ -123,19 +125,29 @@ def _loss(params, model, means, actions, rewards):
     return -jnp.mean(jnp.take_along_axis(logp, best[:, None, None], axis=-1))
 
 
-def train_dpt(
-    cfg: DPTConfig = DPTConfig(), *, progress: bool = True, chunk: int = 100
-) -> tuple[Any, list[float]]:
-    """Pretrain DPT; returns the parameters and the mean loss of each ``chunk`` of steps."""
-    from policyfit.common.progress import ProgressBar
+def _save_checkpoint(path, carry, key, losses, done) -> None:
+    from flax import serialization
 
+    from policyfit.common.files import atomic_write_bytes
+
+    state = {"carry": carry, "key": key, "losses": np.asarray(losses), "done": done}
+    host = jax.tree_util.tree_map(np.asarray, jax.device_get(state))
+    atomic_write_bytes(path, serialization.msgpack_serialize(serialization.to_state_dict(host)))
+
+
+def _load_checkpoint(path, carry, key):
+    from flax import serialization
+
+    raw = serialization.msgpack_restore(path.read_bytes())
+    carry = serialization.from_state_dict(carry, raw["carry"])
+    return carry, jnp.asarray(raw["key"]), list(np.asarray(raw["losses"])), int(raw["done"])
+
+
+@functools.cache
+def _trainer(cfg: DPTConfig):
+    """Model, optimizer and the jitted chunk of updates: compiled once per shape and settings."""
     model = DPTModel(cfg)
-    key = jax.random.PRNGKey(cfg.seed)
-    init_key, key = jax.random.split(key)
-    dummy = jnp.zeros((1, cfg.horizon), jnp.int32)
-    params = model.init(init_key, dummy, dummy.astype(jnp.float32))
     tx = optax.adamw(cfg.learning_rate, weight_decay=cfg.weight_decay)
-    opt_state = tx.init(params)
 
     def step(carry, k):
         params, opt_state = carry
@@ -151,8 +163,38 @@ def train_dpt(
         carry, losses = jax.lax.scan(step, carry, jax.random.split(key, n))
         return carry, losses.mean()
 
+    return model, tx, run
+
+
+def train_dpt(
+    cfg: DPTConfig = DPTConfig(),
+    *,
+    progress: bool = True,
+    chunk: int = 100,
+    checkpoint: str | None = None,
+    save_every: int = 500,
+) -> tuple[Any, list[float]]:
+    """Pretrain DPT; returns the parameters and the mean loss of each ``chunk`` of steps.
+
+    ``checkpoint``: a file to save the training state to every ``save_every`` steps and to resume
+    from when it exists (the continuation is exact).
+    """
+    from pathlib import Path
+
+    from policyfit.common.progress import ProgressBar
+
+    model, tx, run = _trainer(dataclasses.replace(cfg, steps=0, seed=0))
+    key = jax.random.PRNGKey(cfg.seed)
+    init_key, key = jax.random.split(key)
+    dummy = jnp.zeros((1, cfg.horizon), jnp.int32)
+    params = model.init(init_key, dummy, dummy.astype(jnp.float32))
+    opt_state = tx.init(params)
+
     carry, losses, done = (params, opt_state), [], 0
-    with ProgressBar("DPT pretraining", total=cfg.steps, enabled=progress) as bar:
+    ckpt = None if checkpoint is None else Path(checkpoint)
+    if ckpt is not None and ckpt.exists():
+        carry, key, losses, done = _load_checkpoint(ckpt, carry, key)
+    with ProgressBar("DPT pretraining", total=cfg.steps, completed=done, enabled=progress) as bar:
         while done < cfg.steps:
             n = min(chunk, cfg.steps - done)
             key, k = jax.random.split(key)
@@ -160,6 +202,8 @@ def train_dpt(
             losses.append(float(loss))
             done += n
             bar.update(done)
+            if ckpt is not None and (done % save_every == 0 or done == cfg.steps):
+                _save_checkpoint(ckpt, carry, key, losses, done)
     return carry[0], losses
 
 
