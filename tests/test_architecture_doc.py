@@ -56,5 +56,6 @@ def test_the_doc_names_every_algorithm_contract_member():
         "make_sampler(dataset, spec)",
         "pretrain_update",
         "supports_discrete",
+        "action_log_prob(params, obs, carry, actions)",
     ):
         assert member in text, member
