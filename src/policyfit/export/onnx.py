@@ -22,25 +22,28 @@ graph's input and output names, and the policy fingerprint, ``sha256`` of ``para
 which ties the file to the run it came from (:func:`read_metadata` reads them back).
 
 The converter is `jax2onnx <https://github.com/enpasos/jax2onnx>`_, the maintained JAX -> ONNX
-converter (it turns a traced jaxpr into ONNX nodes, no TensorFlow round trip, unlike the retired
-``jax2tf`` + ``tf2onnx`` path); its 0.8.x line is the one that supports policyfit's jax 0.6.2
-(0.9 needs jax >= 0.7.2). How it is used, and why:
+converter (jaxpr to ONNX nodes directly, without the retired ``jax2tf`` + ``tf2onnx`` detour
+through TensorFlow); its 0.8.x line is the one that supports policyfit's jax 0.6.2 (jax2onnx
+0.8.1 requires jax < 0.7, 0.9 needs jax >= 0.7.2). How it is used here, and why:
 
-1. the action function is traced *by JAX itself* (``jax.make_jaxpr``) with a symbolic batch
-   dimension, outside the converter. jax2onnx replaces ``jnp.shape`` while it traces, and flax
-   linen's parameter shape check (``jax.eval_shape`` of the initializer, which reads
-   ``jnp.shape``) fails under that patch; tracing first sidesteps it, and the converter sees the
-   exact primitives XLA runs;
-2. the converter re-plays that jaxpr with nested calls inlined (``pjit``, ``custom_jvp_call``:
-   jax2onnx 0.8.1 leaks the hidden activations of a ``custom_jvp_call`` such as flax's ``relu`` as
-   extra graph outputs), and writes a ``broadcast_in_dim`` that only inserts size-1 axes into a
-   batch-shaped array as a ``reshape`` (jax2onnx 0.8.1 reshapes such operands to a static shape,
-   which fails for any batch but 1);
-3. only jax2onnx's ``jax`` plugins are loaded (the flax.nnx, equinox and example plugins that a
-   plain ``to_onnx`` imports take minutes on a busy CPU and are not needed for a jaxpr), and what
-   the converter changes globally (``jnp.shape``, ``jax_enable_x64``, its log level) is put back
-   afterwards;
-4. the model is run once with onnxruntime on random observations against the same jaxpr
+1. the action function is traced *by JAX* (``jax.make_jaxpr``) with a symbolic batch dimension,
+   before the converter runs. jax2onnx replaces ``jnp.shape`` while it traces, and flax linen's
+   parameter shape check (a ``jax.eval_shape`` of the initializer, which reads ``jnp.shape``)
+   fails under that patch for every policyfit network; the converter is then handed a function
+   that re-plays the jaxpr primitive by primitive;
+2. the re-play inlines nested calls (``pjit``, ``custom_jvp_call``): jax2onnx 0.8.1 turns the
+   inside of a ``custom_jvp_call`` such as flax's ``relu`` into extra graph outputs. It also
+   rewrites ``broadcast_in_dim`` of a batch-shaped array (``x - x.max(-1, keepdims=True)``,
+   ``x[:, None]``) as a ``reshape`` plus a ``concatenate`` of copies: jax2onnx 0.8.1 reshapes
+   such an operand to a static shape with 1 for the batch, which fails for any other batch size;
+3. on the ONNX side, graph inputs the converter dropped because nothing reads them (RvS-R's
+   ``reward`` with ``update_target=False``) are put back, inputs and outputs get their names, and
+   the converter's shape annotations (some say ``[1, 1]`` for a ``[B, 1]`` tensor) are replaced
+   by ONNX's own shape inference;
+4. only jax2onnx's plugins for jax primitives are loaded (a plain ``to_onnx`` also imports its
+   flax.nnx, equinox and example plugins, minutes on a busy CPU), and what it changes for the
+   whole process (``jnp.shape``, ``jax_enable_x64``, its log level) is put back afterwards;
+5. the model is run once with onnxruntime on random inputs against the JAX function
    (``verify=True``): a conversion that runs but computes something else is an error, not a file.
 
 The check against :func:`policyfit.load_policy` on real observations is :func:`check_onnx`
@@ -52,18 +55,17 @@ Example:
     >>> session = ort.InferenceSession(str(path))                            # doctest: +SKIP
     >>> session.run(["action"], {"obs": obs[None].astype("float32")})[0]    # doctest: +SKIP
 
-    An episode of a carry-aware policy from ONNX alone::
+    An episode of a carry-aware policy (RvS-R) from ONNX alone:
 
-        step = ort.InferenceSession("rvs.onnx")                              # doctest: +SKIP
-        observe = ort.InferenceSession("rvs.observe_reward.onnx")           # doctest: +SKIP
-        meta = read_metadata("rvs.onnx")                                     # doctest: +SKIP
-        carry = {c["name"]: np.full((1, *c["shape"]), c["initial"], c["dtype"])
-                 for c in meta["carry"]}                                     # doctest: +SKIP
-        action, *nxt = step.run(None, {"obs": obs[None], **carry})          # doctest: +SKIP
-        carry = dict(zip(carry, nxt))                                        # doctest: +SKIP
-        obs, reward, *_ = env.step(action[0])                                # doctest: +SKIP
-        nxt = observe.run(None, {**carry, "reward": np.float32([reward])})  # doctest: +SKIP
-        carry = dict(zip(carry, nxt))                                        # doctest: +SKIP
+    >>> step = ort.InferenceSession("rvs.onnx")                             # doctest: +SKIP
+    >>> observe = ort.InferenceSession("rvs.observe_reward.onnx")          # doctest: +SKIP
+    >>> carry = {c["name"]: np.full((1, *c["shape"]), c["initial"], c["dtype"])
+    ...          for c in read_metadata("rvs.onnx")["carry"]}             # doctest: +SKIP
+    >>> action, *nxt = step.run(None, {"obs": obs[None], **carry})         # doctest: +SKIP
+    >>> carry = dict(zip(carry, nxt))                                       # doctest: +SKIP
+    >>> obs, reward, *_ = env.step(action[0])                               # doctest: +SKIP
+    >>> nxt = observe.run(None, {**carry, "reward": np.float32([reward])}) # doctest: +SKIP
+    >>> carry = dict(zip(carry, nxt))                                       # doctest: +SKIP
 
     The observe-reward model's name follows from the step model's:
 
@@ -79,6 +81,7 @@ import hashlib
 import importlib
 import json
 import logging
+import os
 import pkgutil
 import sys
 import warnings
@@ -188,10 +191,7 @@ def export_onnx(
 
     out = Path(out)
     batch_dim = _batch_dim(batch)
-    if out.is_dir():
-        raise PolicyfitError(
-            "is a directory; give the .onnx file to write", path=str(out), field="out"
-        )
+    _check_writable(out)
     policy_dir = _policy_dir(run_or_policy_dir)
     policy = _load(run_or_policy_dir, target_return)
     converter = _Converter.load()
@@ -241,7 +241,12 @@ def export_onnx(
         )
     for path, (model, reference) in models.items():
         graph = "observe_reward" if path != out else "step"
-        meta = {**base_meta, "graph": graph}
+        meta = {
+            **base_meta,
+            "graph": graph,
+            "inputs": [v.name for v in model.graph.input],
+            "outputs": [v.name for v in model.graph.output],
+        }
         if carry:
             meta["observe_reward_model"] = observe_reward_path(out).name
             meta["step_model"] = out.name
@@ -259,7 +264,7 @@ def read_metadata(onnx_path: str | Path) -> dict[str, Any]:
     Raises:
         PolicyfitError: not a readable ONNX file, or one without policyfit metadata.
     """
-    onnx = _require("onnx", "onnx")
+    onnx = _onnx()
     path = Path(onnx_path)
     try:
         model = onnx.load(str(path), load_external_data=False)
@@ -480,9 +485,12 @@ class _Converter:
     def load(cls) -> _Converter:
         import importlib.metadata
 
-        onnx = _require("onnx", "onnx")
+        onnx = _onnx()
         with _restored_globals():
-            jax2onnx = _require("jax2onnx", "jax2onnx")
+            try:
+                import jax2onnx
+            except ImportError:
+                raise _missing("jax2onnx") from None
             _import_jax_plugins()
             to_onnx = jax2onnx.to_onnx
         version = importlib.metadata.version("jax2onnx")
@@ -529,24 +537,38 @@ class _Converter:
         return model, fn
 
 
-def _require(module: str, package: str) -> Any:
+def _missing(package: str) -> PolicyfitError:
+    return PolicyfitError(f"{package} is not installed; {INSTALL_HINT}", field="format")
+
+
+def _onnx() -> Any:
     try:
-        return importlib.import_module(module)
+        import onnx
     except ImportError:
-        raise PolicyfitError(
-            f"{package} is not installed; {INSTALL_HINT}", field="format"
-        ) from None
+        raise _missing("onnx") from None
+    return onnx
+
+
+def _onnxruntime() -> Any:
+    try:
+        import onnxruntime
+    except ImportError:
+        raise _missing("onnxruntime") from None
+    return onnxruntime
 
 
 def _import_jax_plugins() -> None:
     """Register jax2onnx's plugins for jax primitives only (seconds instead of minutes)."""
-    plugin_system = importlib.import_module("jax2onnx.plugin_system")
+    import jax2onnx.plugins.jax as package
+    from jax2onnx import plugin_system
+
     if getattr(plugin_system, "_already_imported_plugins", True):
         return  # already done (or a jax2onnx without the flag: it imports everything itself)
-    package = importlib.import_module("jax2onnx.plugins.jax")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # its scan plugin asks for float64 at import time
         for info in pkgutil.walk_packages(package.__path__, prefix=f"{package.__name__}."):
+            # jax2onnx's own plugin modules, by name: the one dynamic import in policyfit
+            # outside the CLI registry, and it never names a policyfit module
             importlib.import_module(info.name)
     plugin_system._already_imported_plugins = True
 
@@ -749,7 +771,7 @@ def _decode(text: str) -> Any:
 
 # --------------------------------------------------------------------------- checking
 def _session(path: Path) -> Any:
-    ort = _require("onnxruntime", "onnxruntime")
+    ort = _onnxruntime()
     if not path.is_file():
         raise PolicyfitError("no such ONNX model", path=str(path), field="model")
     options = ort.SessionOptions()
@@ -773,7 +795,7 @@ def _verify(
     """Run ``model`` with onnxruntime on random inputs and compare with ``reference`` (JAX)."""
     import jax
 
-    ort = _require("onnxruntime", "onnxruntime")
+    ort = _onnxruntime()
     rows = batch or VERIFY_BATCH
     rng = np.random.default_rng(0)
     spec = policy.spec
@@ -862,6 +884,27 @@ def _pad(chunk: np.ndarray, size: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- writing
+def _check_writable(out: Path) -> None:
+    """Fail before the conversion, not after it, when ``out`` cannot be written."""
+    if out.is_dir():
+        raise PolicyfitError(
+            "is a directory; give the .onnx file to write", path=str(out), field="out"
+        )
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PolicyfitError(
+            f"cannot create its folder ({exc.strerror or type(exc).__name__}); choose a "
+            "writable --out",
+            path=str(out),
+            field="out",
+        ) from None
+    if not os.access(out.parent, os.W_OK):
+        raise PolicyfitError(
+            "its folder is not writable; choose a writable --out", path=str(out), field="out"
+        )
+
+
 def _write(path: Path, data: bytes) -> None:
     try:
         atomic_write_bytes(path, data)
