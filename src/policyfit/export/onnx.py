@@ -585,7 +585,7 @@ def _restored_globals() -> Iterator[None]:
     x64 = jax.config.jax_enable_x64
     logger = logging.getLogger(CONVERTER)
     level = logger.level
-    logger.setLevel(logging.ERROR)
+    logger.setLevel(logging.CRITICAL)  # failures are raised as one PolicyfitError, not logged
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
