@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "bandit",
     "bandit_learn",
     "serve",
+    "export",
 )
 
 
