@@ -119,8 +119,13 @@ def test_a_new_top_level_package_needs_a_layer(lint_copy):
 
 def test_no_module_imports_policyfit_modules_behind_static_analysis():
     """``importlib.import_module`` hides an import from the contracts; only the CLI's command
-    registry (within ``cli``) and the lazy public API (``policyfit/__init__.py``) may use it."""
-    allowed = {PACKAGE / "__init__.py", PACKAGE / "cli" / "main.py"}
+    registry (within ``cli``) and the lazy public API (``policyfit/__init__.py``) may use it —
+    and the ONNX export, which loads jax2onnx's own plugin modules by name (never policyfit's)."""
+    allowed = {
+        PACKAGE / "__init__.py",
+        PACKAGE / "cli" / "main.py",
+        PACKAGE / "export" / "onnx.py",
+    }
     offenders = [
         str(path.relative_to(PACKAGE))
         for path in PACKAGE.rglob("*.py")

@@ -150,8 +150,11 @@ class Policy:
             )
 
     def initial_carry(self, batch_size: int = 1) -> Any:
-        """The carry at the start of ``batch_size`` episodes (``()`` for stateless policies)."""
-        return self.algo.initial_carry(batch_size)
+        """The carry at the start of ``batch_size`` episodes (``()`` for stateless policies), as
+        numpy arrays like everything else this class returns."""
+        import jax
+
+        return jax.tree_util.tree_map(np.asarray, self.algo.initial_carry(batch_size))
 
     def act(self, obs: Any, carry: Any, key: Any = None) -> tuple[np.ndarray, Any]:
         """Actions for ``obs [B, obs_dim]`` and the next carry; ``key`` samples instead of the mode."""
