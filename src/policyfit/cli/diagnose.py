@@ -46,12 +46,15 @@ def report(
 
     A run directory (config.json, metrics.jsonl, summary.json) gives learning curves; several runs
     also a comparison table and plot. A dataset (path or built-in name) gives its data card with
-    plots: returns, episode lengths, coverage, marginals and anomaly flags.
+    plots: returns, episode lengths, coverage, marginals and anomaly flags. Bandit logs (.npz of
+    OBP-shaped feedback) give propensity and per-action summaries; a `bandit simulate` result
+    (generations.json) gives the generations figure and table.
 
     \b
     Examples:
       policyfit report hopper-medium --out hopper-medium.html
       policyfit report runs/iql-hopper-medium-s0 runs/bc-hopper-medium-s0 -o compare.html
+      policyfit report logs.npz sim/generations.json -o bandit.html
     """
     from policyfit.report import write_report
 

@@ -570,6 +570,50 @@ def write_html(text: str, out: str | Path) -> Path:
     return atomic_write_text(out, text)
 
 
+def _bandit_part(target: str | os.PathLike, index: int) -> str | None:
+    """The bandit section for a file of bandit feedback or a generations result, else None."""
+    import json
+
+    from policyfit.report import bandit
+
+    if bandit.is_bandit_feedback_file(target):
+        from policyfit.bandit.feedback import load_feedback
+
+        return bandit.feedback_section(load_feedback(target), index, table, figure, esc)
+    if bandit.is_generations_file(target):
+        result = json.loads(Path(target).read_text())
+        return bandit.generations_section(result, index, figure, esc)
+    return None
+
+
+def _sort_targets(targets: Sequence[Any]) -> tuple[list[Run], list[Dataset], list[str]]:
+    """Runs, datasets and the finished bandit sections, from what the user named."""
+    from policyfit.data.dataset import Dataset
+    from policyfit.envs.datasets import load_dataset
+
+    runs: list[Run] = []
+    datasets: list[Dataset] = []
+    bandit_parts: list[str] = []
+    for t in targets:
+        if isinstance(t, Run):
+            runs.append(t)
+        elif isinstance(t, Dataset):
+            datasets.append(t)
+        elif not isinstance(t, str | os.PathLike):
+            raise ConfigError(
+                f"a report target is a run directory, a dataset path or name, a Dataset or a Run, "
+                f"not {type(t).__name__} {t!r}",
+                field="targets",
+            )
+        elif (part := _bandit_part(t, len(bandit_parts))) is not None:
+            bandit_parts.append(part)
+        elif is_run_dir(t):
+            runs.append(load_run(t))
+        else:
+            datasets.append(load_dataset(t))
+    return runs, datasets, bandit_parts
+
+
 def build_report(
     targets: Sequence[str | Path | Dataset | Run],
     reference: str | Path | Dataset | None = "auto",
@@ -591,23 +635,7 @@ def build_report(
             f"{type(reference).__name__} {reference!r}",
             field="reference",
         )
-    runs: list[Run] = []
-    datasets: list[Dataset] = []
-    for t in targets:
-        if isinstance(t, Run):
-            runs.append(t)
-        elif isinstance(t, Dataset):
-            datasets.append(t)
-        elif not isinstance(t, str | os.PathLike):
-            raise ConfigError(
-                f"a report target is a run directory, a dataset path or name, a Dataset or a Run, "
-                f"not {type(t).__name__} {t!r}",
-                field="targets",
-            )
-        elif is_run_dir(t):
-            runs.append(load_run(t))
-        else:
-            datasets.append(load_dataset(t))
+    runs, datasets, bandit_parts = _sort_targets(targets)
     ref_ds: Dataset | str | None = reference
     if reference is not None and not isinstance(reference, Dataset) and reference != "auto":
         ref_ds = load_dataset(reference)
@@ -622,8 +650,13 @@ def build_report(
         sections.append(datasets_comparison(cards))
     for i, (ds, card) in enumerate(zip(datasets, cards, strict=True)):
         sections.append(dataset_section(ds, card, index=i))
+    sections.extend(bandit_parts)
     if title is None:
         names = [r.name for r in runs] + [d.source for d in datasets]
+        names += [Path(t).name for t in targets if isinstance(t, str | os.PathLike)][
+            : 4 - len(names)
+        ]
+        names = list(dict.fromkeys(names))
         title = (
             "policyfit report: "
             + ", ".join(str(n) for n in names[:4])
