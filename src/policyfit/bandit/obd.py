@@ -53,6 +53,9 @@ BEHAVIORS = ("random", "bts")
 CAMPAIGNS = ("all", "men", "women")
 OBP_SDIST = "obp==0.5.7"
 SDIST_PREFIX = "obp-0.5.7/obp/dataset/obd/"
+# the production Beta priors of ZOZOTOWN's Bernoulli TS (OBP's BernoulliTS(is_zozotown_prior=True))
+BTS_PRIOR_MEMBER = "obp-0.5.7/obp/policy/conf/prior_bts.yaml"
+BTS_PRIOR_FILE = "prior_bts.yaml"
 LOG_COLUMNS = ("timestamp", "item_id", "position", "click", "propensity_score")
 USER_FEATURES = ("user_feature_0", "user_feature_1", "user_feature_2", "user_feature_3")
 
@@ -224,6 +227,7 @@ def fetch_sample(
     are already there."""
     dest = Path(dest).expanduser() if dest is not None else sample_root()
     wanted = [dest / b / c / f"{c}.csv" for b in BEHAVIORS for c in CAMPAIGNS]
+    wanted.append(dest / BTS_PRIOR_FILE)
     if all(p.is_file() for p in wanted):
         return dest
     pip = list(pip) if pip is not None else [sys.executable, "-m", "pip"]
@@ -239,11 +243,12 @@ def fetch_sample(
         with tarfile.open(archives[0]) as tar:
             for member in tar.getmembers():
                 name = member.name
-                if not (
-                    member.isfile() and name.startswith(SDIST_PREFIX) and name.endswith(".csv")
-                ):
+                if member.isfile() and name == BTS_PRIOR_MEMBER:
+                    relative = Path(BTS_PRIOR_FILE)
+                elif member.isfile() and name.startswith(SDIST_PREFIX) and name.endswith(".csv"):
+                    relative = Path(name[len(SDIST_PREFIX) :])
+                else:
                     continue
-                relative = Path(name[len(SDIST_PREFIX) :])
                 if ".." in relative.parts or relative.is_absolute():
                     continue
                 target = staging / relative
@@ -251,8 +256,51 @@ def fetch_sample(
                 with tar.extractfile(member) as src, open(target, "wb") as out:
                     shutil.copyfileobj(src, out)
         dest.mkdir(parents=True, exist_ok=True)
-        for path in staging.rglob("*.csv"):
+        for path in [*staging.rglob("*.csv"), *staging.glob(BTS_PRIOR_FILE)]:
             target = dest / path.relative_to(staging)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(path, target)
     return dest
+
+
+def bts_prior(root: str | os.PathLike, campaign: str) -> tuple[np.ndarray, np.ndarray]:
+    """ZOZOTOWN's production Beta prior ``(alpha, beta)`` per item for ``campaign``, from the
+    ``prior_bts.yaml`` that :func:`fetch_sample` unpacks beside the logs."""
+    import yaml
+
+    path = Path(root).expanduser() / BTS_PRIOR_FILE
+    if not path.is_file():
+        _fail(path, "prior", "missing; run `policyfit bandit import-obd --fetch` (fetch_sample)")
+    try:
+        table = yaml.safe_load(path.read_text())[campaign]
+        alpha = np.asarray(table["alpha"], dtype=np.float64)
+        beta = np.asarray(table["beta"], dtype=np.float64)
+    except (yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
+        _fail(path, campaign, f"not OBP's prior table ({type(exc).__name__}: {exc})")
+    if alpha.shape != beta.shape or alpha.ndim != 1 or (alpha <= 0).any() or (beta <= 0).any():
+        _fail(path, campaign, "alpha and beta must be positive vectors of one length")
+    return alpha, beta
+
+
+def bts_action_dist(
+    alpha: np.ndarray,
+    beta: np.ndarray,
+    n_rounds: int,
+    len_list: int = 3,
+    n_sim: int = 100_000,
+    seed: int = 12345,
+) -> np.ndarray:
+    """Bernoulli Thompson sampling's slate distribution ``[n_rounds, K, len_list]`` under the
+    prior: the share of ``n_sim`` posterior draws (``Beta(alpha, beta)`` per item, before any
+    update) that put item ``a`` in slot ``k`` of the top-``len_list`` ranking — what OBP's
+    ``BernoulliTS.compute_batch_action_dist`` computes, vectorized. Context-free, so every round
+    gets the same distribution."""
+    rng = np.random.default_rng(seed)
+    counts = np.zeros((len(alpha), len_list))
+    for start in range(0, n_sim, 10_000):
+        draws = rng.beta(alpha, beta, size=(min(10_000, n_sim - start), len(alpha)))
+        top = np.argsort(-draws, axis=1)[:, :len_list]
+        for k in range(len_list):
+            counts[:, k] += np.bincount(top[:, k], minlength=len(alpha))
+    dist = counts / n_sim
+    return np.broadcast_to(dist, (n_rounds, *dist.shape)).copy()
