@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.install-stamp
 PYTEST_WORKERS ?= 2
 
-.PHONY: install quickstart test lint format clean bench bench-venv
+.PHONY: install quickstart test lint format clean bench bench-venv bench-venv-obp
 
 install: $(STAMP)
 
@@ -43,6 +43,17 @@ bench-venv: $(BENCH_VENV)/.install-stamp
 $(BENCH_VENV)/.install-stamp:
 	@test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install --quiet torch==2.13.0 d3rlpy mujoco imageio
+	@touch $@
+
+# Open Bandit Pipeline 0.5.7 (the OPE parity baseline, benchmarks/obp_parity.py) in its own
+# environment: its metadata pins Python < 3.11 and old numpy/torch, so it goes in without deps.
+OBP_VENV := benchmarks/.venv-obp
+bench-venv-obp: $(OBP_VENV)/.install-stamp
+
+$(OBP_VENV)/.install-stamp:
+	@test -x $(OBP_VENV)/bin/python || $(PYTHON) -m venv $(OBP_VENV)
+	$(OBP_VENV)/bin/python -m pip install --quiet torch==2.13.0 scikit-learn pandas scipy tqdm matplotlib seaborn pyyaml
+	$(OBP_VENV)/bin/python -m pip install --quiet --no-deps --ignore-requires-python obp==0.5.7
 	@touch $@
 
 clean:
