@@ -60,11 +60,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     cfg = DPTConfig(horizon=args.horizon, steps=args.steps, learning_rate=args.lr, seed=args.seed)
-    ckpt = (
-        home()
-        / "dpt"
-        / f"h{cfg.horizon}-s{cfg.steps}-lr{cfg.learning_rate:g}-seed{cfg.seed}.msgpack"
-    )
+    # no step count in the name: a longer --steps continues the same run exactly
+    ckpt = home() / "dpt" / f"h{cfg.horizon}-lr{cfg.learning_rate:g}-seed{cfg.seed}.msgpack"
     ckpt.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     params, losses = train_dpt(cfg, progress=sys.stderr.isatty(), checkpoint=str(ckpt))
