@@ -75,6 +75,14 @@ def run_policyfit(x, table, mask, seed: int) -> tuple[np.ndarray, float, float]:
     return out["reward"], len(x) / elapsed, cold
 
 
+def run_falcon(x, table, mask, seed: int, c: float) -> tuple[np.ndarray, float]:
+    from policyfit.bandit.online import falcon_stream
+
+    t0 = time.perf_counter()
+    out = falcon_stream(x, table, mask, seed=seed, c=c)
+    return out["reward"], len(x) / (time.perf_counter() - t0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=50_000)
@@ -90,6 +98,8 @@ def main() -> None:
         env, x, q, table, mask = stream(args.rounds, seed)
         ours, ours_rate, cold = run_policyfit(x, table, mask, seed)
         vw, vw_rate = run_vw(x, table, mask, seed)
+        falcon_paper, falcon_paper_rate = run_falcon(x, table, mask, seed, 1 / 30)
+        falcon10, falcon10_rate = run_falcon(x, table, mask, seed, 10.0)
         uniform = float((np.where(mask, q, 0).sum(1) / mask.sum(1)).mean())
         best = float(np.where(mask, q, -np.inf).max(1).mean())
         row = {
@@ -104,6 +114,10 @@ def main() -> None:
             "policyfit_first_call_s": cold,
             "vw_rounds_per_s": vw_rate,
             "throughput_ratio": ours_rate / vw_rate,
+            "falcon_c1/30_reward": float(falcon_paper.mean()),
+            "falcon_c10_reward": float(falcon10.mean()),
+            "falcon_c10_reward_last10k": float(falcon10[-10_000:].mean()),
+            "falcon_rounds_per_s": falcon10_rate,
         }
         rows.append(row)
         print(
@@ -142,6 +156,13 @@ def main() -> None:
             f"{r['policyfit_rounds_per_s']:,.0f} | {r['vw_rounds_per_s']:,.0f} | "
             f"{r['throughput_ratio']:.1f}x |"
         )
+    lines += [
+        "",
+        "FALCON (policyfit, epochs 2, 4, 8, ...; the oracle refit on the previous epoch only): "
+        f"mean reward {mean('falcon_c1/30_reward'):.4f} with the paper's c = 1/30 (close to "
+        f"uniform play for this horizon), {mean('falcon_c10_reward'):.4f} with c = 10 (last 10k "
+        f"{mean('falcon_c10_reward_last10k'):.4f}); {mean('falcon_rounds_per_s'):,.0f} rounds/s.",
+    ]
     lines += [
         "",
         f"Mean reward: policyfit {mean('policyfit_reward'):.4f}, VW {mean('vw_reward'):.4f}; "

@@ -240,3 +240,17 @@ def test_learn_then_ope_from_the_cli(tmp_path):
     assert dr["95.0% CI (lower)"] - 0.01 < truth < dr["95.0% CI (upper)"] + 0.01
     bad = runner.invoke(cli, ["bandit", "learn", logs, "--rule", "igw", "--out", policy])
     assert bad.exit_code == 2 and "rule: expected greedy" in bad.output
+
+
+def test_falcon_epochs_refit_on_the_previous_epoch_only():
+    from policyfit.bandit.online import falcon_stream
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(5000, 2))
+    table = np.stack([x[:, 0] > 0, x[:, 0] <= 0, np.zeros(5000, bool)], axis=1).astype(float)
+    out = falcon_stream(x, table, c=10.0, seed=0)
+    assert out["epochs"][:3] == [2, 4, 8] and out["epochs"][-1] == 5000
+    np.testing.assert_allclose(out["pscore"][:2], 1 / 3)  # the first epoch plays uniformly
+    assert out["reward"][-1000:].mean() > 0.6  # then IGW exploits (uniform play: 1/3)
+    paper = falcon_stream(x, table, seed=0)  # c = 1/30: still close to uniform at this horizon
+    assert paper["reward"].mean() < out["reward"].mean()

@@ -110,3 +110,49 @@ def squarecb_stream(
         "reward": np.asarray(rewards),
         "theta": np.asarray(theta),
     }
+
+
+def falcon_stream(
+    context: np.ndarray,
+    reward_table: np.ndarray,
+    mask: np.ndarray | None = None,
+    *,
+    l2: float = 1.0,
+    c: float = 1 / 30,
+    n_functions: float = 1e6,
+    delta: float = 0.05,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """FALCON (Simchi-Levi & Xu 2021) over the stream: epochs end at ``2, 4, 8, ...`` rounds; at
+    the start of epoch ``m`` the ridge oracle is refit on epoch ``m - 1``'s data only and IGW plays
+    with ``gamma_m`` (:func:`~policyfit.bandit.explore.falcon_gamma`) for the whole epoch — the
+    batched, offline-oracle counterpart of SquareCB (one oracle call per epoch, ``O(log T)`` in all).
+    ``c = 1/30`` is the paper's constant for its regret bound; in practice it explores almost
+    uniformly for a long time, so ``benchmarks/bandit_vw.py`` also runs ``c = 10``.
+    Returns ``action``, ``pscore``, ``reward`` per round and the epoch ends."""
+    from policyfit.bandit import explore
+    from policyfit.bandit.oracle import RidgeOracle
+
+    x = np.asarray(context, dtype=np.float64)
+    table = np.asarray(reward_table, dtype=np.float64)
+    t_total, k = table.shape
+    mask = np.ones(table.shape, bool) if mask is None else np.asarray(mask, dtype=bool)
+    rng = np.random.default_rng(seed)
+    actions = np.zeros(t_total, np.int64)
+    pscores = np.zeros(t_total)
+    ends = explore.falcon_epochs(t_total)
+    start, oracle, previous_epoch = 0, None, 0
+    for end in ends:
+        rows = slice(start, end)
+        if oracle is None:
+            probs = mask[rows] / mask[rows].sum(axis=1, keepdims=True)
+        else:
+            gamma = explore.falcon_gamma(k, previous_epoch, n_functions, delta, c)
+            probs = explore.igw_probs(oracle.predict(x[rows]), gamma, mask[rows])
+        a, p = explore.sample_actions(probs, rng)
+        actions[rows], pscores[rows] = a, p
+        r = table[rows][np.arange(end - start), a]
+        oracle = RidgeOracle(k, x.shape[1], l2).fit(x[rows], a, r)  # this epoch's data only
+        previous_epoch, start = end - start, end
+    rewards = table[np.arange(t_total), actions]
+    return {"action": actions, "pscore": pscores, "reward": rewards, "epochs": ends}
