@@ -43,9 +43,10 @@ def register(group: click.Group) -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["minari", "hdf5", "npz"]),
+    type=click.Choice(["minari", "hdf5", "npz", "d3rlpy"]),
     default=None,
-    help="Output format (default: by the extension of --out — .hdf5/.h5, .npz — else Minari).",
+    help="Output format (default: by the extension of --out — .hdf5/.h5, .npz — else Minari; "
+    "d3rlpy: the layout of d3rlpy's MDPDataset.dump).",
 )
 @click.option(
     "--critic-steps",

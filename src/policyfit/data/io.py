@@ -1,10 +1,12 @@
-"""Readers and writers: Minari datasets, D4RL-style HDF5 and ``.npz``, chosen by sniffing the path.
+"""Readers and writers: Minari datasets, D4RL-style HDF5, ``.npz`` and d3rlpy's HDF5 layout, chosen
+by sniffing the path.
 
-* :func:`load_dataset` reads a path (Minari dataset directory, HDF5 file, ``.npz`` file) or a
+* :func:`load_dataset` reads a path (Minari dataset directory, HDF5 file in D4RL's flat layout or
+  in d3rlpy's per-episode layout (:mod:`policyfit.data.d3rlpy_io`), ``.npz`` file) or a
   Minari dataset id in the local Minari root. Files only: built-in suite names
   (``hopper-medium``) are resolved one layer up, by :func:`policyfit.envs.datasets.load_dataset`
   (the public ``policyfit.load_dataset``).
-* :func:`save_dataset` writes any of the three formats; every writer writes to a temporary path
+* :func:`save_dataset` writes any of the four formats; every writer writes to a temporary path
   in the same directory and renames it into place, so a crash never leaves a half-written file.
 
 Example:
@@ -32,11 +34,12 @@ from typing import Any
 import numpy as np
 
 from policyfit.common.files import atomic_write, atomic_write_npz, dumps
+from policyfit.data import d3rlpy_io
 from policyfit.data.dataset import ARRAY_FIELDS, Dataset
 from policyfit.data.spaces import infer_box, space_from_gym, space_to_gym
 from policyfit.errors import DatasetError
 
-FORMATS = ("minari", "hdf5", "npz")
+FORMATS = ("minari", "hdf5", "npz", "d3rlpy")
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 ZIP_MAGIC = b"PK\x03\x04"
 METADATA_KEY = "policyfit_metadata"  # JSON text holding Dataset.metadata in HDF5/npz/Minari files
@@ -44,7 +47,11 @@ METADATA_KEY = "policyfit_metadata"  # JSON text holding Dataset.metadata in HDF
 
 # ----------------------------------------------------------------------------- sniffing
 def sniff_format(path: str | os.PathLike) -> str:
-    """Return ``"minari"``, ``"hdf5"`` or ``"npz"`` for an existing path, by content."""
+    """Return ``"minari"``, ``"hdf5"``, ``"d3rlpy"`` or ``"npz"`` for an existing path, by content.
+
+    An HDF5 file is ``"d3rlpy"`` when its root keys are d3rlpy's per-episode ones
+    (``num_episodes``, ``columns``, ``observations_0``, ... and no flat ``observations``).
+    """
     p = Path(path)
     if p.is_dir():
         if (p / "data" / "metadata.json").is_file() or (p / "metadata.json").is_file():
@@ -57,7 +64,7 @@ def sniff_format(path: str | os.PathLike) -> str:
     with open(p, "rb") as fh:
         head = fh.read(8)
     if head.startswith(HDF5_MAGIC):
-        return "hdf5"
+        return "d3rlpy" if d3rlpy_io.looks_like_d3rlpy(_hdf5_root_keys(p)) else "hdf5"
     if head.startswith(ZIP_MAGIC):
         return "npz"
     raise DatasetError(
@@ -68,8 +75,22 @@ def sniff_format(path: str | os.PathLike) -> str:
     )
 
 
+def _hdf5_root_keys(path: Path) -> set[str]:
+    """The root keys of an HDF5 file; empty when h5py cannot open it (the reader says why)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            return set(f.keys())
+    except Exception:  # noqa: BLE001 - any failure here is reported by the reader
+        return set()
+
+
 def format_for_destination(path: str | os.PathLike, fmt: str | None = None) -> str:
-    """Pick a writer format: explicit ``fmt``, else by extension (.hdf5/.h5, .npz), else Minari."""
+    """Pick a writer format: explicit ``fmt``, else by extension (.hdf5/.h5, .npz), else Minari.
+
+    d3rlpy's layout is written only when asked for (``fmt="d3rlpy"``): its files end in .h5 too.
+    """
     if fmt is not None:
         if fmt not in FORMATS:
             raise DatasetError(
@@ -102,8 +123,8 @@ def load_dataset(path_or_id: str | os.PathLike | Dataset, *, clip_actions: bool 
     """Load a dataset from a path or a Minari dataset id in the local Minari root.
 
     Args:
-        path_or_id: Minari directory, HDF5 / ``.npz`` file (format sniffed from the content), or
-            a Minari dataset id (``namespace/name-v0``) under ``$MINARI_DATASETS_PATH``.
+        path_or_id: Minari directory, HDF5 (D4RL's flat keys or d3rlpy's ``MDPDataset.dump``
+            layout) / ``.npz`` file (format sniffed from the content), or a Minari dataset id (``namespace/name-v0``) under ``$MINARI_DATASETS_PATH``.
         clip_actions: clip actions into the declared action space instead of rejecting them.
 
     Raises:
@@ -120,7 +141,7 @@ def load_dataset(path_or_id: str | os.PathLike | Dataset, *, clip_actions: bool 
             "no such file or local Minari dataset", path=str(path_or_id), field="path"
         )
     fmt = sniff_format(found)
-    reader = {"minari": read_minari, "hdf5": read_hdf5, "npz": read_npz}[fmt]
+    reader = {"minari": read_minari, "hdf5": read_hdf5, "npz": read_npz, "d3rlpy": read_d3rlpy}[fmt]
     return reader(found, clip_actions=clip_actions)
 
 
@@ -140,7 +161,9 @@ def save_dataset(
             "already exists; pass overwrite=True to replace it", path=str(dest), field="path"
         )
     dest.parent.mkdir(parents=True, exist_ok=True)
-    writer = {"minari": write_minari, "hdf5": write_hdf5, "npz": write_npz}[fmt]
+    writer = {"minari": write_minari, "hdf5": write_hdf5, "npz": write_npz, "d3rlpy": write_d3rlpy}[
+        fmt
+    ]
     if fmt == "minari":
         writer(dataset, dest, dataset_id=dataset_id)
     else:
@@ -240,12 +263,28 @@ def read_hdf5(path: str | os.PathLike, *, clip_actions: bool = False) -> Dataset
             path=str(path),
             field="file",
         ) from None
+    _timeouts_from_episode_terminals(arrays, extra)
     if extra:
         metadata.setdefault("extra_arrays", {}).update(extra)
     if other:
         metadata.setdefault("extra", {}).update(other)
     metadata["source_format"] = "hdf5"
     return _build(arrays, metadata, path, clip_actions)
+
+
+def _timeouts_from_episode_terminals(arrays: dict[str, Any], extra: dict[str, np.ndarray]) -> None:
+    """d3rlpy 1.x's flat layout marks episode ends in ``episode_terminals`` (terminal or cut);
+    a cut is an episode end that is not a terminal, as d3rlpy's ``load_v1`` reads it."""
+    ends = extra.get("episode_terminals")
+    terminals = arrays.get("terminals")
+    if arrays.get("timeouts") is not None or ends is None or terminals is None:
+        return
+    ends, terminals = np.asarray(ends), np.asarray(terminals)
+    numeric = ends.dtype.kind in "biuf" and terminals.dtype.kind in "biuf"
+    if not numeric or ends.shape != terminals.shape or not np.isin(ends, (0, 1)).all():
+        return  # left as an extra array; the validator judges terminals on its own
+    arrays["timeouts"] = (ends != 0) & (terminals == 0)
+    del extra["episode_terminals"]
 
 
 def _scalar(value: Any) -> Any:
@@ -267,6 +306,49 @@ def write_hdf5(ds: Dataset, path: str | os.PathLike) -> Path:
             for key, value in _extra_arrays(ds).items():
                 f.create_dataset(key, data=value)
             f.attrs[METADATA_KEY] = _metadata_to_json(ds.metadata)
+
+    return atomic_write(path, write)
+
+
+# ----------------------------------------------------------------------------- d3rlpy
+def read_d3rlpy(path: str | os.PathLike, *, clip_actions: bool = False) -> Dataset:
+    """Read the HDF5 file d3rlpy 2.x's ``MDPDataset.dump`` writes (see :mod:`.d3rlpy_io`)."""
+    import h5py
+
+    path = Path(path)
+    metadata: dict[str, Any] = {}
+    try:
+        with h5py.File(path, "r") as f:
+            if METADATA_KEY in f.attrs:
+                metadata = _metadata_from_json(f.attrs[METADATA_KEY], path)
+            arrays, found = d3rlpy_io.read_arrays(f, path)
+            extra = d3rlpy_io.read_extra_group(f, len(arrays["terminals"]))
+    except DatasetError:
+        raise
+    except (OSError, KeyError, ValueError, RuntimeError, TypeError) as exc:
+        raise DatasetError(
+            f"cannot be read as HDF5 (truncated or corrupt file?): {exc}",
+            path=str(path),
+            field="file",
+        ) from None
+    extra.update(found.pop("extra_arrays", {}))
+    if extra:
+        metadata.setdefault("extra_arrays", {}).update(extra)
+    metadata.update({k: v for k, v in found.items() if v is not None})
+    metadata["source_format"] = "d3rlpy"
+    return _build(arrays, metadata, path, clip_actions)
+
+
+def write_d3rlpy(ds: Dataset, path: str | os.PathLike) -> Path:
+    """Write d3rlpy's per-episode HDF5 layout (d3rlpy's ``ReplayBuffer.load`` reads it), plus
+    the next observations, extra arrays and metadata under keys d3rlpy ignores."""
+    import h5py
+
+    def write(tmp: Path) -> None:
+        with h5py.File(tmp, "w") as f:
+            d3rlpy_io.write_file(
+                f, ds, _extra_arrays(ds), METADATA_KEY, _metadata_to_json(ds.metadata)
+            )
 
     return atomic_write(path, write)
 
