@@ -151,9 +151,11 @@ def convert(
       policyfit data convert d3rlpy_dataset.h5 logs.hdf5
       policyfit data convert logs.npz for_d3rlpy.h5 --format d3rlpy
     """
+    from policyfit.common.files import check_writable
     from policyfit.data.io import save_dataset
     from policyfit.envs.datasets import load_dataset
 
+    check_writable(dst)
     ds = load_dataset(src, clip_actions=clip_actions)
     path = save_dataset(ds, dst, fmt, dataset_id=dataset_id)
     click.echo(
@@ -191,8 +193,11 @@ def make(name: str, size: int | None, seed: int, out: str | None) -> None:
       policyfit data make breakout-noisy --size 200000 --seed 1
       policyfit data make cartpole-medium --out cartpole.npz
     """
+    from policyfit.common.files import check_writable
     from policyfit.envs import datasets
 
+    if out is not None:
+        check_writable(out)
     ds = datasets.make_dataset(name, size=size, seed=seed, out=out)
     click.echo(
         f"{name}: {len(ds):,} transitions, {ds.num_episodes:,} episodes, fingerprint {ds.fingerprint()}"

@@ -53,8 +53,10 @@ def report(
       policyfit report hopper-medium --out hopper-medium.html
       policyfit report runs/iql-hopper-medium-s0 runs/bc-hopper-medium-s0 -o compare.html
     """
+    from policyfit.common.files import check_writable
     from policyfit.report import write_report
 
+    check_writable(out)
     ref = None if reference.lower() == "none" else reference
     path = write_report(list(targets), out, reference=ref, ref_scores=ref_scores, title=title)
     click.echo(f"wrote {path}")
