@@ -32,7 +32,7 @@ import h5py
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -174,8 +174,10 @@ def load_or_error(path: Path) -> Dataset | None:
         except DatasetError as exc:
             assert exc.message.strip(), repr(exc)
             assert "\n" not in str(exc), repr(str(exc))
+            event(f"DatasetError on {exc.field}")  # --hypothesis-show-statistics lists them
             return None
         assert_valid(ds)
+    event("loaded")
     return ds
 
 
@@ -429,7 +431,7 @@ def minari_metadata(draw, text: str) -> str:
 
 # ----------------------------------------------------------------------------- the tests
 @pytest.mark.parametrize("fmt", ["hdf5", "d3rlpy", "d3rlpy_policyfit"])
-@fuzz(examples=60)
+@fuzz(examples=120)
 @given(data=st.data())
 def test_hdf5_with_changed_fields(bases, tmp_path, fmt, data):
     path = _fresh_copy(bases[fmt], tmp_path)
@@ -439,7 +441,7 @@ def test_hdf5_with_changed_fields(bases, tmp_path, fmt, data):
         assert_rewritable(ds, tmp_path)
 
 
-@fuzz(examples=60)
+@fuzz(examples=120)
 @given(data=st.data())
 def test_npz_with_changed_fields(bases, tmp_path, data):
     path = _fresh_copy(bases["npz"], tmp_path)
@@ -451,7 +453,7 @@ def test_npz_with_changed_fields(bases, tmp_path, data):
         assert_rewritable(ds, tmp_path)
 
 
-@fuzz(examples=40)
+@fuzz(examples=80)
 @given(data=st.data())
 def test_minari_with_changed_fields(bases, tmp_path, data):
     path = _fresh_copy(bases["minari"], tmp_path)
@@ -466,7 +468,7 @@ def test_minari_with_changed_fields(bases, tmp_path, data):
 
 
 @pytest.mark.parametrize("fmt", ["hdf5", "npz", "d3rlpy", "d3rlpy_policyfit", "minari"])
-@fuzz(examples=40)
+@fuzz(examples=80)
 @given(data=st.data())
 def test_damaged_bytes(bases, tmp_path, fmt, data):
     path = _fresh_copy(bases[fmt], tmp_path)
@@ -479,7 +481,7 @@ def test_damaged_bytes(bases, tmp_path, fmt, data):
     load_or_error(path)
 
 
-@fuzz(examples=15)
+@fuzz(examples=25)
 @given(data=st.data())
 def test_cli_inspect_and_convert_damaged_files(bases, tmp_path, data):
     """Through the CLI: exit 0, or exit 2 with one ``error:`` line; ``convert``'s output is there
@@ -498,6 +500,7 @@ def test_cli_inspect_and_convert_damaged_files(bases, tmp_path, data):
     with hang_guard():
         converted = runner.invoke(cli, ["data", "convert", str(path), str(out)])
     assert converted.exit_code == inspected.exit_code, converted.output
+    event(f"exit code {converted.exit_code}, {out.name}")
     lines = [ln for ln in converted.stderr.splitlines() if not ln.startswith("warning: ")]
     if converted.exit_code == 2:
         assert len(lines) == 1 and lines[0].startswith("error: "), converted.output
@@ -647,3 +650,12 @@ def test_zeroed_global_heap_is_an_error_not_a_hang(bases, tmp_path, fmt):
     _zero_second_heap_object(path)
     with hang_guard(60):
         _expect_error(path, "damaged HDF5 file: the global heap at byte")
+
+
+def test_npz_needing_an_unknown_zip_version(bases, tmp_path):
+    path = _fresh_copy(bases["npz"], tmp_path)  # was: NotImplementedError from zipfile
+    data = bytearray(path.read_bytes())
+    central = data.find(b"PK\x01\x02")
+    data[central + 6] = 109  # "version needed to extract": 10.9
+    path.write_bytes(bytes(data))
+    _expect_error(path, "cannot be read as .npz (truncated or corrupt file?): NotImplementedError")

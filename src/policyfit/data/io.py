@@ -28,6 +28,7 @@ import shutil
 import tempfile
 import warnings
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,20 @@ FORMATS = ("minari", "hdf5", "npz", "d3rlpy")
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 ZIP_MAGIC = b"PK\x03\x04"
 METADATA_KEY = "policyfit_metadata"  # JSON text holding Dataset.metadata in HDF5/npz/Minari files
+# what h5py raises on a damaged file (its own errors are OSError/KeyError/ValueError/RuntimeError;
+# TypeError for a datatype numpy has no equivalent of)
+HDF5_ERRORS = (OSError, KeyError, ValueError, RuntimeError, TypeError)
+# what zipfile/zlib/numpy raise on a damaged .npz: a bad CRC or header (BadZipFile, zlib.error),
+# an unknown zip version or compression (NotImplementedError), an "encrypted" flag (RuntimeError)
+NPZ_ERRORS = (
+    OSError,
+    EOFError,
+    KeyError,
+    zipfile.BadZipFile,
+    zlib.error,
+    NotImplementedError,
+    RuntimeError,
+)
 
 
 # ----------------------------------------------------------------------------- sniffing
@@ -296,9 +311,15 @@ def read_hdf5(path: str | os.PathLike, *, clip_actions: bool = False) -> Dataset
                     other[key] = value.tolist() if isinstance(value, np.ndarray) else _scalar(value)
     except DatasetError:
         raise
-    except (OSError, KeyError, ValueError, RuntimeError) as exc:
+    except HDF5_ERRORS as exc:
         raise DatasetError(
             f"cannot be read as HDF5 (truncated or corrupt file?): {exc}",
+            path=str(path),
+            field="file",
+        ) from None
+    except MemoryError:
+        raise DatasetError(
+            "a dataset's header asks for more memory than there is (a damaged header?)",
             path=str(path),
             field="file",
         ) from None
@@ -365,9 +386,15 @@ def read_d3rlpy(path: str | os.PathLike, *, clip_actions: bool = False) -> Datas
             extra = d3rlpy_io.read_extra_group(f, len(arrays["terminals"]))
     except DatasetError:
         raise
-    except (OSError, KeyError, ValueError, RuntimeError, TypeError) as exc:
+    except HDF5_ERRORS as exc:
         raise DatasetError(
             f"cannot be read as HDF5 (truncated or corrupt file?): {exc}",
+            path=str(path),
+            field="file",
+        ) from None
+    except MemoryError:
+        raise DatasetError(
+            "a dataset's header asks for more memory than there is (a damaged header?)",
             path=str(path),
             field="file",
         ) from None
@@ -419,9 +446,15 @@ def read_npz(path: str | os.PathLike, *, clip_actions: bool = False) -> Dataset:
                 field="file",
             ) from None
         raise DatasetError(f"cannot be read as .npz: {exc}", path=str(path), field="file") from None
-    except (OSError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+    except NPZ_ERRORS as exc:
         raise DatasetError(
-            f"cannot be read as .npz (truncated or corrupt file?): {exc}",
+            f"cannot be read as .npz (truncated or corrupt file?): {type(exc).__name__}: {exc}",
+            path=str(path),
+            field="file",
+        ) from None
+    except MemoryError:
+        raise DatasetError(
+            "an array's header asks for more memory than there is (a damaged header?)",
             path=str(path),
             field="file",
         ) from None
