@@ -59,8 +59,11 @@ def train_cmd(
     policyfit behavior train Hopper-v5 --steps 1000000 --out runs/behavior/hopper
     policyfit behavior train Hopper-v5 --steps 1000000 --out runs/behavior/hopper --resume
     """
+    from policyfit.common.files import check_writable
     from policyfit.training.behavior import train_behavior
 
+    if out is not None:
+        check_writable(out)
     overrides = {}
     if stop_at is not None:
         overrides["stop_at_score"] = stop_at
@@ -134,8 +137,11 @@ def export_cmd(run_dir, dest, medium_fraction, replay_snapshots, episodes, repla
     Writes the weights (msgpack) and their measured normalized scores (policies.json) into
     policyfit/envs/policies/ (or --dest).
     """
+    from policyfit.common.files import check_writable
+    from policyfit.envs.shipped import POLICIES_DIR
     from policyfit.training.behavior_export import export_policies
 
+    check_writable(dest if dest is not None else POLICIES_DIR, "dest")
     entry = export_policies(
         run_dir,
         dest=dest,
@@ -204,8 +210,11 @@ def dqn_cmd(key, seed, steps, snapshots, evaluations, dtype, out, no_progress):
     policyfit behavior dqn cartpole
     policyfit behavior dqn breakout --steps 1000000 --seed 1 --out /tmp/discrete
     """
+    from policyfit.common.files import check_writable
+    from policyfit.envs.dqn_behavior import policies_dir
     from policyfit.training.online_dqn import OnlineDQNConfig, ship_online_dqn
 
+    check_writable(policies_dir(out))  # written after the whole run
     config = OnlineDQNConfig(evaluations=evaluations) if evaluations is not None else None
     record = ship_online_dqn(
         key,

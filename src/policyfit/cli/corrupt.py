@@ -43,9 +43,10 @@ def register(group: click.Group) -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["minari", "hdf5", "npz"]),
+    type=click.Choice(["minari", "hdf5", "npz", "d3rlpy"]),
     default=None,
-    help="Output format (default: by the extension of --out — .hdf5/.h5, .npz — else Minari).",
+    help="Output format (default: by the extension of --out — .hdf5/.h5, .npz — else Minari; "
+    "d3rlpy: the layout of d3rlpy's MDPDataset.dump).",
 )
 @click.option(
     "--critic-steps",
@@ -79,12 +80,14 @@ def corrupt(
       policyfit data corrupt logs.hdf5 --target observations --mode adversarial \\
           --rate 0.3 --scale 1.0 --seed 1 --out logs-adv.npz
     """
+    from policyfit.common.files import check_writable
     from policyfit.corruption import corrupt_dataset
     from policyfit.data.corrupt import check_rate_and_scale
     from policyfit.data.io import save_dataset
     from policyfit.envs.datasets import load_dataset
 
     check_rate_and_scale(rate, scale)  # fail before a possibly slow load
+    check_writable(dst)
     ds = load_dataset(src)
     options = {}
     if mode == "adversarial" and target != "rewards":

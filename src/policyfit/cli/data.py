@@ -7,7 +7,8 @@ from typing import Any
 import click
 
 DATASET_HELP = (
-    "Path (Minari folder, HDF5, .npz), local Minari id, or built-in name such as hopper-medium."
+    "Path (Minari folder, HDF5 (D4RL or d3rlpy layout), .npz), local Minari id, or built-in name "
+    "such as hopper-medium."
 )
 
 
@@ -87,7 +88,8 @@ def inspect(
 ) -> None:
     """Summarize DATASET: sizes, returns, episode lengths, flags, fingerprint.
 
-    DATASET is a path (Minari folder, HDF5, .npz), a local Minari id, or a built-in name.
+    DATASET is a path (Minari folder, HDF5 in D4RL's or d3rlpy's layout, .npz), a local Minari
+    id, or a built-in name.
 
     \b
     Examples:
@@ -125,9 +127,10 @@ def inspect(
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["minari", "hdf5", "npz"]),
+    type=click.Choice(["minari", "hdf5", "npz", "d3rlpy"]),
     default=None,
-    help="Output format (default: by DST's extension — .hdf5/.h5, .npz — else a Minari folder).",
+    help="Output format (default: by DST's extension — .hdf5/.h5, .npz — else a Minari folder; "
+    "d3rlpy: the layout of d3rlpy's MDPDataset.dump).",
 )
 @click.option(
     "--dataset-id", default=None, help="Minari dataset id to record (default policyfit/<name>-v0)."
@@ -138,16 +141,21 @@ def inspect(
 def convert(
     src: str, dst: str, fmt: str | None, dataset_id: str | None, clip_actions: bool
 ) -> None:
-    """Convert SRC to DST (Minari <-> HDF5 <-> npz); every array and the fingerprint are kept.
+    """Convert SRC to DST (Minari <-> HDF5 <-> npz <-> d3rlpy); every array and the fingerprint
+    are kept. A d3rlpy file (MDPDataset.dump) is recognized by its keys.
 
     \b
     Examples:
       policyfit data convert logs.hdf5 logs.npz
       policyfit data convert logs.npz ./logs-minari --format minari
+      policyfit data convert d3rlpy_dataset.h5 logs.hdf5
+      policyfit data convert logs.npz for_d3rlpy.h5 --format d3rlpy
     """
+    from policyfit.common.files import check_writable
     from policyfit.data.io import save_dataset
     from policyfit.envs.datasets import load_dataset
 
+    check_writable(dst)
     ds = load_dataset(src, clip_actions=clip_actions)
     path = save_dataset(ds, dst, fmt, dataset_id=dataset_id)
     click.echo(
@@ -185,8 +193,11 @@ def make(name: str, size: int | None, seed: int, out: str | None) -> None:
       policyfit data make breakout-noisy --size 200000 --seed 1
       policyfit data make cartpole-medium --out cartpole.npz
     """
+    from policyfit.common.files import check_writable
     from policyfit.envs import datasets
 
+    if out is not None:
+        check_writable(out)
     ds = datasets.make_dataset(name, size=size, seed=seed, out=out)
     click.echo(
         f"{name}: {len(ds):,} transitions, {ds.num_episodes:,} episodes, fingerprint {ds.fingerprint()}"

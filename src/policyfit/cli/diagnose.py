@@ -56,8 +56,10 @@ def report(
       policyfit report runs/iql-hopper-medium-s0 runs/bc-hopper-medium-s0 -o compare.html
       policyfit report logs.npz sim/generations.json -o bandit.html
     """
+    from policyfit.common.files import check_writable
     from policyfit.report import write_report
 
+    check_writable(out)
     ref = None if reference.lower() == "none" else reference
     path = write_report(list(targets), out, reference=ref, ref_scores=ref_scores, title=title)
     click.echo(f"wrote {path}")

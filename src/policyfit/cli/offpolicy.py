@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from policyfit.common.files import atomic_write_bytes, dumps
+from policyfit.common.files import atomic_write_bytes, check_writable, dumps
 from policyfit.errors import PolicyfitError
 from policyfit.training.rundir import RunDir
 
@@ -63,6 +63,7 @@ def ope_command(
     if cfg.iterations % cfg.fuse:
         cfg = dataclasses.replace(cfg, fuse=_divisor_fuse(cfg.iterations))
     policy = policyfit.load_policy(run_dir)
+    check_writable(run_dir, "run")  # ope.json goes there, after minutes of FQE
     ds = policyfit.load_dataset(dataset)
     if ds.observation_dim != policy.observation_dim:
         raise PolicyfitError(
@@ -172,6 +173,9 @@ def certify_command(
     if not env_id:
         raise PolicyfitError("the run's dataset names no environment; pass --env", field="env")
     policy = policyfit.load_policy(run_dir)
+    check_writable(run_dir, "run")  # certificate.json goes there, after the rollouts
+    if plot:
+        check_writable(plot)
     report = certify_policy(
         policy,
         env_id,

@@ -53,7 +53,10 @@ def quickstart(
 
     import policyfit
     from policyfit.cli.data import render_summary
+    from policyfit.common.files import check_writable
 
+    run_dir = Path(out) if out else Path("runs") / f"quickstart-{algo}-{dataset}-s{seed}"
+    check_writable(run_dir)
     console = Console()
     t0 = time.perf_counter()
     console.rule("[bold]policyfit quickstart")
@@ -65,7 +68,6 @@ def quickstart(
     summary = ds.summary()
     render_summary(summary)
     console.print(f"[bold]3/4[/bold] training {algo} for {steps:,} steps ...")
-    run_dir = Path(out) if out else Path("runs") / f"quickstart-{algo}-{dataset}-s{seed}"
     if out is None and (run_dir / "config.json").is_file():
         # the quickstart's own scratch run from an earlier `make quickstart`: start it afresh
         import shutil

@@ -3,7 +3,9 @@
 Every file policyfit writes (datasets, run directories, results) goes through
 :func:`atomic_write_bytes`: the bytes go to a temporary file in the same directory, are flushed to
 disk, and the temporary file is renamed over the target, so a crash never leaves a half-written
-file. The file gets the mode a plain ``open(path, "w")`` would give it (``0o666`` minus the umask),
+file. An output the OS refuses (a read-only folder, ``/proc/...``, a full disk) is a
+:class:`~policyfit.errors.PolicyfitError` naming the path (:func:`output_error`);
+:func:`ensure_dir` checks a directory before long work. The file gets the mode a plain ``open(path, "w")`` would give it (``0o666`` minus the umask),
 not the ``0o600`` of :func:`tempfile.mkstemp`, so a colleague can read what you saved.
 
 Example:
@@ -16,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -25,6 +28,84 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from policyfit.errors import PolicyfitError
+
+
+def output_error(
+    path: str | Path, exc: OSError, field: str = "out", where: str | Path | None = None
+) -> PolicyfitError:
+    """The one-line error for an output ``path`` the OS refused (``exc``), naming ``field``;
+    ``where``: the folder that refused, when not the one in ``exc``."""
+    reason = exc.strerror or type(exc).__name__
+    place = str(where or exc.filename or "")
+    where = f" ({place})" if place and place != str(path) else ""
+    if isinstance(exc, FileExistsError | NotADirectoryError):
+        advice = "a file stands where a directory is needed; remove it or choose another location"
+    elif isinstance(exc, PermissionError):
+        advice = "choose a writable location or fix its permissions"
+    else:
+        advice = "choose a writable location"
+    return PolicyfitError(
+        f"cannot write here: {reason}{where}; {advice}", path=str(path), field=field
+    )
+
+
+def ensure_dir(path: str | Path, field: str = "out") -> Path:
+    """Create directory ``path`` (and its parents) if needed and check that a file can be
+    created in it; a :class:`~policyfit.errors.PolicyfitError` naming ``path`` and ``field``
+    (the CLI's ``error: <path>: out: ...``, exit 2) when the OS refuses.
+
+    Commands call it where an output is first created, before any long work, so an unwritable
+    ``--out`` fails in a second, not after hours of training.
+
+    Example:
+        >>> ensure_dir("/proc/policyfit-forbidden/x")
+        Traceback (most recent call last):
+        ...
+        policyfit.errors.PolicyfitError: /proc/policyfit-forbidden/x: out: cannot write here: ...
+    """
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise output_error(path, exc, field) from None
+    _probe(path, path, field)
+    return path
+
+
+def _probe(directory: Path, path: Path, field: str) -> None:
+    """Create and remove a file in ``directory``; an OS refusal is the error for ``path``."""
+    try:
+        with tempfile.TemporaryFile(prefix=".policyfit-probe-", dir=directory):
+            pass
+    except OSError as exc:
+        raise output_error(path, exc, field, where=directory) from None
+
+
+def check_writable(path: str | Path, field: str = "out") -> Path:
+    """Check, before long work, that the output ``path`` (a file, or a directory to create or
+    write into) could be written, creating nothing: a file is created and removed in ``path``
+    when it is a directory, else in its nearest existing ancestor. A
+    :class:`~policyfit.errors.PolicyfitError` naming ``path`` and ``field`` otherwise.
+
+    Example:
+        >>> check_writable("/proc/policyfit-forbidden/run")
+        Traceback (most recent call last):
+        ...
+        policyfit.errors.PolicyfitError: /proc/policyfit-forbidden/run: out: cannot write here: ...
+    """
+    path = Path(path)
+    probe = path.absolute()
+    if not probe.is_dir():
+        probe = probe.parent
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        error = NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(probe))
+        raise output_error(path, error, field)
+    _probe(probe, path, field)
+    return path
 
 
 def _umask() -> int:
@@ -40,14 +121,20 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     final name once complete. The parent directory is created if needed.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise output_error(path, exc) from None
     os.close(fd)
     tmp = Path(name)
     try:
         write(tmp)
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise output_error(path, exc) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -133,8 +220,6 @@ def write_json(
 
 def read_json(path: str | Path) -> Any:
     """Parse a JSON file; a :class:`~policyfit.errors.PolicyfitError` names the file if it is bad."""
-    from policyfit.errors import PolicyfitError
-
     try:
         return json.loads(Path(path).read_text())
     except (ValueError, UnicodeDecodeError) as exc:

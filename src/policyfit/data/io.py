@@ -1,10 +1,12 @@
-"""Readers and writers: Minari datasets, D4RL-style HDF5 and ``.npz``, chosen by sniffing the path.
+"""Readers and writers: Minari datasets, D4RL-style HDF5, ``.npz`` and d3rlpy's HDF5 layout, chosen
+by sniffing the path.
 
-* :func:`load_dataset` reads a path (Minari dataset directory, HDF5 file, ``.npz`` file) or a
+* :func:`load_dataset` reads a path (Minari dataset directory, HDF5 file in D4RL's flat layout or
+  in d3rlpy's per-episode layout (:mod:`policyfit.data.d3rlpy_io`), ``.npz`` file) or a
   Minari dataset id in the local Minari root. Files only: built-in suite names
   (``hopper-medium``) are resolved one layer up, by :func:`policyfit.envs.datasets.load_dataset`
   (the public ``policyfit.load_dataset``).
-* :func:`save_dataset` writes any of the three formats; every writer writes to a temporary path
+* :func:`save_dataset` writes any of the four formats; every writer writes to a temporary path
   in the same directory and renames it into place, so a crash never leaves a half-written file.
 
 Example:
@@ -26,25 +28,47 @@ import shutil
 import tempfile
 import warnings
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from policyfit.common.files import atomic_write, atomic_write_npz, dumps
+from policyfit.common.files import atomic_write, atomic_write_npz, dumps, output_error
+from policyfit.common.scores import metadata_reference_scores
+from policyfit.data import d3rlpy_io
 from policyfit.data.dataset import ARRAY_FIELDS, Dataset
+from policyfit.data.hdf5_guard import check_global_heaps
 from policyfit.data.spaces import infer_box, space_from_gym, space_to_gym
 from policyfit.errors import DatasetError
 
-FORMATS = ("minari", "hdf5", "npz")
+FORMATS = ("minari", "hdf5", "npz", "d3rlpy")
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 ZIP_MAGIC = b"PK\x03\x04"
 METADATA_KEY = "policyfit_metadata"  # JSON text holding Dataset.metadata in HDF5/npz/Minari files
+# what h5py raises on a damaged file (its own errors are OSError/KeyError/ValueError/RuntimeError;
+# TypeError for a datatype numpy has no equivalent of)
+HDF5_ERRORS = (OSError, KeyError, ValueError, RuntimeError, TypeError)
+# what zipfile/zlib/numpy raise on a damaged .npz: a bad CRC or header (BadZipFile, zlib.error),
+# an unknown zip version or compression (NotImplementedError), an "encrypted" flag (RuntimeError)
+NPZ_ERRORS = (
+    OSError,
+    EOFError,
+    KeyError,
+    zipfile.BadZipFile,
+    zlib.error,
+    NotImplementedError,
+    RuntimeError,
+)
 
 
 # ----------------------------------------------------------------------------- sniffing
 def sniff_format(path: str | os.PathLike) -> str:
-    """Return ``"minari"``, ``"hdf5"`` or ``"npz"`` for an existing path, by content."""
+    """Return ``"minari"``, ``"hdf5"``, ``"d3rlpy"`` or ``"npz"`` for an existing path, by content.
+
+    An HDF5 file is ``"d3rlpy"`` when its root keys are d3rlpy's per-episode ones
+    (``num_episodes``, ``columns``, ``observations_0``, ... and no flat ``observations``).
+    """
     p = Path(path)
     if p.is_dir():
         if (p / "data" / "metadata.json").is_file() or (p / "metadata.json").is_file():
@@ -57,7 +81,7 @@ def sniff_format(path: str | os.PathLike) -> str:
     with open(p, "rb") as fh:
         head = fh.read(8)
     if head.startswith(HDF5_MAGIC):
-        return "hdf5"
+        return "d3rlpy" if d3rlpy_io.looks_like_d3rlpy(_hdf5_root_keys(p)) else "hdf5"
     if head.startswith(ZIP_MAGIC):
         return "npz"
     raise DatasetError(
@@ -68,8 +92,22 @@ def sniff_format(path: str | os.PathLike) -> str:
     )
 
 
+def _hdf5_root_keys(path: Path) -> set[str]:
+    """The root keys of an HDF5 file; empty when h5py cannot open it (the reader says why)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            return set(f.keys())
+    except Exception:  # noqa: BLE001 - any failure here is reported by the reader
+        return set()
+
+
 def format_for_destination(path: str | os.PathLike, fmt: str | None = None) -> str:
-    """Pick a writer format: explicit ``fmt``, else by extension (.hdf5/.h5, .npz), else Minari."""
+    """Pick a writer format: explicit ``fmt``, else by extension (.hdf5/.h5, .npz), else Minari.
+
+    d3rlpy's layout is written only when asked for (``fmt="d3rlpy"``): its files end in .h5 too.
+    """
     if fmt is not None:
         if fmt not in FORMATS:
             raise DatasetError(
@@ -102,8 +140,8 @@ def load_dataset(path_or_id: str | os.PathLike | Dataset, *, clip_actions: bool 
     """Load a dataset from a path or a Minari dataset id in the local Minari root.
 
     Args:
-        path_or_id: Minari directory, HDF5 / ``.npz`` file (format sniffed from the content), or
-            a Minari dataset id (``namespace/name-v0``) under ``$MINARI_DATASETS_PATH``.
+        path_or_id: Minari directory, HDF5 (D4RL's flat keys or d3rlpy's ``MDPDataset.dump``
+            layout) / ``.npz`` file (format sniffed from the content), or a Minari dataset id (``namespace/name-v0``) under ``$MINARI_DATASETS_PATH``.
         clip_actions: clip actions into the declared action space instead of rejecting them.
 
     Raises:
@@ -120,7 +158,7 @@ def load_dataset(path_or_id: str | os.PathLike | Dataset, *, clip_actions: bool 
             "no such file or local Minari dataset", path=str(path_or_id), field="path"
         )
     fmt = sniff_format(found)
-    reader = {"minari": read_minari, "hdf5": read_hdf5, "npz": read_npz}[fmt]
+    reader = {"minari": read_minari, "hdf5": read_hdf5, "npz": read_npz, "d3rlpy": read_d3rlpy}[fmt]
     return reader(found, clip_actions=clip_actions)
 
 
@@ -139,8 +177,10 @@ def save_dataset(
         raise DatasetError(
             "already exists; pass overwrite=True to replace it", path=str(dest), field="path"
         )
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    writer = {"minari": write_minari, "hdf5": write_hdf5, "npz": write_npz}[fmt]
+    _make_parent(dest)
+    writer = {"minari": write_minari, "hdf5": write_hdf5, "npz": write_npz, "d3rlpy": write_d3rlpy}[
+        fmt
+    ]
     if fmt == "minari":
         writer(dataset, dest, dataset_id=dataset_id)
     else:
@@ -149,6 +189,14 @@ def save_dataset(
 
 
 # ----------------------------------------------------------------------------- helpers
+def _make_parent(dest: Path) -> None:
+    """Create ``dest``'s folder; an OS refusal is a one-line error naming ``dest``."""
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise output_error(dest, exc) from None
+
+
 def _local_minari_path(dataset_id: str) -> Path | None:
     root = os.environ.get(
         "MINARI_DATASETS_PATH", os.path.join(os.path.expanduser("~"), ".minari", "datasets")
@@ -162,17 +210,33 @@ def _metadata_to_json(metadata: dict[str, Any]) -> str:
     return dumps(md, indent=None, sort_keys=True)
 
 
-def _metadata_from_json(text: str | bytes, path: Path) -> dict[str, Any]:
+def _metadata_from_json(text: Any, path: Path) -> dict[str, Any]:
+    """Our metadata from its JSON text (a str, bytes or a 0-d array of either, as files give it)."""
+    if isinstance(text, np.ndarray) and text.ndim == 0:
+        text = text.item()
     if isinstance(text, bytes):
-        text = text.decode()
+        text = text.decode("utf-8", errors="replace")
+    if not isinstance(text, str):
+        raise DatasetError(
+            f"metadata must be JSON text, found {type(text).__name__}",
+            path=str(path),
+            field=METADATA_KEY,
+        )
     try:
         md = json.loads(text)
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, RecursionError) as exc:
         raise DatasetError(
             f"metadata is not valid JSON ({exc})", path=str(path), field=METADATA_KEY
         ) from None
     if not isinstance(md, dict):
         raise DatasetError("metadata must be a JSON object", path=str(path), field=METADATA_KEY)
+    md.pop("extra_arrays", None)  # never JSON: the readers fill it from the file's arrays
+    if not isinstance(md.get("extra", {}), dict):
+        raise DatasetError(
+            "metadata field 'extra' must be a JSON object",
+            path=str(path),
+            field=f"{METADATA_KEY}.extra",
+        )
     return md
 
 
@@ -184,6 +248,8 @@ def _extra_arrays(ds: Dataset) -> dict[str, np.ndarray]:
 def _build(
     arrays: dict[str, Any], metadata: dict[str, Any], path: Path, clip_actions: bool
 ) -> Dataset:
+    """The validated Dataset; ``metadata["extra_arrays"]`` keeps the arrays with one row per
+    transition, any other array the file held goes to ``metadata["extra"]``."""
     for name in ("observations", "actions", "rewards", "terminals"):
         if arrays.get(name) is None:
             raise DatasetError(
@@ -192,12 +258,25 @@ def _build(
                 path=str(path),
                 field=name,
             )
-    return Dataset(
+    extra = metadata.pop("extra_arrays", None) or {}
+    ds = Dataset(
         **{name: arrays.get(name) for name in ARRAY_FIELDS},
         metadata=metadata,
         source=str(path),
         clip_actions=clip_actions,
     )
+    kept = {}
+    for key, value in extra.items():
+        arr = np.asarray(value)
+        if arr.ndim >= 1 and arr.shape[0] == len(ds) and arr.dtype.kind in "biuf":
+            kept[key] = arr
+        else:
+            ds.metadata.setdefault("extra", {})[key] = (
+                arr.tolist() if arr.ndim else _scalar(arr.item())
+            )
+    if kept:
+        ds.metadata["extra_arrays"] = kept
+    return ds
 
 
 # ----------------------------------------------------------------------------- HDF5 (D4RL style)
@@ -206,6 +285,7 @@ def read_hdf5(path: str | os.PathLike, *, clip_actions: bool = False) -> Dataset
     import h5py
 
     path = Path(path)
+    check_global_heaps(path)
     arrays: dict[str, Any] = {}
     extra: dict[str, np.ndarray] = {}
     other: dict[str, Any] = {}
@@ -218,11 +298,8 @@ def read_hdf5(path: str | os.PathLike, *, clip_actions: bool = False) -> Dataset
             f.visititems(
                 lambda name, obj: keys.append(name) if isinstance(obj, h5py.Dataset) else None
             )
-            n = (
-                f["rewards"].shape[0]
-                if "rewards" in f and isinstance(f["rewards"], h5py.Dataset)
-                else None
-            )
+            rewards = f.get("rewards")
+            n = rewards.shape[0] if isinstance(rewards, h5py.Dataset) and rewards.shape else None
             for key in keys:
                 dset = f[key]
                 if key in ARRAY_FIELDS:
@@ -234,18 +311,40 @@ def read_hdf5(path: str | os.PathLike, *, clip_actions: bool = False) -> Dataset
                     other[key] = value.tolist() if isinstance(value, np.ndarray) else _scalar(value)
     except DatasetError:
         raise
-    except (OSError, KeyError, ValueError, RuntimeError) as exc:
+    except HDF5_ERRORS as exc:
         raise DatasetError(
             f"cannot be read as HDF5 (truncated or corrupt file?): {exc}",
             path=str(path),
             field="file",
         ) from None
+    except MemoryError:
+        raise DatasetError(
+            "a dataset's header asks for more memory than there is (a damaged header?)",
+            path=str(path),
+            field="file",
+        ) from None
+    _timeouts_from_episode_terminals(arrays, extra)
     if extra:
         metadata.setdefault("extra_arrays", {}).update(extra)
     if other:
         metadata.setdefault("extra", {}).update(other)
     metadata["source_format"] = "hdf5"
     return _build(arrays, metadata, path, clip_actions)
+
+
+def _timeouts_from_episode_terminals(arrays: dict[str, Any], extra: dict[str, np.ndarray]) -> None:
+    """d3rlpy 1.x's flat layout marks episode ends in ``episode_terminals`` (terminal or cut);
+    a cut is an episode end that is not a terminal, as d3rlpy's ``load_v1`` reads it."""
+    ends = extra.get("episode_terminals")
+    terminals = arrays.get("terminals")
+    if arrays.get("timeouts") is not None or ends is None or terminals is None:
+        return
+    ends, terminals = np.asarray(ends), np.asarray(terminals)
+    numeric = ends.dtype.kind in "biuf" and terminals.dtype.kind in "biuf"
+    if not numeric or ends.shape != terminals.shape or not np.isin(ends, (0, 1)).all():
+        return  # left as an extra array; the validator judges terminals on its own
+    arrays["timeouts"] = (ends != 0) & (terminals == 0)
+    del extra["episode_terminals"]
 
 
 def _scalar(value: Any) -> Any:
@@ -271,6 +370,56 @@ def write_hdf5(ds: Dataset, path: str | os.PathLike) -> Path:
     return atomic_write(path, write)
 
 
+# ----------------------------------------------------------------------------- d3rlpy
+def read_d3rlpy(path: str | os.PathLike, *, clip_actions: bool = False) -> Dataset:
+    """Read the HDF5 file d3rlpy 2.x's ``MDPDataset.dump`` writes (see :mod:`.d3rlpy_io`)."""
+    import h5py
+
+    path = Path(path)
+    check_global_heaps(path)
+    metadata: dict[str, Any] = {}
+    try:
+        with h5py.File(path, "r") as f:
+            if METADATA_KEY in f.attrs:
+                metadata = _metadata_from_json(f.attrs[METADATA_KEY], path)
+            arrays, found = d3rlpy_io.read_arrays(f, path)
+            extra = d3rlpy_io.read_extra_group(f, len(arrays["terminals"]))
+    except DatasetError:
+        raise
+    except HDF5_ERRORS as exc:
+        raise DatasetError(
+            f"cannot be read as HDF5 (truncated or corrupt file?): {exc}",
+            path=str(path),
+            field="file",
+        ) from None
+    except MemoryError:
+        raise DatasetError(
+            "a dataset's header asks for more memory than there is (a damaged header?)",
+            path=str(path),
+            field="file",
+        ) from None
+    extra.update(found.pop("extra_arrays", {}))
+    if extra:
+        metadata.setdefault("extra_arrays", {}).update(extra)
+    metadata.update({k: v for k, v in found.items() if v is not None})
+    metadata["source_format"] = "d3rlpy"
+    return _build(arrays, metadata, path, clip_actions)
+
+
+def write_d3rlpy(ds: Dataset, path: str | os.PathLike) -> Path:
+    """Write d3rlpy's per-episode HDF5 layout (d3rlpy's ``ReplayBuffer.load`` reads it), plus
+    the next observations, extra arrays and metadata under keys d3rlpy ignores."""
+    import h5py
+
+    def write(tmp: Path) -> None:
+        with h5py.File(tmp, "w") as f:
+            d3rlpy_io.write_file(
+                f, ds, _extra_arrays(ds), METADATA_KEY, _metadata_to_json(ds.metadata)
+            )
+
+    return atomic_write(path, write)
+
+
 # ----------------------------------------------------------------------------- npz
 def read_npz(path: str | os.PathLike, *, clip_actions: bool = False) -> Dataset:
     """Read an ``.npz`` with the D4RL keys (never unpickles: ``allow_pickle=False``)."""
@@ -282,7 +431,7 @@ def read_npz(path: str | os.PathLike, *, clip_actions: bool = False) -> Dataset:
         with np.load(path, allow_pickle=False) as z:
             for key in z.files:
                 if key == METADATA_KEY:
-                    metadata = _metadata_from_json(str(z[key]), path)
+                    metadata = _metadata_from_json(z[key], path)
                 elif key in ARRAY_FIELDS:
                     arrays[key] = z[key]
                 else:
@@ -297,9 +446,15 @@ def read_npz(path: str | os.PathLike, *, clip_actions: bool = False) -> Dataset:
                 field="file",
             ) from None
         raise DatasetError(f"cannot be read as .npz: {exc}", path=str(path), field="file") from None
-    except (OSError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+    except NPZ_ERRORS as exc:
         raise DatasetError(
-            f"cannot be read as .npz (truncated or corrupt file?): {exc}",
+            f"cannot be read as .npz (truncated or corrupt file?): {type(exc).__name__}: {exc}",
+            path=str(path),
+            field="file",
+        ) from None
+    except MemoryError:
+        raise DatasetError(
+            "an array's header asks for more memory than there is (a damaged header?)",
             path=str(path),
             field="file",
         ) from None
@@ -324,6 +479,8 @@ def _minari_data_dir(path: Path) -> Path:
 def read_minari(path: str | os.PathLike, *, clip_actions: bool = False) -> Dataset:
     """Read a Minari dataset directory (the dataset folder or its ``data/`` folder)."""
     path = Path(path)
+    for data_file in _minari_data_dir(path).glob("*.hdf5"):
+        check_global_heaps(data_file)
     mds, raw_md, episodes = _open_minari(path)
     metadata = _minari_metadata(mds, raw_md, path)
     arrays, extras = _concatenate_minari_episodes(episodes, path)
@@ -371,43 +528,138 @@ def _minari_metadata(mds: Any, raw_md: dict[str, Any], path: Path) -> dict[str, 
     return metadata
 
 
-def _minari_episode_observations(ep: dict[str, Any], path: Path) -> np.ndarray:
-    """The episode's ``T + 1`` flat observations ``s_0..s_T``; DatasetError otherwise."""
-    o = np.asarray(ep["observations"])
-    if o.dtype == object or o.ndim == 0:
+def _minari_step_array(ep: dict[str, Any], key: str, t: int | None, path: Path) -> np.ndarray:
+    """``ep[key]`` as a numeric array with one row per step (``t`` rows when given)."""
+    where = f"episode_{ep.get('id')}/{key}"
+    value = ep.get(key)
+    arr = np.asarray(value) if isinstance(value, np.ndarray | list | tuple) else None
+    if arr is None or arr.dtype.kind not in "biuf" or arr.ndim == 0:
+        shown = type(value).__name__ if arr is None else f"{arr.dtype} of shape {arr.shape}"
+        raise DatasetError(
+            f"must be a numeric array with one row per step, found {shown} (only flat Box/"
+            "Discrete spaces are supported)",
+            path=str(path),
+            field=where,
+        )
+    if t is not None and arr.shape[0] != t:
+        raise DatasetError(f"has {arr.shape[0]} rows for {t} steps", path=str(path), field=where)
+    return arr
+
+
+def _minari_flags(ep: dict[str, Any], key: str, t: int, path: Path) -> np.ndarray:
+    """``terminations``/``truncations`` of an episode as ``[T]`` (a ``[T, 1]`` column is fine)."""
+    arr = _minari_step_array(ep, key, t, path)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1:
+        raise DatasetError(
+            f"has shape {arr.shape}; expected one flag per step ({t},)",
+            path=str(path),
+            field=f"episode_{ep.get('id')}/{key}",
+        )
+    return arr
+
+
+def _minari_episode_observations(ep: dict[str, Any], path: Path) -> tuple[np.ndarray, int]:
+    """The episode's ``T + 1`` flat observations ``s_0..s_T`` and ``T``; DatasetError otherwise."""
+    o = np.asarray(ep.get("observations")) if "observations" in ep else None
+    if o is None or o.dtype == object or o.ndim == 0:
         raise DatasetError(
             "only flat Box observations are supported (found a dict/tuple observation space)",
             path=str(path),
             field="observations",
         )
-    t = len(ep["rewards"])
+    t = _minari_step_array(ep, "rewards", None, path).shape[0]
+    if t == 0:
+        raise DatasetError(
+            f"episode {ep.get('id')} has 0 steps; remove it", path=str(path), field="rewards"
+        )
     if o.shape[0] != t + 1:
         raise DatasetError(
             f"episode {ep.get('id')} has {o.shape[0]} observations for {t} steps (expected {t + 1})",
             path=str(path),
             field="observations",
         )
-    return o
+    return o, t
 
 
 def _minari_episode_transitions(ep: dict[str, Any], path: Path) -> dict[str, np.ndarray]:
     """One episode as our six arrays (``T`` rows each)."""
-    o = _minari_episode_observations(ep, path)
-    t = len(ep["rewards"])
-    infos = ep.get("infos") or {}
-    terminals = np.asarray(ep["terminations"])
-    timeouts = np.asarray(ep["truncations"]).astype(bool).copy()
+    o, t = _minari_episode_observations(ep, path)
+    infos = ep.get("infos") if isinstance(ep.get("infos"), dict) else {}
+    terminals = _minari_flags(ep, "terminations", t, path)
+    timeouts = _minari_flags(ep, "truncations", t, path).astype(bool)
     if not (timeouts[-1] or terminals[-1]):
         timeouts[-1] = True  # Minari episodes end where they are stored; an unflagged end is a cut
-    next_obs = np.asarray(infos["next_observations"])[:t] if "next_observations" in infos else o[1:]
+    next_obs = o[1:]
+    if "next_observations" in infos:
+        next_obs = np.asarray(infos["next_observations"])
+        if next_obs.ndim == 0 or next_obs.shape[0] < t:
+            raise DatasetError(
+                f"has shape {next_obs.shape}, fewer than the episode's {t} steps",
+                path=str(path),
+                field=f"episode_{ep.get('id')}/infos/next_observations",
+            )
+        next_obs = next_obs[:t]
     return {
         "observations": o[:-1],
-        "actions": np.asarray(ep["actions"]),
-        "rewards": np.asarray(ep["rewards"]),
+        "actions": _minari_step_array(ep, "actions", t, path),
+        "rewards": _minari_step_array(ep, "rewards", t, path),
         "terminals": terminals,
         "timeouts": timeouts,
         "next_observations": next_obs,
     }
+
+
+def _minari_extras(episodes: list[dict[str, Any]], path: Path) -> dict[str, np.ndarray]:
+    """policyfit's per-transition extra arrays (``infos/policyfit_extra``), in every episode."""
+    per_episode = []
+    for ep in episodes:
+        infos = ep.get("infos") if isinstance(ep.get("infos"), dict) else {}
+        extra = infos.get("policyfit_extra")
+        per_episode.append(_flatten(extra) if isinstance(extra, dict) else {})
+    keys = list(dict.fromkeys(k for extra in per_episode for k in extra))
+    out = {}
+    for key in keys:
+        parts = []
+        for ep, extra in zip(episodes, per_episode, strict=True):
+            t = len(ep["rewards"])
+            value = np.asarray(extra[key]) if key in extra else None
+            if value is None or value.ndim == 0 or value.shape[0] < t:
+                raise DatasetError(
+                    "missing or shorter than the episode (other episodes have it); drop it "
+                    "from every episode or repair it",
+                    path=str(path),
+                    field=f"episode_{ep.get('id')}/infos/policyfit_extra/{key}",
+                )
+            parts.append(value[:t])
+        out[str(key)] = _concatenate_parts(parts, f"infos/policyfit_extra/{key}", path)
+    return out
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as one level with ``a/b`` keys: Minari stores an extra array named
+    ``infos/qpos`` (a D4RL key) as the group ``infos`` holding ``qpos``."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}/"))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _concatenate_parts(parts: list[np.ndarray], field: str, path: Path) -> np.ndarray:
+    """One array from per-episode parts; a DatasetError when their row shapes differ."""
+    for i, part in enumerate(parts):
+        if part.shape[1:] != parts[0].shape[1:]:
+            raise DatasetError(
+                f"rows of shape {part.shape[1:]} in episode {i} but {parts[0].shape[1:]} in "
+                "episode 0; every episode must have the same shapes",
+                path=str(path),
+                field=field,
+            )
+    return np.concatenate(parts)
 
 
 def _concatenate_minari_episodes(
@@ -415,14 +667,11 @@ def _concatenate_minari_episodes(
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """``(the six arrays, extra per-transition arrays)`` of all episodes, in storage order."""
     parts = [_minari_episode_transitions(ep, path) for ep in episodes]
-    arrays = {name: np.concatenate([part[name] for part in parts]) for name in ARRAY_FIELDS}
-    extras: dict[str, list[np.ndarray]] = {}
-    for ep in episodes:
-        t = len(ep["rewards"])
-        infos = ep.get("infos") or {}
-        for key, value in (infos.get("policyfit_extra") or {}).items():
-            extras.setdefault(key, []).append(np.asarray(value)[:t])
-    return arrays, {k: np.concatenate(v) for k, v in extras.items()}
+    arrays = {
+        name: _concatenate_parts([part[name] for part in parts], name, path)
+        for name in ARRAY_FIELDS
+    }
+    return arrays, _minari_extras(episodes, path)
 
 
 def _minari_buffers(ds: Dataset) -> list[dict[str, Any]]:
@@ -465,8 +714,9 @@ def write_minari(ds: Dataset, path: str | os.PathLike, *, dataset_id: str | None
     import minari
     from minari.data_collector.episode_buffer import EpisodeBuffer
 
-    dest = Path(path).absolute()  # Minari resolves its root from the environment: no relative paths
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    # absolute: Minari resolves its files under MINARI_DATASETS_PATH, which must not be relative
+    dest = Path(path).absolute()
+    _make_parent(dest)
     dataset_id = dataset_id or f"policyfit/{_safe_name(dest.name)}-v0"
     env_id = ds.env_id
     obs_space = space_to_gym(ds.metadata.get("observation_space") or infer_box(ds.observations))
@@ -480,10 +730,8 @@ def write_minari(ds: Dataset, path: str | os.PathLike, *, dataset_id: str | None
 
         if env_id in gym.registry:
             env_arg = gym.spec(env_id)
-    ref_min, ref_max = ds.metadata.get("ref_min_score"), ds.metadata.get("ref_max_score")
-    refs = {}
-    if ref_min is not None and ref_max is not None:
-        refs = {"ref_min_score": float(ref_min), "ref_max_score": float(ref_max)}
+    pair = metadata_reference_scores(ds.metadata, ds.source)
+    refs = {} if pair is None else {"ref_min_score": pair[0], "ref_max_score": pair[1]}
     buffers = [
         EpisodeBuffer(
             observations=b["observations"],
@@ -495,8 +743,12 @@ def write_minari(ds: Dataset, path: str | os.PathLike, *, dataset_id: str | None
         )
         for b in _minari_buffers(ds)
     ]
-    tmp_root = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        tmp_root = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    except OSError as exc:
+        raise output_error(dest, exc) from None
     old_env = os.environ.get("MINARI_DATASETS_PATH")
+    staging = dest.parent / f".{dest.name}.staging-{os.getpid()}"
     try:
         os.environ["MINARI_DATASETS_PATH"] = str(tmp_root)
         card = ds.metadata.get("card") or {}
@@ -515,17 +767,19 @@ def write_minari(ds: Dataset, path: str | os.PathLike, *, dataset_id: str | None
             )
             created.storage.update_metadata({METADATA_KEY: _metadata_to_json(ds.metadata)})
         built = tmp_root / dataset_id
-        staging = dest.parent / f".{dest.name}.staging-{os.getpid()}"
         if staging.exists():
             shutil.rmtree(staging)
         shutil.move(str(built), staging)
         _replace_dir(staging, dest)
+    except OSError as exc:  # a full disk, a folder made read-only meanwhile
+        raise output_error(dest, exc) from None
     finally:
         if old_env is None:
             os.environ.pop("MINARI_DATASETS_PATH", None)
         else:
             os.environ["MINARI_DATASETS_PATH"] = old_env
         shutil.rmtree(tmp_root, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)
     return dest
 
 

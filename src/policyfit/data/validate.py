@@ -90,6 +90,25 @@ def _require_fields(arrays: Mapping[str, Any], source: str) -> None:
             )
 
 
+def _check_metadata(metadata: Mapping[str, Any], source: str) -> None:
+    """The metadata fields policyfit reads have the types it reads them as."""
+    env_id = metadata.get("env_id")
+    if env_id is not None and not isinstance(env_id, str):
+        _fail(source, "metadata.env_id", f"must be an environment id (text), got {env_id!r}")
+    for key in ("card", "observation_space", "action_space"):
+        value = metadata.get(key)
+        if value is not None and not isinstance(value, Mapping):
+            _fail(source, f"metadata.{key}", f"must be a mapping (JSON object), got {value!r}")
+    for key in ("action_space", "observation_space"):
+        space = metadata.get(key)
+        if space is not None and space.get("type") not in ("box", "discrete"):
+            _fail(
+                source,
+                f"metadata.{key}.type",
+                f"must be 'box' or 'discrete', got {space.get('type')!r}",
+            )
+
+
 def _observations(value: object, source: str) -> np.ndarray:
     obs = _as_numeric(source, "observations", value, "a float array [N, obs_dim]")
     if obs.ndim == 1:
@@ -100,6 +119,8 @@ def _observations(value: object, source: str) -> np.ndarray:
         )
     if obs.shape[0] == 0:
         _fail(source, "observations", "the dataset is empty (0 transitions)")
+    if obs.shape[1] == 0:
+        _fail(source, "observations", f"has shape {obs.shape}: observations with no dimensions")
     return obs
 
 
@@ -108,7 +129,8 @@ def _discrete_from_floats(act: np.ndarray, source: str) -> np.ndarray:
     if act.ndim == 2 and act.shape[1] == 1:
         act = act[:, 0]
     if act.dtype.kind == "f":
-        if not np.all(np.isfinite(act)) or np.any(act != np.round(act)):
+        exact = np.isfinite(act) & (np.abs(act) <= 2.0**53)  # beyond, floats are no indices
+        if not np.all(exact) or np.any(act != np.round(act)):
             _fail(source, "actions", "the action space is discrete but actions are not integers")
         act = act.astype(np.int64)
     return act
@@ -119,19 +141,33 @@ def _actions(
 ) -> tuple[np.ndarray, bool]:
     """``(actions, discrete)``: int64 ``[N]`` for discrete actions, float32 ``[N, act_dim]``."""
     act = _as_numeric(source, "actions", value, "numbers (float [N, act_dim] or int [N])")
-    discrete = act.dtype.kind in "biu" and act.ndim == 1
-    if space is not None and space.get("type") == "discrete":
+    declared = space.get("type") if space is not None else None
+    discrete = act.dtype.kind in "biu" and act.ndim == 1 and declared != "box"
+    if declared == "discrete":
         discrete = True
         act = _discrete_from_floats(act, source)
     if discrete:
         if act.ndim != 1:
             _fail(source, "actions", f"discrete actions must have shape [N], got {act.shape}")
-        return act.astype(np.int64), True
+        if act.dtype == np.uint64 and act.size and act.max() > np.iinfo(np.int64).max:
+            _fail(source, "actions", f"discrete action {act.max()} is too large to be an index")
+        act = act.astype(np.int64)
+        if act.size and act.min() < 0:
+            first = int(np.flatnonzero(act < 0)[0])
+            _fail(
+                source,
+                "actions",
+                f"discrete actions are indices >= 0, found {act[first]} (first at transition "
+                f"{first})",
+            )
+        return act, True
     act = act.astype(np.float32)
     if act.ndim == 1:
         act = act[:, None]
     if act.ndim != 2:
         _fail(source, "actions", f"has shape {act.shape}; expected [N, act_dim] or [N] (discrete)")
+    if act.shape[1] == 0:
+        _fail(source, "actions", f"has shape {act.shape}: actions with no dimensions")
     return act, False
 
 
@@ -161,6 +197,8 @@ def _raw_next_observations(value: object, source: str) -> np.ndarray | None:
     if value is None:
         return None
     nxt = _as_numeric(source, "next_observations", value, "a float array")
+    if nxt.ndim not in (1, 2):
+        _fail(source, "next_observations", f"has shape {nxt.shape}; expected [N, obs_dim]")
     return nxt[:, None] if nxt.ndim == 1 else nxt
 
 
@@ -276,6 +314,7 @@ def validate_arrays(
         DatasetError: the first problem found, naming ``source`` and the field.
     """
     _require_fields(arrays, source)
+    _check_metadata(metadata, source)
     obs = _observations(arrays["observations"], source)
     n = obs.shape[0]
     space = metadata.get("action_space")

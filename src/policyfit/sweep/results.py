@@ -28,7 +28,13 @@ from typing import Any
 
 import numpy as np
 
-from policyfit.common.files import atomic_write_bytes, atomic_write_text, read_json, write_json
+from policyfit.common.files import (
+    atomic_write_bytes,
+    atomic_write_text,
+    ensure_dir,
+    read_json,
+    write_json,
+)
 from policyfit.errors import PolicyfitError
 from policyfit.evaluation.stats import (
     DEFAULT_REPS,
@@ -225,8 +231,7 @@ def write_results(
     out: str | Path, rows: Sequence[dict[str, Any]], *, reps: int = DEFAULT_REPS
 ) -> dict[str, Any]:
     """Write ``results.md``, ``results.csv``, ``results.json`` and ``profiles.png`` into ``out``."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = ensure_dir(out)
     summary = summarize_rows(rows, reps=reps)
     atomic_write_text(out / "results.md", markdown_report(rows, summary))
     atomic_write_text(out / "results.csv", rows_csv(rows))

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from policyfit.common.files import atomic_write_text, dumps, write_json
+from policyfit.common.files import atomic_write_text, dumps, ensure_dir, write_json
 from policyfit.errors import PolicyfitError
 from policyfit.evaluation.stats import DEFAULT_REPS
 from policyfit.sweep.executor import Outcome, error_line, resolve_engine, run_trials
@@ -235,6 +235,7 @@ def run_sweep(
     jobs = jobs if jobs is not None else num_cpus
     out = Path(out)
     trials_dir = out / "trials"
+    ensure_dir(out)
     trials_dir.mkdir(parents=True, exist_ok=True)
     write_json(out / "spec.json", spec.to_dict())
     say = log or (lambda _msg: None)

@@ -49,6 +49,7 @@ from policyfit.common.files import (
     atomic_write_bytes,
     atomic_write_npz,
     dumps,
+    ensure_dir,
     write_json,
 )
 from policyfit.common.progress import ProgressBar
@@ -271,7 +272,7 @@ def train_behavior(
             )
     if cfg.start_steps % cfg.chunk:
         raise PolicyfitError("start_steps must be a multiple of chunk", field="start_steps")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    ensure_dir(run_dir)
     (run_dir / "snapshots").mkdir(exist_ok=True)
     _write_config(run_dir, cfg)
     return _BehaviorRun(cfg, run_dir, ckpt, progress).run()

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from policyfit.algos.sac import SAC
-from policyfit.common.files import atomic_write_bytes, atomic_write_text, dumps
+from policyfit.common.files import atomic_write_bytes, atomic_write_text, dumps, ensure_dir
 from policyfit.common.versions import library_versions
 from policyfit.envs.registry import ENVS, make_env, normalized_score
 from policyfit.envs.shipped import POLICIES_DIR, POLICIES_INDEX
@@ -187,7 +187,7 @@ def export_policies(
         # Snapshots taken during the warm-up equal the step-0 actor (no update has run yet).
         steps = [k for k in sorted(pool) if k == 0 or k > cfg.start_steps]
         picks["medium_replay"] = _evenly_spaced([pool[k] for k in steps], n_replay)
-    dest.mkdir(parents=True, exist_ok=True)
+    ensure_dir(dest, "dest")
     for old in dest.glob(f"{short}_*.msgpack"):
         old.unlink()
 

@@ -29,7 +29,14 @@ from pathlib import Path
 from typing import Any
 
 from policyfit.algos.policy import Policy, is_policy_dir, read_policy
-from policyfit.common.files import atomic_write_bytes, dumps, read_json, write_json
+from policyfit.common.files import (
+    atomic_write_bytes,
+    dumps,
+    ensure_dir,
+    output_error,
+    read_json,
+    write_json,
+)
 from policyfit.errors import PolicyfitError
 
 RUN_FORMAT = "policyfit-run/1"
@@ -118,8 +125,14 @@ class RunDir:
         value = read_json(self.config_path)
         return value if isinstance(value, dict) else {}
 
+    def create(self, field: str = "out") -> RunDir:
+        """Create the directory (and its parents); a PolicyfitError naming it and ``field`` when
+        it cannot be created or written into."""
+        ensure_dir(self.path, field)
+        return self
+
     def write_config(self, config: dict[str, Any]) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
+        self.create()
         write_json(self.config_path, config)
 
     def read_summary(self) -> dict[str, Any] | None:
@@ -156,8 +169,11 @@ class RunDir:
 
     def open_metrics(self):
         """``metrics.jsonl`` opened for appending (the trainer writes a line per chunk)."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        return open(self.metrics_path, "a")  # noqa: SIM115 - the caller closes it
+        self.create()
+        try:
+            return open(self.metrics_path, "a")  # noqa: SIM115 - the caller closes it
+        except OSError as exc:
+            raise output_error(self.metrics_path, exc) from None
 
     def trim_metrics(self, last_step: int) -> None:
         """Drop metric lines written after ``last_step`` (the checkpoint a resume starts from)."""

@@ -42,7 +42,7 @@ import numpy as np
 from policyfit.algos.base import ALGORITHMS, AlgoConfig, Algorithm, DatasetSpec
 from policyfit.algos.policy import Policy, compiler_options, save_policy, spec_from_dict
 from policyfit.algos.registry import get_algorithm
-from policyfit.common.files import dumps, to_jsonable
+from policyfit.common.files import check_writable, dumps, to_jsonable
 from policyfit.common.progress import ProgressBar
 from policyfit.common.scores import normalized_score
 from policyfit.common.versions import library_versions
@@ -338,8 +338,7 @@ def _new_run_config(
 def _open_new_run(out: str | Path | None, algo_name: str, name: str, seed: int) -> RunDir:
     default = Path("runs") / _safe(f"{algo_name}-{name}-s{seed}")
     path = Path(out) if out is not None else _unique_dir(default)
-    path.mkdir(parents=True, exist_ok=True)
-    run = RunDir(path)
+    run = RunDir(path).create()
     if run.config_path.exists():
         raise PolicyfitError(
             "already holds a run; pass --resume to continue it or choose another --out",
@@ -363,6 +362,8 @@ def _setup_run(
     continuation is bit-exact; ``s`` is updated in place.
     """
     run_config: dict[str, Any] = {}
+    if out is not None and resume is None:
+        check_writable(out)  # before a possibly long dataset build, not after it
     if resume is not None:
         run_config = _read_resumed(resume, algo, config)
         algo, s.seed, config = (
