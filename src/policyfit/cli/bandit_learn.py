@@ -86,6 +86,10 @@ def simulate_command(generations, rounds, variants, gamma, delay, seeds, out, no
     from policyfit.bandit.simulate import PaymentEnv, simulate
     from policyfit.report.bandit import generations_png, generations_table
 
+    if out is not None:
+        from policyfit.common.files import check_writable
+
+        check_writable(out)  # before the simulation, not after it
     names = [v.strip() for v in variants.split(",") if v.strip()]
     result = simulate(
         PaymentEnv(),
@@ -183,7 +187,10 @@ def learn_command(logs, learner, weighting, rule, l2, features, seed, out, as_js
     from policyfit.bandit.feedback import load_feedback
     from policyfit.bandit.learn import learn_policy
 
+    from policyfit.common.files import check_writable
+
     name, param = _parse_rule(rule)
+    check_writable(out)
     fb = load_feedback(logs)
     if fb.position is not None and len(set(map(int, fb.position))) > 1:
         from policyfit.errors import ConfigError
