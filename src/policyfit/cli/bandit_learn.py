@@ -186,7 +186,6 @@ def learn_command(logs, learner, weighting, rule, l2, features, seed, out, as_js
     """
     from policyfit.bandit.feedback import load_feedback
     from policyfit.bandit.learn import learn_policy
-
     from policyfit.common.files import check_writable
 
     name, param = _parse_rule(rule)
