@@ -23,7 +23,7 @@ argmax of 100 posterior draws).
 
 Example:
     >>> cfg = DPTConfig(horizon=8, steps=2, n_layer=1, batch_size=4)
-    >>> params, losses = train_dpt(cfg, progress=False)
+    >>> params, losses = train_dpt(cfg, progress=False, chunk=1)
     >>> len(losses)
     2
 """

@@ -577,12 +577,18 @@ def _import_jax_plugins() -> None:
 def _restored_globals() -> Iterator[None]:
     """Undo what jax2onnx changes for the whole process: ``jnp.shape`` (its shape plugin
     replaces it when imported, which breaks flax linen under ``jit`` afterwards), the
-    ``jax_enable_x64`` flag (``to_onnx`` sets it) and its logging (warnings on symbolic dims)."""
+    ``jax_enable_x64`` flag (``to_onnx`` sets it), ``jax_dynamic_shapes`` (set when it is imported)
+    and its logging (warnings on symbolic dims)."""
     import jax
     import jax.numpy as jnp
 
     shape = jnp.shape
     x64 = jax.config.jax_enable_x64
+    # jax2onnx turns on jax_dynamic_shapes when imported (converter/user_interface.py) and
+    # needs it while converting; left on, every later compiled call in the process raises
+    # NotImplementedError (found by the online DQN tests running after the export tests)
+    dynamic = jax.config.jax_dynamic_shapes
+    jax.config.update("jax_dynamic_shapes", True)
     logger = logging.getLogger(CONVERTER)
     level = logger.level
     logger.setLevel(logging.CRITICAL)  # failures are raised as one PolicyfitError, not logged
@@ -594,6 +600,7 @@ def _restored_globals() -> Iterator[None]:
         plugin = sys.modules.get("jax2onnx.plugins.jax.numpy.shape")
         jnp.shape = getattr(plugin, "_original_jnp_shape", shape)
         jax.config.update("jax_enable_x64", x64)
+        jax.config.update("jax_dynamic_shapes", dynamic)
         logger.setLevel(level)
 
 
