@@ -23,6 +23,7 @@ from policyfit.algos import (  # noqa: F401
     cql_discrete,
     crr,
     discrete_bc,
+    dt,
     dqn,
     iql,
     mce,
