@@ -42,6 +42,16 @@ if importlib.util.find_spec("jax2onnx") is None:
 
 N = 10_000
 SMALL = {"hidden_dims": (32, 32)}
+# algorithms whose networks are not MLPs take their own small sizes
+SMALL_FOR = {"dt": {"embed_dim": 16, "n_layer": 1, "context_length": 4}}
+# algorithms the converter cannot export yet, and why (checked: the export fails with this)
+NOT_EXPORTABLE = {
+    "dt": (
+        "dot_general",
+        "jax2onnx 0.8.1 converts only 2-D dot_general without batch dimensions; a transformer "
+        "applies Dense layers to [B, T, E] tokens and batched matmuls in attention",
+    ),
+}
 # (registry name, config overrides): every registered algorithm, plus the act paths a config
 # switches (IQL's deterministic actor, RvS-R's fixed target)
 CASES = [(name, {}) for name in sorted(ALGORITHMS)] + [
@@ -64,7 +74,7 @@ def cartpole():
 
 def saved_policy(name, overrides, dataset, directory, seed=0):
     spec = DatasetSpec.from_dataset(dataset)
-    algo = build_algorithm(name, {**SMALL, **overrides}, spec)
+    algo = build_algorithm(name, {**SMALL_FOR.get(name, SMALL), **overrides}, spec)
     state = algo.init(spec, jax.random.PRNGKey(seed))
     return save_policy(directory, algo, spec, algo.policy_params(state))
 
@@ -82,6 +92,11 @@ def test_every_algorithm_matches_load_policy_on_10000_dataset_observations(
     discrete = not ALGORITHMS[name].supports_continuous
     data = cartpole if discrete else pendulum
     policy_dir = saved_policy(name, overrides, data, tmp_path / "policy")
+    if name in NOT_EXPORTABLE:
+        primitive, reason = NOT_EXPORTABLE[name]
+        with pytest.raises(PolicyfitError, match=f"cannot convert this policy.*{primitive}"):
+            export_onnx(policy_dir, tmp_path / f"{name}.onnx")
+        pytest.skip(f"{name}: {reason}")
     out = export_onnx(policy_dir, tmp_path / f"{name}.onnx")
     policy = load_policy(policy_dir)
     obs = data.observations.astype(np.float32)
