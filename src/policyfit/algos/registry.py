@@ -26,6 +26,7 @@ from policyfit.algos import (  # noqa: F401
     dqn,
     iql,
     mce,
+    prdc,
     qrdqn,
     rebrac,
     rem,
