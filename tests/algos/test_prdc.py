@@ -70,7 +70,9 @@ def test_search_falls_back_to_direct_distances_when_the_screening_cannot_decide(
         [np.tile(base, (20, 1)), (base + [0, 0, 0, 1e-3])[None], rng.normal(size=(100, 4)) * 50]
     ).astype(np.float32)
     queries = np.concatenate([(base + [0, 0, 0, 2e-3])[None], rng.normal(size=(3, 4)) * 50])
-    idx, fallback = _check_against_kdtree(keys, queries.astype(np.float32), build_table(keys, 32, 8), 1)
+    idx, fallback = _check_against_kdtree(
+        keys, queries.astype(np.float32), build_table(keys, 32, 8), 1
+    )
     assert fallback
     assert idx[0] == 20  # the nearer point, not one of the 20 copies
 
@@ -151,7 +153,9 @@ def test_config_errors_name_the_field():
         PRDC(PRDCConfig(beta=-1.0)).setup(hn.SPEC)
     with pytest.raises(ConfigError, match="no search table"):
         algo = PRDC(PRDCConfig(hidden_dims=(4, 3)))
-        algo.update(algo.init(hn.SPEC, jax.random.PRNGKey(0)), hn.make_batch(), jax.random.PRNGKey(0))
+        algo.update(
+            algo.init(hn.SPEC, jax.random.PRNGKey(0)), hn.make_batch(), jax.random.PRNGKey(0)
+        )
 
 
 def test_prdc_learns_better_than_random_on_pendulum(tmp_path):

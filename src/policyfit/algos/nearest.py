@@ -145,7 +145,5 @@ def nearest_neighbor(
         )
         return idx[:, k - 1], vals[:, k - 1]
 
-    idx, dist2 = jax.lax.cond(
-        jnp.all(certified), lambda _: (best_i, best_d), direct, operand=None
-    )
+    idx, dist2 = jax.lax.cond(jnp.all(certified), lambda _: (best_i, best_d), direct, operand=None)
     return idx, dist2, ~jnp.all(certified)

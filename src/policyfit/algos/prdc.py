@@ -80,7 +80,9 @@ class PRDCSampler(TransitionSampler):
         actions = to_unit_actions(jnp.asarray(ds.actions, jnp.float32), action_scale)
         keys = jnp.concatenate([config.beta * obs, actions], axis=1)
         table = build_table(
-            jax.device_get(keys), chunk_size=config.search_chunk, candidates=config.search_candidates
+            jax.device_get(keys),
+            chunk_size=config.search_chunk,
+            candidates=config.search_candidates,
         )
         self.data = {"transitions": self.data, "table": table}
 
