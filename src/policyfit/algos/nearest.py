@@ -26,7 +26,7 @@ Example:
     >>> import numpy as np
     >>> table = build_table(np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 3.0]]), chunk_size=2)
     >>> idx, dist2, fallback = nearest_neighbor(np.array([[0.9, 0.1], [0.0, 2.0]]), table)
-    >>> idx.tolist(), np.round(dist2, 4).tolist(), bool(fallback)
+    >>> idx.tolist(), np.round(np.asarray(dist2, np.float64), 4).tolist(), bool(fallback)
     ([1, 2], [0.02, 1.0], False)
 """
 
