@@ -119,15 +119,16 @@ def td_target(
 
 def delayed_actor_update(
     state: dict, loss_fn: Any, optimizer: Any, tau: float, policy_freq: int, *loss_args: Any
-) -> tuple[dict, tuple[jnp.ndarray, jnp.ndarray]]:
+) -> tuple[dict, tuple[jnp.ndarray, Any]]:
     """TD3's delayed policy update (Fujimoto et al. 2018, Sec. 5.2), shared by TD3+BC and ReBRAC.
 
     Every ``policy_freq`` steps: one actor step on ``loss_fn(actor, critic, *loss_args) ->
     (loss, aux)`` and a Polyak update of both targets; otherwise the state is unchanged and the
-    returned ``(loss, aux)`` are NaN (logged as "no actor step").
+    returned ``(loss, aux)`` are NaN (logged as "no actor step"); ``aux`` may be any pytree of
+    float arrays.
     """
 
-    def actor_step(state: dict) -> tuple[dict, tuple[jnp.ndarray, jnp.ndarray]]:
+    def actor_step(state: dict) -> tuple[dict, tuple[jnp.ndarray, Any]]:
         (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             state["actor"], state["critic"], *loss_args
         )
@@ -140,7 +141,8 @@ def delayed_actor_update(
             critic_target=soft_update(state["critic_target"], state["critic"], tau),
         ), (loss, aux)
 
-    def skip(state: dict) -> tuple[dict, tuple[jnp.ndarray, jnp.ndarray]]:
-        return state, (jnp.float32(jnp.nan), jnp.float32(jnp.nan))
+    def skip(state: dict) -> tuple[dict, tuple[jnp.ndarray, Any]]:
+        shapes = jax.eval_shape(loss_fn, state["actor"], state["critic"], *loss_args)
+        return state, jax.tree_util.tree_map(lambda s: jnp.full(s.shape, jnp.nan, s.dtype), shapes)
 
     return jax.lax.cond(state["step"] % policy_freq == 0, actor_step, skip, state)

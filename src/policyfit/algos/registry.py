@@ -27,6 +27,7 @@ from policyfit.algos import (  # noqa: F401
     dt,
     iql,
     mce,
+    prdc,
     qrdqn,
     rebrac,
     rem,

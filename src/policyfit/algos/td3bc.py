@@ -33,6 +33,17 @@ from policyfit.nn.normalization import (
 )
 
 
+def regularized_actor_loss(
+    q: jnp.ndarray, pi: jnp.ndarray, target: jnp.ndarray, alpha: float
+) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """Eq. 3: ``(-lambda mean Q(s, pi(s)) + mean (pi(s) - target)^2, the MSE term)`` with
+    ``lambda = alpha / mean|Q|`` (constant for the gradient); ``target`` is the dataset action
+    (TD3+BC) or the nearest dataset pair's action (PRDC)."""
+    lmbda = jax.lax.stop_gradient(alpha / jnp.mean(jnp.abs(q)))
+    mse = jnp.mean((pi - target) ** 2)
+    return -lmbda * jnp.mean(q) + mse, mse
+
+
 @dataclass(frozen=True)
 class TD3BCConfig(AlgoConfig):
     alpha: float = 2.5  # alpha in Eq. 3 (paper: 2.5)
@@ -101,9 +112,18 @@ class TD3BC(Algorithm):
     def actor_loss(self, actor_params, critic_params, obs, actions):
         pi = self.actor.apply(actor_params, obs)
         q = self.critic.apply(critic_params, obs, pi)[0]  # Q_1 only, as in the paper's code
-        lmbda = jax.lax.stop_gradient(self.config.alpha / jnp.mean(jnp.abs(q)))
-        bc = jnp.mean((pi - actions) ** 2)
-        return -lmbda * jnp.mean(q) + bc, bc
+        return regularized_actor_loss(q, pi, actions, self.config.alpha)
+
+    def actor_inputs(self, obs: jnp.ndarray, actions: jnp.ndarray, batch: dict) -> tuple:
+        """The arguments of :meth:`actor_loss` after the actor and critic parameters.
+
+        TD3+BC regresses to the batch's own actions; PRDC (a subclass) passes its search table.
+        """
+        return obs, actions
+
+    def actor_metrics(self, aux) -> dict:
+        """The logged metrics made of :meth:`actor_loss`'s aux output (NaN on critic-only steps)."""
+        return {"bc_mse": aux}
 
     def update(self, state: dict, batch: dict, key: jax.Array) -> tuple[dict, dict]:
         cfg = self.config
@@ -118,15 +138,20 @@ class TD3BC(Algorithm):
         )
         state = dict(state, critic=critic, critic_opt=critic_opt)
 
-        state, (actor_loss, bc) = delayed_actor_update(
-            state, self.actor_loss, self.actor_opt, cfg.tau, cfg.policy_freq, obs, actions
+        state, (actor_loss, aux) = delayed_actor_update(
+            state,
+            self.actor_loss,
+            self.actor_opt,
+            cfg.tau,
+            cfg.policy_freq,
+            *self.actor_inputs(obs, actions, batch),
         )
         state = dict(state, step=state["step"] + 1)
         return state, {
             "critic_loss": critic_loss,
             "q_mean": q_mean,
             "actor_loss": actor_loss,
-            "bc_mse": bc,
+            **self.actor_metrics(aux),
         }
 
     def act(
