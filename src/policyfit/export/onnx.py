@@ -413,7 +413,7 @@ def _load(path: str | Path, target_return: float | None) -> Policy:
         if exc.field != "target_return":
             raise
         raise ConfigError(
-            "this policy has no return target; only return-conditioned policies (rvs_r) take one",
+            "this policy has no return target; only return-conditioned policies (rvs_r, dt) take one",
             path=str(path),
             field="target_return",
         ) from None
