@@ -7,6 +7,14 @@
 * :mod:`policyfit.bandit.ope`: OBP's estimators (``ipw, snipw, dm, dr, sndr, switch-dr, dr-os,
   sg-ipw, sg-dr``), :func:`estimate_policy_values`, bootstrap :func:`estimate_intervals`.
 * :mod:`policyfit.bandit.regression`: :func:`fit_reward_model`, the cross-fitted ``q^``.
+* :mod:`policyfit.bandit.learn`: :func:`learn_policy` (regression oracle, IPW, DR) ->
+  :class:`LinearPolicy` (greedy, epsilon, IGW or softmax; ``action_dist`` for OPE).
+* :mod:`policyfit.bandit.explore` and :mod:`policyfit.bandit.oracle`: epsilon-greedy, inverse-gap
+  weighting (SquareCB) with masks, FALCON's schedule; the per-action ridge oracle.
+* :mod:`policyfit.bandit.simulate`: :func:`simulate`, the generations loop on :class:`PaymentEnv`.
+* :mod:`policyfit.bandit.online` (jitted SquareCB and FALCON streams) and
+  :mod:`policyfit.bandit.dpt` (the Decision-Pretrained Transformer) import JAX: import them by name.
+* :mod:`policyfit.bandit.obd`: the Open Bandit Dataset reader and sample fetcher.
 
 Example:
     >>> from policyfit import bandit
@@ -28,6 +36,7 @@ from policyfit.bandit.feedback import (
     load_feedback,
     save_feedback,
 )
+from policyfit.bandit.learn import LinearPolicy, learn_policy, load_bandit_policy
 from policyfit.bandit.ope import (
     DEFAULT_LAMBDA,
     ESTIMATORS,
@@ -35,7 +44,9 @@ from policyfit.bandit.ope import (
     estimate_policy_values,
     evaluate,
 )
+from policyfit.bandit.oracle import RidgeOracle
 from policyfit.bandit.regression import fit_reward_model
+from policyfit.bandit.simulate import PaymentEnv, simulate
 from policyfit.bandit.synthetic import (
     SyntheticBanditDataset,
     action_dist_from_scores,
@@ -46,6 +57,9 @@ __all__ = [
     "DEFAULT_LAMBDA",
     "ESTIMATORS",
     "BanditFeedback",
+    "LinearPolicy",
+    "PaymentEnv",
+    "RidgeOracle",
     "SyntheticBanditDataset",
     "action_dist_from_scores",
     "estimate_intervals",
@@ -54,6 +68,9 @@ __all__ = [
     "fit_reward_model",
     "from_dataset",
     "ground_truth_policy_value",
+    "learn_policy",
+    "load_bandit_policy",
     "load_feedback",
     "save_feedback",
+    "simulate",
 ]
