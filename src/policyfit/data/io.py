@@ -49,6 +49,19 @@ METADATA_KEY = "policyfit_metadata"  # JSON text holding Dataset.metadata in HDF
 # what h5py raises on a damaged file (its own errors are OSError/KeyError/ValueError/RuntimeError;
 # TypeError for a datatype numpy has no equivalent of)
 HDF5_ERRORS = (OSError, KeyError, ValueError, RuntimeError, TypeError)
+
+
+def _hdf5_error(path: Path, exc: BaseException) -> DatasetError:
+    """The one-line error for an HDF5 file that h5py could not read (``HDF5_ERRORS``, or a
+    header asking for impossible memory). A :class:`DatasetError` raised inside is not one of
+    these and passes through unchanged."""
+    if isinstance(exc, MemoryError):
+        message = "a dataset's header asks for more memory than there is (a damaged header?)"
+    else:
+        message = f"cannot be read as HDF5 (truncated or corrupt file?): {exc}"
+    return DatasetError(message, path=str(path), field="file")
+
+
 # what zipfile/zlib/numpy raise on a damaged .npz: a bad CRC or header (BadZipFile, zlib.error),
 # an unknown zip version or compression (NotImplementedError), an "encrypted" flag (RuntimeError)
 NPZ_ERRORS = (
@@ -309,20 +322,8 @@ def read_hdf5(path: str | os.PathLike, *, clip_actions: bool = False) -> Dataset
                 else:
                     value = dset[()]
                     other[key] = value.tolist() if isinstance(value, np.ndarray) else _scalar(value)
-    except DatasetError:
-        raise
-    except HDF5_ERRORS as exc:
-        raise DatasetError(
-            f"cannot be read as HDF5 (truncated or corrupt file?): {exc}",
-            path=str(path),
-            field="file",
-        ) from None
-    except MemoryError:
-        raise DatasetError(
-            "a dataset's header asks for more memory than there is (a damaged header?)",
-            path=str(path),
-            field="file",
-        ) from None
+    except (*HDF5_ERRORS, MemoryError) as exc:
+        raise _hdf5_error(path, exc) from None
     _timeouts_from_episode_terminals(arrays, extra)
     if extra:
         metadata.setdefault("extra_arrays", {}).update(extra)
@@ -384,20 +385,8 @@ def read_d3rlpy(path: str | os.PathLike, *, clip_actions: bool = False) -> Datas
                 metadata = _metadata_from_json(f.attrs[METADATA_KEY], path)
             arrays, found = d3rlpy_io.read_arrays(f, path)
             extra = d3rlpy_io.read_extra_group(f, len(arrays["terminals"]))
-    except DatasetError:
-        raise
-    except HDF5_ERRORS as exc:
-        raise DatasetError(
-            f"cannot be read as HDF5 (truncated or corrupt file?): {exc}",
-            path=str(path),
-            field="file",
-        ) from None
-    except MemoryError:
-        raise DatasetError(
-            "a dataset's header asks for more memory than there is (a damaged header?)",
-            path=str(path),
-            field="file",
-        ) from None
+    except (*HDF5_ERRORS, MemoryError) as exc:
+        raise _hdf5_error(path, exc) from None
     extra.update(found.pop("extra_arrays", {}))
     if extra:
         metadata.setdefault("extra_arrays", {}).update(extra)
