@@ -424,11 +424,17 @@ def estimate_intervals(
     Returns ``{name: {"mean": ..., "95.0% CI (lower)": ..., "95.0% CI (upper)": ...}}``; the
     arguments are those of :func:`estimate_policy_values`.
     """
-    fb, pi, q, names, lambdas = _prepare(
-        feedback, action_dist, estimators, estimated_rewards_by_reg_model, estimator_options
+    both = evaluate(
+        feedback,
+        action_dist,
+        estimators,
+        estimated_rewards_by_reg_model,
+        alpha,
+        n_bootstrap_samples,
+        random_state,
+        **estimator_options,
     )
-    samples = {name: round_rewards(name, fb, pi, q, lambdas.get(name)) for name in names}
-    return _bootstrap_many(samples, alpha, n_bootstrap_samples, random_state)
+    return {name: {k: v for k, v in r.items() if k != "estimate"} for name, r in both.items()}
 
 
 def evaluate(
