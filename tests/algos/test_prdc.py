@@ -176,3 +176,28 @@ def test_prdc_learns_better_than_random_on_pendulum(tmp_path):
     )
     final = result.summary["final_return_mean"]
     assert final > RANDOM_RETURN + 400, f"final return {final:.0f}"
+
+
+def test_kdtree_search_gives_the_device_search_update():
+    """search='kdtree' (scipy through pure_callback, the official code's method) and the
+    on-device search find the same neighbours, so one update is the same."""
+    rng = np.random.default_rng(0)
+    n = 500
+    ds = Dataset(
+        observations=rng.normal(size=(n, 2)).astype(np.float32),
+        actions=rng.uniform(-1, 1, size=(n, 2)).astype(np.float32) * np.float32(1.5)
+        + np.float32(0.3),
+        rewards=rng.normal(size=n).astype(np.float32),
+        terminals=np.zeros(n, bool),
+    )
+    out = {}
+    for search in ("device", "kdtree"):
+        algo = PRDC(PRDCConfig(hidden_dims=(8, 8), beta=2.0, search=search, search_chunk=64))
+        state = algo.init(hn.SPEC, jax.random.PRNGKey(0))
+        sampler = algo.make_sampler(ds, hn.SPEC)
+        batch = sampler.sample(sampler.data, jax.random.PRNGKey(1), 64)
+        _, metrics = jax.jit(algo.update)(state, batch, jax.random.PRNGKey(2))
+        out[search] = float(metrics["dc_mse"])
+    np.testing.assert_allclose(out["kdtree"], out["device"], rtol=1e-5)
+    with pytest.raises(ConfigError, match="search: must be 'auto', 'device' or 'kdtree'"):
+        PRDC(PRDCConfig(search="ball")).setup(hn.SPEC)
