@@ -166,3 +166,30 @@ def test_vgps_is_not_trained(runs):
         load_policy(runs["steered"]).algo.update({}, {}, None)
     with pytest.raises(ConfigError, match="names no base policy algorithm"):
         policyfit.train("vgps", str(runs["data"]), out=runs["root"] / "t", **TRAIN)
+
+
+def test_fresh_vgps_saves_and_loads_and_rejects_bases_it_cannot_steer(runs, tmp_path):
+    from policyfit.algos.base import DatasetSpec
+    from policyfit.algos.policy import build_algorithm, save_policy
+    from policyfit.data.io import load_dataset
+
+    spec = DatasetSpec.from_dataset(load_dataset(runs["data"]))
+    small = {"hidden_dims": (32, 32)}
+    cfg = {
+        "base_algorithm": "bc",
+        "base_config": {"policy": "gaussian", **small},
+        "critic_config": small,
+        "k": 3,
+    }
+    algo = build_algorithm("vgps", cfg, spec)
+    state = algo.init(spec, jax.random.PRNGKey(0))
+    saved = save_policy(tmp_path / "fresh", algo, spec, algo.policy_params(state))
+    policy = load_policy(saved)
+    obs = runs["obs"]
+    np.testing.assert_allclose(policy(obs), algo.act(state, obs, ())[0], atol=1e-6)
+    with pytest.raises(ConfigError, match="rvs_r keeps a carry between steps"):
+        build_algorithm("vgps", {**cfg, "base_algorithm": "rvs_r", "base_config": {}}, spec)
+    with pytest.raises(ConfigError, match="'td3bc' has no critic V-GPS can read"):
+        build_algorithm("vgps", {**cfg, "critic_algorithm": "td3bc"}, spec)
+    with pytest.raises(ConfigError, match="must be >= 1"):
+        build_algorithm("vgps", {**cfg, "k": 0}, spec)
