@@ -118,7 +118,7 @@ def test_cli_steer_and_its_errors(runs, tmp_path):
     ok = runner.invoke(cli, args)
     assert ok.exit_code == 0, ok.output
     assert ok.output.startswith(f"wrote {out} (policy of {runs['bc']} steered by")
-    assert "K=3, argmax of Q" in ok.output
+    assert "K=3, argmax of Q" in ok.output and "note:" not in ok.output
     assert load_policy(out).algo.config.k == 3
 
     def error(*argv):
@@ -159,6 +159,13 @@ def test_critic_without_checkpoint_and_other_sizes_are_errors(runs, tmp_path):
     (other / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(PolicyfitError, match="the critic's observation_dim is 5, the policy's 3"):
         steer(runs["bc"], other, tmp_path / "b")
+    cfg["spec"]["observation_dim"] = 3
+    cfg["dataset"]["fingerprint"] = "sha256:other"
+    (other / "config.json").write_text(json.dumps(cfg))
+    args = ["steer", str(runs["bc"]), "--critic", str(other), "--out", str(tmp_path / "c")]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "note: the policy and the critic were trained on different data" in result.output
 
 
 def test_vgps_is_not_trained(runs):

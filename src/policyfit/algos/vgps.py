@@ -35,6 +35,10 @@ A deterministic base policy (BC's default MSE policy, TD3+BC) returns the same a
 key: all K candidates coincide and steering changes nothing — steer a stochastic policy
 (``bc`` with ``policy=gaussian``, IQL's Gaussian actor). With ``k = 1`` the steered policy is the
 base policy sampled with the first of the split keys.
+
+Export: ``policyfit export`` of a steered policy fails with a one-line error naming the JAX
+primitive jax2onnx 0.8.1 cannot convert (``bitcast_convert_type``, then the threefry random
+generator's ``iota``): sampling K actions inside the graph needs a random generator ONNX lacks.
 """
 
 from __future__ import annotations

@@ -59,3 +59,10 @@ def steer_command(
     path = steer(policy_run, critic_run, out, k=k, temperature=temperature, seed=seed)
     how = "argmax of Q" if temperature == 0 else f"softmax(Q / {temperature:g})"
     click.echo(f"wrote {path} (policy of {policy_run} steered by {critic_run}: K={k}, {how})")
+    from policyfit.training.rundir import RunDir
+
+    if not RunDir(path).read_config()["steered"]["same_dataset"]:
+        click.echo(
+            "note: the policy and the critic were trained on different data (or the policy run "
+            "names none); the critic's Q is trustworthy only on its own data's distribution"
+        )
