@@ -6,6 +6,7 @@ IQL run (its target critic scores actions) on one suite dataset, then evaluate
 * ``mode``: the base policy's deterministic action (what ``policyfit eval`` of the base run does);
 * ``K=1``: one sampled action (the stochastic base policy; V-GPS with K = 1);
 * ``K=k``: V-GPS, the argmax of the critic's Q over k sampled actions (temperature 0);
+* ``K=k T=t``: V-GPS sampling softmax(Q / t) over the k candidates (the official default t = 1);
 
 all on the same evaluation episodes (env seeds ``1000 + i``). The policies are Gaussian because a
 deterministic BC policy gives K equal candidates (steering is then a no-op). IQL's own
@@ -13,7 +14,7 @@ deterministic score is recorded for reference. Results are written after every s
 run leaves what it measured.
 
 Usage: ``python benchmarks/vgps.py [--dataset hopper-medium] [--size 100000] [--steps 30000]
-[--seeds 0,1] [--ks 1,10,30] [--episodes 10]``; writes ``benchmarks/results/vgps_<cpu-kind>.{json,md}``.
+[--seeds 0,1] [--ks 1,10,30] [--temperatures 0,1] [--episodes 10]``; writes ``benchmarks/results/vgps_<cpu-kind>.{json,md}``.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30_000)
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--ks", default="1,10,30")
+    parser.add_argument("--temperatures", default="0,1")
     parser.add_argument("--episodes", type=int, default=10)
     parser.add_argument("--workdir", default="/tmp/policyfit_bench_vgps")
     args = parser.parse_args()
@@ -51,6 +53,9 @@ def main() -> None:
 
     seeds = [int(s) for s in args.seeds.split(",")]
     ks = [int(k) for k in args.ks.split(",")]
+    temps = [float(t) for t in args.temperatures.split(",")]
+    variants = ["mode"] + [label(k, t) for t in temps for k in ks if k > 1 or t == temps[0]]
+    train_seconds: dict[str, float] = {}
     work = Path(args.workdir)
     name = f"vgps_{cpu_kind()}"
     start = time.time()
@@ -69,7 +74,7 @@ def main() -> None:
             algo = "bc" if base != "iql" else "iql"
             run = work / f"{base}-{args.dataset}-n{args.size}-s{seed}"
             t0 = time.time()
-            train_or_resume(
+            summary = train_or_resume(
                 algo,
                 data,
                 run,
@@ -81,6 +86,7 @@ def main() -> None:
                 config=config,
             )
             runs[base] = run
+            train_seconds[run.name] = round(summary["train_seconds"], 1)
             print(f"seed {seed}: trained {base} in {time.time() - t0:.0f}s", flush=True)
         rows.append(
             {"seed": seed, "base": "iql", "variant": "mode", "normalized_score": score(runs["iql"])}
@@ -94,25 +100,34 @@ def main() -> None:
                     "normalized_score": score(runs[base]),
                 }
             )
-            for k in ks:
-                out = work / f"vgps-{base}-k{k}-{args.dataset}-n{args.size}-s{seed}"
-                if not (out / "policy" / "policy.json").is_file():
-                    steer(runs[base], runs["iql"], out, k=k, temperature=0.0)
-                t0 = time.time()
-                rows.append(
-                    {
-                        "seed": seed,
-                        "base": base,
-                        "variant": f"K={k}",
-                        "normalized_score": score(out),
-                        "eval_seconds": round(time.time() - t0, 1),
-                    }
-                )
-                print(f"seed {seed}: {rows[-1]}", flush=True)
-        write(name, args, ks, rows, time.time() - start)
+            for t in temps:
+                for k in ks:
+                    if label(k, t) not in variants:
+                        continue  # K = 1 draws one sample: the temperature plays no part
+                    out = work / f"vgps-{base}-k{k}-t{t:g}-{args.dataset}-n{args.size}-s{seed}"
+                    if not (out / "policy" / "policy.json").is_file():
+                        steer(runs[base], runs["iql"], out, k=k, temperature=t)
+                    t0 = time.time()
+                    rows.append(
+                        {
+                            "seed": seed,
+                            "base": base,
+                            "variant": label(k, t),
+                            "normalized_score": score(out),
+                            "eval_seconds": round(time.time() - t0, 1),
+                        }
+                    )
+                    print(f"seed {seed}: {rows[-1]}", flush=True)
+        write(name, args, variants, rows, time.time() - start, train_seconds)
 
 
-def write(name: str, args, ks: list[int], rows: list[dict], seconds: float) -> None:
+def label(k: int, temperature: float) -> str:
+    return f"K={k}" if temperature == 0 else f"K={k} T={temperature:g}"
+
+
+def write(
+    name: str, args, variants: list[str], rows: list[dict], seconds: float, train: dict
+) -> None:
     payload = {
         "dataset": args.dataset,
         "size": args.size,
@@ -121,20 +136,20 @@ def write(name: str, args, ks: list[int], rows: list[dict], seconds: float) -> N
         "eval_seed": EVAL_SEED,
         "bases": BASES,
         "critic": "iql (defaults), target critic of its final checkpoint, min over 2 heads",
-        "temperature": 0.0,
+        "temperatures": args.temperatures,
         "seconds": round(seconds, 1),
+        "train_seconds": train,
         "rows": rows,
     }
     write_result(name, payload)
-    variants = ["mode"] + [f"K={k}" for k in ks]
     done = sorted({r["seed"] for r in rows})
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     lines = [
         f"# V-GPS: BC / %BC steered by an IQL critic ({args.dataset}, cpu, {cpu_kind()})",
         "",
         f"{args.size:,} transitions, {args.steps:,} updates per run, seeds {done}, "
-        f"{args.episodes} evaluation episodes per policy (env seeds {EVAL_SEED}+), temperature 0 "
-        f"(argmax). Normalized score, mean +- std over seeds; {seconds / 60:.0f} min in all; "
+        f"{args.episodes} evaluation episodes per policy (env seeds {EVAL_SEED}+). Normalized score, mean +- std over seeds. Training "
+        f"{sum(train.values()) / 60:.0f} min (all runs), this invocation {seconds / 60:.0f} min; "
         f"load average at the end {load} (shared 2-core machine).",
         "",
         "| policy | " + " | ".join(variants) + " |",
@@ -149,7 +164,8 @@ def write(name: str, args, ks: list[int], rows: list[dict], seconds: float) -> N
     lines += [
         "",
         "mode: the base policy's deterministic action; K=1: one sampled action; K=k: the argmax "
-        "of the IQL critic's Q over k sampled actions (V-GPS). iql: IQL's own policy, for "
+        "of the IQL critic's Q over k sampled actions (V-GPS); T=t: the candidate sampled from "
+        "softmax(Q / t) instead (the official code's default t = 1). iql: IQL's own policy, for "
         "reference.",
     ]
     write_text(RESULTS_DIR / f"{name}.md", "\n".join(lines) + "\n")
