@@ -33,6 +33,7 @@ from policyfit.algos import (  # noqa: F401
     rem,
     rvs,
     td3bc,
+    vgps,
 )
 from policyfit.algos.base import ALGORITHMS, Algorithm, canonical_key
 from policyfit.errors import ConfigError

@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     "bandit_learn",
     "serve",
     "export",
+    "steer",
 )
 
 
