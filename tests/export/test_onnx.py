@@ -43,13 +43,25 @@ if importlib.util.find_spec("jax2onnx") is None:
 N = 10_000
 SMALL = {"hidden_dims": (32, 32)}
 # algorithms whose networks are not MLPs take their own small sizes
-SMALL_FOR = {"dt": {"embed_dim": 16, "n_layer": 1, "context_length": 4}}
+SMALL_FOR = {
+    "dt": {"embed_dim": 16, "n_layer": 1, "context_length": 4},
+    "vgps": {
+        "base_algorithm": "bc",
+        "base_config": {"policy": "gaussian", **SMALL},
+        "critic_config": SMALL,
+    },
+}
 # algorithms the converter cannot export yet, and why (checked: the export fails with this)
 NOT_EXPORTABLE = {
     "dt": (
         "dot_general",
         "jax2onnx 0.8.1 converts only 2-D dot_general without batch dimensions; a transformer "
         "applies Dense layers to [B, T, E] tokens and batched matmuls in attention",
+    ),
+    "vgps": (
+        "bitcast_convert_type",
+        "V-GPS samples K actions with JAX's random generator inside the policy; jax2onnx 0.8.1 "
+        "converts neither the key derivation nor threefry",
     ),
 }
 # (registry name, config overrides): every registered algorithm, plus the act paths a config
