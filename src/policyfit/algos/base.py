@@ -232,6 +232,24 @@ def canonical_key(name: str) -> str:
     return name.strip().lower().replace("+", "").replace("-", "").replace("_", "")
 
 
+def find_algorithm(name: str) -> type[Algorithm]:
+    """The class registered as ``name`` among those imported so far (case, ``-``, ``_``, ``+``
+    ignored); :func:`policyfit.algos.registry.get_algorithm` imports every built-in one first.
+
+    Raises:
+        ConfigError: an unknown name; the message lists the valid ones.
+    """
+    key = canonical_key(name)
+    for registered, cls in ALGORITHMS.items():
+        if canonical_key(registered) == key:
+            return cls
+    raise ConfigError(
+        f"unknown algorithm; valid: {', '.join(sorted(ALGORITHMS))}",
+        path=name,
+        field="algorithm",
+    )
+
+
 def register(name: str) -> Callable[[A], A]:
     """Class decorator: add an :class:`Algorithm` to :data:`ALGORITHMS` under ``name``.
 

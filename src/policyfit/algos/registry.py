@@ -35,8 +35,7 @@ from policyfit.algos import (  # noqa: F401
     td3bc,
     vgps,
 )
-from policyfit.algos.base import ALGORITHMS, Algorithm, canonical_key
-from policyfit.errors import ConfigError
+from policyfit.algos.base import ALGORITHMS, Algorithm, find_algorithm
 
 __all__ = ["ALGORITHMS", "get_algorithm"]
 
@@ -47,12 +46,4 @@ def get_algorithm(name: str) -> type[Algorithm]:
     Raises:
         ConfigError: an unknown name; the message lists the valid ones.
     """
-    key = canonical_key(name)
-    for registered, cls in ALGORITHMS.items():
-        if canonical_key(registered) == key:
-            return cls
-    raise ConfigError(
-        f"unknown algorithm; valid: {', '.join(sorted(ALGORITHMS))}",
-        path=name,
-        field="algorithm",
-    )
+    return find_algorithm(name)

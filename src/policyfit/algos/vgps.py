@@ -49,7 +49,14 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from policyfit.algos.base import AlgoConfig, Algorithm, Carry, DatasetSpec, register
+from policyfit.algos.base import (
+    AlgoConfig,
+    Algorithm,
+    Carry,
+    DatasetSpec,
+    find_algorithm,
+    register,
+)
 from policyfit.errors import ConfigError
 from policyfit.nn.normalization import normalize_observations, to_unit_actions
 
@@ -79,6 +86,16 @@ def critic_params_from_state(state: dict) -> dict:
     }
 
 
+def _build(name: str, config: dict[str, Any], spec: DatasetSpec) -> Algorithm:
+    """An algorithm with its networks set up, by registry name (what
+    :func:`policyfit.algos.policy.build_algorithm` does, without importing the registry, which
+    imports this module)."""
+    cls = find_algorithm(name)
+    algo = cls(cls.Config.from_dict(dict(config), algo=cls.name))
+    algo.setup(spec)
+    return algo
+
+
 @register("vgps")
 class VGPS(Algorithm):
     """A trained policy steered by an offline critic (see the module docstring)."""
@@ -87,9 +104,6 @@ class VGPS(Algorithm):
     policy_keys = ("base", "critic")
 
     def setup(self, spec: DatasetSpec) -> None:
-        from policyfit.algos.policy import build_algorithm, has_carry
-        from policyfit.algos.registry import get_algorithm
-
         cfg = self.config
         if cfg.k < 1:
             raise ConfigError("must be >= 1", path=self.name, field="k")
@@ -101,7 +115,7 @@ class VGPS(Algorithm):
                 path=self.name,
                 field="base_algorithm",
             )
-        critic_name = get_algorithm(cfg.critic_algorithm).name
+        critic_name = find_algorithm(cfg.critic_algorithm).name
         if critic_name not in CRITIC_ALGORITHMS:
             raise ConfigError(
                 f"{critic_name!r} has no critic V-GPS can read; use one of "
@@ -116,14 +130,14 @@ class VGPS(Algorithm):
                 field="base_algorithm",
             )
         self.spec = spec
-        self.base = build_algorithm(cfg.base_algorithm, cfg.base_config, spec)
-        if has_carry(self.base):
+        self.base = _build(cfg.base_algorithm, cfg.base_config, spec)
+        if jax.tree_util.tree_leaves(self.base.initial_carry(1)):
             raise ConfigError(
                 f"{self.base.name} keeps a carry between steps; V-GPS steers stateless policies",
                 path=self.name,
                 field="base_algorithm",
             )
-        self.critic_algo = build_algorithm(critic_name, cfg.critic_config, spec)
+        self.critic_algo = _build(critic_name, cfg.critic_config, spec)
 
     def init(self, spec: DatasetSpec, key: Any) -> dict:
         """Fresh (untrained) base and critic parameters: only for shape checks and tests."""
