@@ -113,29 +113,12 @@ def fsync_cost(directory: Path, n: int = 200) -> dict:
 
 
 def start_server(policy: Path, log_dir: Path | None, sync: str | None) -> tuple:
-    cmd = [sys.executable, "-m", "policyfit.cli", "serve", str(policy), "--port", "0"]
-    cmd += ["--explore", "gaussian:0.1"]
+    from policyfit.serving.launch import start_server_process
+
+    args = ["--explore", "gaussian:0.1"]
     if log_dir is not None:
-        cmd += ["--log", str(log_dir), "--log-sync", sync]
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
-    )
-    lines: list[str] = []
-    found = threading.Event()
-
-    def read():
-        for line in proc.stdout:
-            lines.append(line)
-            if "http://" in line:
-                found.set()
-
-    threading.Thread(target=read, daemon=True).start()
-    if not found.wait(180):
-        proc.kill()
-        raise SystemExit(f"the server did not start: {''.join(lines)}")
-    url = next(w for line in lines for w in line.split() if w.startswith("http://")).rstrip(",")
-    return proc, url
+        args += ["--log", str(log_dir), "--log-sync", sync]
+    return start_server_process(policy, args, timeout=180, env={"PYTHONPATH": str(REPO / "src")})
 
 
 class Connection:

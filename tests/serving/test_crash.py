@@ -6,7 +6,6 @@ import collections
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 
@@ -14,28 +13,13 @@ import httpx
 import numpy as np
 
 from policyfit.serving.decision_log import read_log_dir
+from policyfit.serving.launch import start_server_process
 
 
 def start_server(policy_dir, log_dir) -> tuple[subprocess.Popen, str]:
     """``policyfit serve`` in a subprocess on a free port; returns it and its URL."""
-    cmd = [sys.executable, "-m", "policyfit.cli", "serve", str(policy_dir), "--port", "0"]
-    cmd += ["--log", str(log_dir), "--explore", "epsilon:0.1"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: list[str] = []
-    found = threading.Event()
-
-    def read():
-        for line in proc.stdout:
-            lines.append(line)
-            if "http://" in line:
-                found.set()
-
-    threading.Thread(target=read, daemon=True).start()
-    if not found.wait(120):
-        proc.kill()
-        raise AssertionError(f"the server did not start: {''.join(lines)}")
-    url = next(w for line in lines for w in line.split() if w.startswith("http://")).rstrip(",")
-    return proc, url
+    args = ["--log", str(log_dir), "--explore", "epsilon:0.1"]
+    return start_server_process(policy_dir, args)
 
 
 def test_kill_9_under_load_loses_no_answered_decision(discrete_policy, tmp_path):

@@ -132,12 +132,17 @@ def load_bandit_policy(path: str | Path) -> LinearPolicy:
             theta, meta = np.asarray(z["theta"], dtype=np.float64), json.loads(str(z["meta"]))
     except (OSError, KeyError, ValueError) as exc:
         raise PolicyfitError(
-            f"not a policyfit bandit policy ({type(exc).__name__}: {exc})".replace("\n", " "),
+            f"not a policyfit bandit policy ({type(exc).__name__}: {exc}); write one with "
+            "`policyfit bandit learn LOGS --out FILE.npz`".replace("\n", " "),
             path=str(path),
             field="policy",
         ) from None
     if not isinstance(meta, dict) or meta.get("format") != POLICY_FORMAT or theta.ndim != 2:
-        raise PolicyfitError(f"expected format {POLICY_FORMAT}", path=str(path), field="policy")
+        raise PolicyfitError(
+            f"expected format {POLICY_FORMAT}; write one with `policyfit bandit learn`",
+            path=str(path),
+            field="policy",
+        )
     return LinearPolicy(
         theta, meta["features"], meta["rule"], float(meta["param"]), meta.get("info", {})
     )

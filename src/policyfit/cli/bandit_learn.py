@@ -10,19 +10,9 @@ import numpy as np
 from policyfit.common.files import dumps
 
 
-def _bandit_group(group: click.Group) -> click.Group:
-    """The ``bandit`` group (made here when :mod:`policyfit.cli.bandit` has not made it)."""
-    if "bandit" not in group.commands:
-
-        @group.group("bandit")
-        def bandit() -> None:
-            """Contextual bandits: logged feedback, off-policy evaluation, learning, exploration."""
-
-    return group.commands["bandit"]
-
-
 def register(group: click.Group) -> None:
-    bandit = _bandit_group(group)
+    """Attach ``simulate`` and ``learn`` to the ``bandit`` group of :mod:`policyfit.cli.bandit`."""
+    bandit = group.commands["bandit"]
     bandit.add_command(simulate_command)
     bandit.add_command(learn_command)
 
