@@ -1,13 +1,19 @@
-"""Normalized scores of bc, td3bc, iql and cql on three suite datasets, beside CORL's numbers.
+"""Normalized scores on three suite datasets with intervals, beside CORL's and the papers' numbers.
 
-    python benchmarks/scores.py [--steps 100000] [--seeds 0,1] [--algos bc,td3bc,iql,cql]
+    python benchmarks/scores.py [--steps 100000] [--seeds 0,1,2] [--algos bc,td3bc,iql,prdc,...]
                                 [--datasets hopper-medium,halfcheetah-medium,walker2d-medium-replay]
+                                [--name scores_10k_intel-xeon] [--no-paper-settings]
 
 Every run is a normal ``policyfit.train`` run directory under ``benchmarks/work/<name>/``; a run
 with a ``summary.json`` is not repeated and a killed run is resumed, so the benchmark can be
 continued across sessions in the background. Results: ``benchmarks/results/<name>.json`` and
 ``<name>.md`` (``--name``, default ``scores``): mean +- std over seeds of the final normalized
-score, 10 evaluation episodes.
+score, 10 evaluation episodes, with 95% bootstrap intervals over seeds per cell and, across the
+datasets, the mean and IQM with stratified-bootstrap intervals (:func:`policyfit.evaluation.stats.
+aggregate_scores`). Each newer algorithm is compared with TD3+BC and IQL per dataset: "above" or
+"below" only when the intervals are separated. Algorithms with per-environment settings in their
+paper (``PAPER_SETTINGS``, :func:`policyfit.algos.registry.paper_settings`) run with them unless
+``--no-paper-settings``; ``--set`` still wins.
 
 CORL numbers (Tarasov et al. 2022, 1M updates, D4RL -v2 datasets, MuJoCo -v2 envs). Ours differ
 by construction: the step budget, gymnasium -v5 environments and our own behavior policies (the
@@ -33,6 +39,15 @@ CORL = {
     "cql": {"hopper-medium": 59.1, "halfcheetah-medium": 47.0, "walker2d-medium-replay": 73.1},
     "bc": {"hopper-medium": 53.5, "halfcheetah-medium": 42.4, "walker2d-medium-replay": 21.8},
 }
+
+# What each newer algorithm's own paper reports on the D4RL v2 datasets (other data, 1M updates):
+# (score, where it was read). Only numbers whose source was checked are listed.
+PAPER: dict[str, dict[str, tuple[float, str]]] = {
+    "prdc": {"walker2d-medium-replay": (92.0, "PRDC paper via wizwand.com leaderboard")},
+}
+
+# The algorithms every newer one is compared with, per dataset.
+BASELINES = ("td3bc", "iql")
 
 
 def run_dir_of(algo: str, dataset: str, seed: int, name: str) -> Path:
@@ -63,13 +78,247 @@ def run_one(
     )
 
 
+def collect(args: argparse.Namespace, overrides: dict, algo_steps: dict) -> tuple[list, dict]:
+    """Train (or read) every run; ``(runs, {(algo, dataset): [summary per seed]})``."""
+    from policyfit.algos.registry import paper_settings
+
+    runs: list[dict] = []
+    cells: dict[tuple[str, str], list[dict]] = {}
+    seeds = [int(s) for s in args.seeds.split(",")]
+    # seeds outermost: a budget cut short still leaves every cell with its first seed
+    for seed in seeds:
+        for dataset in args.datasets.split(","):
+            for algo in args.algos.split(","):
+                steps = algo_steps.get(algo, args.steps)
+                if args.table_only:
+                    summary = finished(algo, dataset, seed, steps, args.name)
+                    if summary is None:
+                        continue
+                else:
+                    paper = {} if args.no_paper_settings else paper_settings(algo, dataset)
+                    config = {**paper, **overrides.get(algo, {})} or None
+                    summary = run_one(
+                        algo, dataset, seed, steps, args.eval_every, config, args.name
+                    )
+                runs.append(summary)
+                cells.setdefault((algo, dataset), []).append(summary)
+                print(
+                    f"{algo:12s} {dataset:24s} seed {seed}: "
+                    f"{summary['final_normalized_score']:.1f}",
+                    flush=True,
+                )
+    return runs, cells
+
+
+def run_config(summary: dict) -> dict | None:
+    """The algorithm config a run used (its ``config.json``), for the record."""
+    from policyfit.training.rundir import RunDir
+
+    return RunDir(summary["run_dir"]).read_config().get("config")
+
+
+def compare(a: dict, b: dict) -> str:
+    """``above``/``below`` when the intervals of cells ``a`` and ``b`` are separated."""
+    if a["ci_low"] > b["ci_high"]:
+        return "above"
+    if a["ci_high"] < b["ci_low"]:
+        return "below"
+    return "overlap"
+
+
+def tabulate(cells: dict, algos: list[str], datasets: list[str], algo_steps: dict, args) -> dict:
+    from policyfit.evaluation.stats import aggregate_scores
+
+    table: dict[str, dict] = {}
+    for algo in algos:
+        for dataset in datasets:
+            summaries = cells.get((algo, dataset))
+            if not summaries:
+                continue
+            scores = np.array([s["final_normalized_score"] for s in summaries])
+            ci = aggregate_scores({algo: [scores]}, metrics=["mean"], reps=2000)[algo]["mean"]
+            paper = PAPER.get(algo, {}).get(dataset)
+            table.setdefault(algo, {})[dataset] = {
+                "mean": float(np.mean(scores)),
+                "std": float(np.std(scores)),
+                "ci_low": ci["ci_low"],
+                "ci_high": ci["ci_high"],
+                "scores": scores.tolist(),
+                "best_mean": float(np.mean([s["best_normalized_score"] for s in summaries])),
+                "seeds": len(scores),
+                "steps": algo_steps.get(algo, args.steps),
+                "config": run_config(summaries[0]),
+                "corl": CORL.get(algo, {}).get(dataset),
+                "paper_d4rl": None if paper is None else {"score": paper[0], "source": paper[1]},
+            }
+    return table
+
+
+def aggregate(table: dict, datasets: list[str]) -> dict:
+    """Mean and IQM over datasets x seeds, stratified-bootstrap intervals (full rows only)."""
+    from policyfit.evaluation.stats import aggregate_scores
+
+    full = {
+        algo: [np.array(row[d]["scores"]) for d in datasets]
+        for algo, row in table.items()
+        if all(d in row for d in datasets)
+    }
+    return aggregate_scores(full, metrics=["mean", "iqm"], reps=2000) if full else {}
+
+
+def verdicts(table: dict, datasets: list[str]) -> dict:
+    """``{algo: {dataset: {baseline: above|below|overlap}}}`` for every non-baseline row."""
+    out: dict[str, dict] = {}
+    for algo, row in table.items():
+        if algo in BASELINES or algo in CORL:
+            continue
+        for d in datasets:
+            for base in BASELINES:
+                if d in row and d in table.get(base, {}):
+                    out.setdefault(algo, {}).setdefault(d, {})[base] = compare(
+                        row[d], table[base][d]
+                    )
+    return out
+
+
+def plot(table: dict, datasets: list[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from policyfit.evaluation.stats import figure_png_bytes
+
+    algos = list(table)
+    fig, axes = plt.subplots(
+        1, len(datasets), figsize=(4.2 * len(datasets), 0.45 * len(algos) + 1.6)
+    )
+    for ax, d in zip(np.atleast_1d(axes), datasets, strict=True):
+        for i, algo in enumerate(algos):
+            v = table[algo].get(d)
+            if v is None:
+                continue
+            ax.errorbar(
+                v["mean"],
+                i,
+                xerr=[[v["mean"] - v["ci_low"]], [v["ci_high"] - v["mean"]]],
+                fmt="o",
+                capsize=3,
+                color="C0" if algo in BASELINES or algo in CORL else "C1",
+            )
+            ax.plot(v["scores"], [i] * len(v["scores"]), "x", color="grey", ms=4)
+        ax.set_yticks(range(len(algos)), algos)
+        ax.invert_yaxis()
+        ax.set_title(d)
+        ax.set_xlabel("normalized score (95% CI; x: seeds)")
+        ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    from policyfit.common.files import atomic_write_bytes
+
+    atomic_write_bytes(path, figure_png_bytes(fig))
+    plt.close(fig)
+
+
+def markdown(payload: dict, datasets: list[str], args) -> str:
+    from policyfit.evaluation.stats import format_interval
+
+    table, overrides = payload["table"], payload["overrides"]
+    lines = [
+        f"# Normalized scores ({args.steps:,} updates unless stated, up to "
+        f"{len(args.seeds.split(','))} seeds; CORL and papers: 1M updates on D4RL v2)",
+        "",
+        f"Machine: {payload['machine']['cpu']} ({payload['machine']['cpu_count']} cores); "
+        f"commit {payload['commit']}; jax {payload['versions'].get('jax')}.",
+        "",
+        "Cells: final normalized score, mean [95% bootstrap interval over seeds] (n seeds); "
+        "then CORL's final score or the algorithm's own paper's D4RL number (other data, other "
+        "budget: a reference, not a target). `data` is the mean normalized return of the "
+        "dataset's own episodes. Paper per-environment settings applied: "
+        + ("no" if args.no_paper_settings else "yes (`policyfit train --paper-settings`)")
+        + ".",
+        "",
+        *(
+            [
+                "Config overrides: "
+                + ", ".join(f"{a}.{k}={v}" for a, kv in overrides.items() for k, v in kv.items()),
+                "",
+            ]
+            if overrides
+            else []
+        ),
+        "| algorithm | " + " | ".join(datasets) + " | all: mean | all: IQM |",
+        "|---|" + "---|" * (len(datasets) + 2),
+        "| data | "
+        + " | ".join(
+            f"{payload['data_normalized_return_mean'][d]:.1f}"
+            if payload["data_normalized_return_mean"].get(d) is not None
+            else "—"
+            for d in datasets
+        )
+        + " | | |",
+    ]
+    for algo, row in table.items():
+        cells = []
+        for d in datasets:
+            v = row.get(d)
+            if v is None:
+                cells.append("—")
+                continue
+            ref = (
+                f"CORL {v['corl']}"
+                if v["corl"] is not None
+                else f"paper {v['paper_d4rl']['score']}"
+                if v["paper_d4rl"]
+                else "paper: —"
+            )
+            budget = "" if v["steps"] == args.steps else f", {v['steps']:,} steps"
+            cells.append(
+                f"{format_interval(v['mean'], v['ci_low'], v['ci_high'])} "
+                f"(n={v['seeds']}{budget}; {ref})"
+            )
+        agg = payload["aggregate"].get(algo, {})
+        for m in ("mean", "iqm"):
+            a = agg.get(m)
+            cells.append(format_interval(a["estimate"], a["ci_low"], a["ci_high"]) if a else "—")
+        lines.append(f"| {algo} | " + " | ".join(cells) + " |")
+    if payload["verdicts"]:
+        lines += [
+            "",
+            "## Against TD3+BC and IQL (separated 95% intervals only)",
+            "",
+            "| algorithm | " + " | ".join(datasets) + " |",
+            "|---|" + "---|" * len(datasets),
+        ]
+        for algo, by_d in payload["verdicts"].items():
+            lines.append(
+                f"| {algo} | "
+                + " | ".join(
+                    ", ".join(f"{v} {b}" for b, v in by_d.get(d, {}).items()) or "—"
+                    for d in datasets
+                )
+                + " |"
+            )
+    sources = sorted(
+        {
+            (a, d, v["paper_d4rl"]["source"])
+            for a, r in table.items()
+            for d, v in r.items()
+            if v["paper_d4rl"]
+        }
+    )
+    if sources:
+        lines += ["", "Paper numbers: " + "; ".join(f"{a} {d}: {s}" for a, d, s in sources) + "."]
+    lines += ["", f"![scores]({args.name}.png)"]
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--algos", default="bc,td3bc,iql,cql")
+    parser.add_argument("--algos", default="bc,td3bc,iql,prdc,a2pr,lipschitz_bc,demo_reg")
     parser.add_argument(
         "--datasets", default="hopper-medium,halfcheetah-medium,walker2d-medium-replay"
     )
-    parser.add_argument("--seeds", default="0,1")
+    parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--steps", type=int, default=100_000)
     parser.add_argument("--eval-every", type=int, default=10_000)
     parser.add_argument(
@@ -85,12 +334,17 @@ def main() -> None:
         help="ALGO.KEY=VALUE config override, e.g. cql.bc_steps=2000 (repeatable)",
     )
     parser.add_argument(
+        "--no-paper-settings",
+        action="store_true",
+        help="run every algorithm with its defaults, not its paper's per-environment settings",
+    )
+    parser.add_argument(
         "--table-only", action="store_true", help="tabulate finished runs only; train nothing"
     )
     parser.add_argument(
         "--name",
         default="scores",
-        help="results/<name>.json/.md and runs under work/<name>/ (one name per budget)",
+        help="results/<name>.json/.md/.png and runs under work/<name>/ (one name per budget)",
     )
     args = parser.parse_args()
     sys.path.insert(0, str(HERE))
@@ -100,95 +354,34 @@ def main() -> None:
     algo_steps = {
         k: int(v) for k, v in (item.split("=") for item in args.algo_steps.split(",") if item)
     }
-    runs, table = [], {}
-    seeds = [int(s) for s in args.seeds.split(",")]
     datasets, algos = args.datasets.split(","), args.algos.split(",")
-    by_cell: dict[tuple[str, str], list[float]] = {}
-    best: dict[tuple[str, str], list[float]] = {}
-    data_level: dict[str, float | None] = {}
-    # seeds outermost: a budget cut short still leaves every cell with its first seed
-    for seed in seeds:
-        for dataset in datasets:
-            for algo in algos:
-                steps = algo_steps.get(algo, args.steps)
-                if args.table_only:
-                    summary = finished(algo, dataset, seed, steps, args.name)
-                    if summary is None:
-                        continue
-                else:
-                    summary = run_one(
-                        algo, dataset, seed, steps, args.eval_every, overrides.get(algo), args.name
-                    )
-                runs.append(summary)
-                best.setdefault((algo, dataset), []).append(summary["best_normalized_score"])
-                data_level[dataset] = summary.get("data_normalized_return_mean")
-                by_cell.setdefault((algo, dataset), []).append(summary["final_normalized_score"])
-                print(
-                    f"{algo:6s} {dataset:24s} seed {seed}: {summary['final_normalized_score']:.1f}",
-                    flush=True,
-                )
-    for dataset in datasets:
-        for algo in algos:
-            scores = by_cell.get((algo, dataset))
-            if not scores:
-                continue
-            table.setdefault(algo, {})[dataset] = {
-                "mean": float(np.mean(scores)),
-                "std": float(np.std(scores)),
-                "best_mean": float(np.mean(best[(algo, dataset)])),
-                "seeds": len(scores),
-                "steps": algo_steps.get(algo, args.steps),
-                "corl": CORL.get(algo, {}).get(dataset),
-            }
+    runs, cells = collect(args, overrides, algo_steps)
+    table = tabulate(cells, algos, datasets, algo_steps, args)
+    data_level = {
+        d: next((s.get("data_normalized_return_mean") for s in runs if s["dataset"] == d), None)
+        for d in datasets
+    }
     payload = {
         "budget_steps": args.steps,
         "algo_steps": algo_steps,
         "overrides": overrides,
+        "paper_settings": not args.no_paper_settings,
         "data_normalized_return_mean": data_level,
         "eval_episodes": 10,
         "table": table,
+        "aggregate": aggregate(table, datasets),
+        "verdicts": verdicts(table, datasets),
         "runs": runs,
-        "note": "CORL: 1M steps on D4RL v2; ours: budget above, gymnasium v5, suite behavior policies",
+        "note": "CORL and papers: 1M steps on D4RL v2; ours: budget above, gymnasium v5, suite "
+        "behavior policies",
     }
-    write_result(args.name, payload)
-    lines = [
-        f"# Normalized scores ({args.steps:,} updates unless stated, up to {len(seeds)} seeds; "
-        "CORL: 1M updates on D4RL v2)",
-        "",
-        "Cells: final score mean +- std over seeds [mean of each run's best evaluation] (CORL's "
-        "final score). `data` is the mean normalized return of the dataset's own episodes.",
-        "",
-        *(
-            [
-                "Config overrides: "
-                + ", ".join(f"{a}.{k}={v}" for a, kv in overrides.items() for k, v in kv.items()),
-                "",
-            ]
-            if overrides
-            else []
-        ),
-        "| algorithm | " + " | ".join(datasets) + " |",
-        "|---|" + "---|" * len(datasets),
-        "| data | "
-        + " | ".join(
-            f"{data_level[d]:.1f}" if data_level.get(d) is not None else "—" for d in datasets
-        )
-        + " |",
-    ]
-    for algo, row in table.items():
-        cells = []
-        for d in datasets:
-            v = row.get(d)
-            if v is None:
-                cells.append("—")
-                continue
-            budget = "" if v["steps"] == args.steps else f", {v['steps']:,} steps"
-            cells.append(
-                f"{v['mean']:.1f} +- {v['std']:.1f} [{v['best_mean']:.1f}] "
-                f"(CORL {v['corl']}; n={v['seeds']}{budget})"
-            )
-        lines.append(f"| {algo} | " + " | ".join(cells) + " |")
-    write_text(HERE / "results" / f"{args.name}.md", "\n".join(lines) + "\n")
+    path = write_result(args.name, payload)
+    import json
+
+    record = json.loads(path.read_text())
+    write_text(HERE / "results" / f"{args.name}.md", markdown(record, datasets, args))
+    if table:
+        plot(table, datasets, HERE / "results" / f"{args.name}.png")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,11 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
+import re
+import sys
+from typing import Any
+
 # Imported for their @register side effect: each module registers its algorithm classes.
 from policyfit.algos import (  # noqa: F401
     awac,
@@ -37,7 +42,7 @@ from policyfit.algos import (  # noqa: F401
 )
 from policyfit.algos.base import ALGORITHMS, Algorithm, find_algorithm
 
-__all__ = ["ALGORITHMS", "get_algorithm"]
+__all__ = ["ALGORITHMS", "get_algorithm", "paper_settings"]
 
 
 def get_algorithm(name: str) -> type[Algorithm]:
@@ -47,3 +52,28 @@ def get_algorithm(name: str) -> type[Algorithm]:
         ConfigError: an unknown name; the message lists the valid ones.
     """
     return find_algorithm(name)
+
+
+def paper_settings(name: str, dataset: str) -> dict[str, Any]:
+    """The per-environment config an algorithm's paper or official code used for ``dataset``.
+
+    An algorithm module may define ``PAPER_SETTINGS = {family: {field: value}}`` (e.g. PRDC's
+    README: ``{"halfcheetah": {"alpha": 40.0, ...}}``); the family is matched as a word of the
+    dataset's name or id (``halfcheetah-medium``, ``mujoco/halfcheetah/medium-v0``, a path to
+    ``hopper-medium.hdf5``). Keys that are not fields of the algorithm's config (PRDC's antmaze
+    reward scaling, done by the data pipeline) are left out. No match: ``{}``.
+
+    Example:
+        >>> paper_settings("prdc", "halfcheetah-medium")["alpha"]
+        40.0
+        >>> paper_settings("iql", "hopper-medium")
+        {}
+    """
+    cls = get_algorithm(name)
+    table = getattr(sys.modules[cls.__module__], "PAPER_SETTINGS", None) or {}
+    words = set(re.split(r"[^a-z0-9]+", str(dataset).lower()))
+    fields = {f.name for f in dataclasses.fields(cls.Config)}
+    for family, settings in table.items():
+        if family.lower() in words:
+            return {k: v for k, v in settings.items() if k in fields}
+    return {}

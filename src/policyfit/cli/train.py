@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from typing import Any
 
 import click
 
@@ -46,6 +47,12 @@ def parse_overrides(pairs: tuple[str, ...]) -> dict[str, str]:
     multiple=True,
     metavar="KEY=VALUE",
     help="Override a config field (repeatable); see `policyfit algos`.",
+)
+@click.option(
+    "--paper-settings",
+    is_flag=True,
+    help="Use the per-environment config of the algorithm's paper/official code for this "
+    "dataset (e.g. PRDC's alpha=40 on halfcheetah); --set still wins.",
 )
 @click.option(
     "--eval-every",
@@ -92,6 +99,7 @@ def train_command(
     steps: int | None,
     seed: int,
     overrides: tuple[str, ...],
+    paper_settings: bool,
     eval_every: int | None,
     eval_episodes: int | None,
     save_every: int | None,
@@ -106,6 +114,7 @@ def train_command(
     \b
     policyfit train iql --dataset hopper-medium --steps 100000
     policyfit train td3bc --dataset data.hdf5 --set alpha=5 --set batch_size=512
+    policyfit train prdc --dataset halfcheetah-medium --paper-settings   # alpha=40
     policyfit train iql --dataset hopper-medium --tensorboard   # then: tensorboard --logdir runs
     policyfit train --resume runs/iql-hopper-medium-s0          # continue to its own --steps
     """
@@ -116,6 +125,8 @@ def train_command(
             f"name an algorithm: {', '.join(sorted(policyfit.ALGORITHMS))}", field="ALGO"
         )
     config = parse_overrides(overrides)
+    if paper_settings:
+        config = _with_paper_settings(algo, dataset, config)
     if algo is not None:
         # Validate the algorithm and every --set key before any data is loaded.
         cls = policyfit.get_algorithm(algo)
@@ -153,6 +164,27 @@ def train_command(
             f"final return {s['final_return_mean']:.1f} +- {s['final_return_std']:.1f}{shown}"
         )
     click.echo(f"run directory: {result.run_dir}")
+
+
+def _with_paper_settings(
+    algo: str | None, dataset: str | None, config: dict[str, Any]
+) -> dict[str, Any]:
+    """``config`` over the paper's per-environment settings; says which were applied."""
+    from policyfit import ConfigError
+    from policyfit.algos.registry import paper_settings
+
+    if algo is None or dataset is None:
+        raise ConfigError(
+            "needs ALGO and --dataset (a resumed run keeps its own config)",
+            field="--paper-settings",
+        )
+    settings = paper_settings(algo, dataset)
+    shown = ", ".join(f"{k}={v}" for k, v in settings.items() if k not in config)
+    click.echo(
+        f"paper settings for {dataset}: {shown or 'none recorded (the defaults)'}",
+        err=True,
+    )
+    return {**{k: str(v) for k, v in settings.items()}, **config}
 
 
 def field_comments(config_cls: type) -> dict[str, str]:
