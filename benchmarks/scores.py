@@ -118,7 +118,10 @@ def run_config(summary: dict) -> dict | None:
 
 
 def compare(a: dict, b: dict) -> str:
-    """``above``/``below`` when the intervals of cells ``a`` and ``b`` are separated."""
+    """``above``/``below`` when the intervals of cells ``a`` and ``b`` are separated (each with
+    at least 3 seeds: the bootstrap interval of fewer is no interval)."""
+    if min(a["seeds"], b["seeds"]) < 3:
+        return "n<3"
     if a["ci_low"] > b["ci_high"]:
         return "above"
     if a["ci_high"] < b["ci_low"]:
