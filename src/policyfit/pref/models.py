@@ -95,6 +95,16 @@ def build_model(
     return model.float().eval()
 
 
+def quiet_libraries() -> None:
+    """No progress bars or info logs from datasets/transformers (policyfit prints results)."""
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
 def save_policy(model: GPT2LMHeadModel, tokenizer: PreTrainedTokenizerFast, path: str | Path) -> Path:
     """``save_pretrained`` of the model and the tokenizer into directory ``path`` (created)."""
     path = Path(path)
@@ -106,6 +116,7 @@ def save_policy(model: GPT2LMHeadModel, tokenizer: PreTrainedTokenizerFast, path
 
 def load_policy(path: str | Path) -> tuple[GPT2LMHeadModel, PreTrainedTokenizerFast]:
     """The model and tokenizer :func:`save_policy` wrote (local files only)."""
+    quiet_libraries()
     model = GPT2LMHeadModel.from_pretrained(str(path), local_files_only=True)
     tokenizer = PreTrainedTokenizerFast.from_pretrained(str(path), local_files_only=True)
     return model.float().eval(), tokenizer

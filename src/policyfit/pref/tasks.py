@@ -102,8 +102,17 @@ class Reference:
     info: dict[str, Any] = field(default_factory=dict)
 
     def copy(self) -> Reference:
-        """A deep copy (the policy to train starts here; the reference stays frozen)."""
-        return Reference(copy.deepcopy(self.model), self.tokenizer, dict(self.info))
+        """A deep copy (the policy to train starts here; the reference stays frozen).
+
+        TRL 1.16's trainers patch a model's ``forward`` with a closure over the *original*
+        bound ``forward`` (``trl/trainer/utils.py`` ``add_fused_lm_head``), so a plain
+        ``deepcopy`` of a model a trainer has touched would still run the original's weights;
+        the copy drops that instance attribute (the class ``forward`` is the same computation,
+        and a trainer patches its own model again).
+        """
+        clone = copy.deepcopy(self.model)
+        vars(clone).pop("forward", None)
+        return Reference(clone, self.tokenizer, dict(self.info))
 
 
 @dataclass(frozen=True)

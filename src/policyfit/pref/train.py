@@ -23,7 +23,7 @@ import torch
 
 from policyfit.common.files import write_json
 from policyfit.errors import ConfigError
-from policyfit.pref.models import save_policy
+from policyfit.pref.models import quiet_libraries, save_policy
 from policyfit.pref.tasks import Task, get_task
 
 #: Objectives available now, with the TRL ``DPOConfig.loss_type`` that implements each.
@@ -31,7 +31,7 @@ OBJECTIVES: dict[str, list[str]] = {"dpo": ["sigmoid"], "ipo": ["ipo"]}
 
 #: Per-task training defaults (learning rate, batch size) for the tiny models.
 TRAIN_DEFAULTS: dict[str, dict[str, float]] = {
-    "enumerable": {"learning_rate": 5e-3, "batch_size": 32},
+    "enumerable": {"learning_rate": 2e-3, "batch_size": 32},
     "unseen-response": {"learning_rate": 5e-3, "batch_size": 16},
     "token-bandit-aligned": {"learning_rate": 1e-3, "batch_size": 32},
     "token-bandit-unaligned": {"learning_rate": 1e-3, "batch_size": 32},
@@ -89,16 +89,22 @@ def _config(objective: str, out_dir: str, *, steps: int, seed: int, beta: float,
 
 def make_trainer(objective: str, task: Task, policy, ref, data, *, steps, seed, beta, lr, batch, out_dir):
     """The TRL trainer for ``objective`` on ``data`` (``policy`` trained, ``ref`` frozen)."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
     from trl import DPOTrainer
 
     args = _config(objective, out_dir, steps=steps, seed=seed, beta=beta, lr=lr, batch=batch)
-    return DPOTrainer(
+    quiet_libraries()
+    trainer = DPOTrainer(
         model=policy,
         ref_model=ref.model,
         args=args,
         train_dataset=data,
         processing_class=ref.tokenizer,
     )
+    trainer.remove_callback(PrinterCallback)  # the logs stay in trainer.state.log_history
+    trainer.remove_callback(ProgressCallback)
+    return trainer
+
 
 
 def train(
