@@ -112,8 +112,11 @@ def test_nash_md_pieces_by_hand():
     )
     # beta * (0.5 * -1 + 0 * -2) - (0.8 - 0.5) * (-3) = -0.05 + 0.9
     loss = losses.nash_md_loss(
-        t(-1.0, -2.0).reshape(1, 2), t(-1.5, -2.0).reshape(1, 2), t(1.0, 1.0).reshape(1, 2),
-        t(0.8), beta=0.1,
+        t(-1.0, -2.0).reshape(1, 2),
+        t(-1.5, -2.0).reshape(1, 2),
+        t(1.0, 1.0).reshape(1, 2),
+        t(0.8),
+        beta=0.1,
     )
     assert loss.item() == pytest.approx(0.85)
 
@@ -129,13 +132,24 @@ def _trainer(loss_type, ref, policy, beta):
     data = task.make_dataset(16, seed=3, ref=ref)
     objective = {"sigmoid": "dpo", "ipo": "ipo"}[loss_type]
     return make_trainer(
-        objective, task, policy, ref, data,
-        steps=1, seed=0, beta=beta, lr=1e-3, batch=8, out_dir="unused-out",
+        objective,
+        task,
+        policy,
+        ref,
+        data,
+        steps=1,
+        seed=0,
+        beta=beta,
+        lr=1e-3,
+        batch=8,
+        out_dir="unused-out",
     )
 
 
 @pytest.mark.parametrize("loss_type", ["sigmoid", "ipo"])
-def test_dpo_and_ipo_equal_trls_loss_on_the_same_batch(loss_type, enumerable_ref, tmp_path, monkeypatch):
+def test_dpo_and_ipo_equal_trls_loss_on_the_same_batch(
+    loss_type, enumerable_ref, tmp_path, monkeypatch
+):
     from policyfit.pref.models import completion_logps
 
     monkeypatch.chdir(tmp_path)
@@ -166,7 +180,9 @@ def test_dpo_and_ipo_equal_trls_loss_on_the_same_batch(loss_type, enumerable_ref
     assert abs(trl_loss - (math.log(2) if loss_type == "sigmoid" else 1 / (4 * beta**2))) > 1e-3
 
 
-def test_a_copy_of_a_reference_a_trainer_touched_runs_its_own_weights(enumerable_ref, tmp_path, monkeypatch):
+def test_a_copy_of_a_reference_a_trainer_touched_runs_its_own_weights(
+    enumerable_ref, tmp_path, monkeypatch
+):
     """TRL patches ``forward`` with a closure over the original model; ``Reference.copy`` must
     not inherit it (a plain deepcopy would evaluate the original's weights)."""
     from policyfit.pref.models import completion_logps

@@ -146,7 +146,9 @@ def _plogp_ratio(p_log: torch.Tensor, q_log: torch.Tensor) -> float:
     return float(torch.clamp(terms.sum(), min=0.0))
 
 
-def optimal_log_probs(ref_log_probs: torch.Tensor, rewards: torch.Tensor, beta: float) -> torch.Tensor:
+def optimal_log_probs(
+    ref_log_probs: torch.Tensor, rewards: torch.Tensor, beta: float
+) -> torch.Tensor:
     """``log pi*`` with ``pi* ∝ rho exp(R / beta)`` (float64)."""
     logits = ref_log_probs.double() + rewards.double() / beta
     return logits - torch.logsumexp(logits, dim=0)

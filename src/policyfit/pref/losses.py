@@ -153,9 +153,7 @@ def best_of_n_indices(rewards: Tensor, k: int = 1) -> Tensor:
     return torch.topk(rewards, k, dim=-1).indices
 
 
-def superhf_kl(
-    policy_token_logits: Tensor, ref_token_logits: Tensor, mask: Tensor
-) -> Tensor:
+def superhf_kl(policy_token_logits: Tensor, ref_token_logits: Tensor, mask: Tensor) -> Tensor:
     """SuperHF's KL prior per sequence: the mean over completion positions of
     ``KL(pi_0(.|x, y_<t) || pi(.|x, y_<t))`` (``torch.nn.KLDivLoss(reduction="batchmean",
     log_target=True)(log pi, log pi_0)`` over the positions of each sequence in

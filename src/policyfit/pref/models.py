@@ -105,7 +105,9 @@ def quiet_libraries() -> None:
     transformers.utils.logging.disable_progress_bar()
 
 
-def save_policy(model: GPT2LMHeadModel, tokenizer: PreTrainedTokenizerFast, path: str | Path) -> Path:
+def save_policy(
+    model: GPT2LMHeadModel, tokenizer: PreTrainedTokenizerFast, path: str | Path
+) -> Path:
     """``save_pretrained`` of the model and the tokenizer into directory ``path`` (created)."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)

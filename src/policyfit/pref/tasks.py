@@ -61,6 +61,7 @@ anchors ``y3``. ``evaluate`` reports ``mass_on_unseen`` (``pi(y3)``) beside the 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import itertools
@@ -78,7 +79,13 @@ import torch
 from policyfit.common.files import read_json, write_json
 from policyfit.errors import ConfigError
 from policyfit.pref import exact
-from policyfit.pref.models import build_model, build_tokenizer, load_policy, save_policy
+from policyfit.pref.models import (
+    build_model,
+    build_tokenizer,
+    load_policy,
+    quiet_libraries,
+    save_policy,
+)
 
 #: Tajwar et al.'s token bandit: vocabulary, response length, reward width.
 BANDIT_VOCAB = 100
@@ -208,7 +215,11 @@ class EnumerableTask(Task):
     def _teacher_batch(self, tokenizer):
         """Every response as ``<bos> y <eos>`` (right-padded), with the completion mask."""
         rows = [
-            [tokenizer.bos_token_id, *tokenizer.convert_tokens_to_ids(list(y)), tokenizer.eos_token_id]
+            [
+                tokenizer.bos_token_id,
+                *tokenizer.convert_tokens_to_ids(list(y)),
+                tokenizer.eos_token_id,
+            ]
             for y in self.responses()
         ]
         width = max(len(r) for r in rows)
@@ -263,7 +274,10 @@ class EnumerableTask(Task):
         prompt = ref.tokenizer.bos_token
         if self.label == "fixed-pair":
             chosen, rejected = self.fixed_pair
-            rw = {tuple(chosen): float(self.reward_fn(chosen)), tuple(rejected): float(self.reward_fn(rejected))}
+            rw = {
+                tuple(chosen): float(self.reward_fn(chosen)),
+                tuple(rejected): float(self.reward_fn(rejected)),
+            }
             return {
                 "prompt": [prompt] * n,
                 "chosen": [" " + " ".join(chosen)] * n,
@@ -273,7 +287,9 @@ class EnumerableTask(Task):
             }
         ref_lp = exact.sequence_log_probs(ref.model, self.space(ref.tokenizer))[:-1]
         rewards = self.rewards()[:-1]
-        rows: dict[str, list] = {k: [] for k in ("prompt", "chosen", "rejected", "chosen_reward", "rejected_reward")}
+        rows: dict[str, list] = {
+            k: [] for k in ("prompt", "chosen", "rejected", "chosen_reward", "rejected_reward")
+        }
         while len(rows["prompt"]) < n:
             need = n - len(rows["prompt"])
             a = exact.sample_outcomes(ref_lp, 2 * need, gen)
@@ -338,7 +354,9 @@ class UnseenResponseTask(EnumerableTask):
 # --------------------------------------------------------------------------- token bandit
 
 
-def squashed_cauchy_bins(loc: float = -0.7, scale: float = 0.4, n_bins: int = BANDIT_VOCAB) -> torch.Tensor:
+def squashed_cauchy_bins(
+    loc: float = -0.7, scale: float = 0.4, n_bins: int = BANDIT_VOCAB
+) -> torch.Tensor:
     """Exact mass of ``tanh(Cauchy(loc, scale))`` in ``n_bins`` equal bins on [-1, 1] (float64).
 
     Tajwar et al.'s ``p_data`` is a histogram of 10,000 samples of this distribution; this is its
@@ -373,7 +391,8 @@ class TokenBanditTask(Task):
     @staticmethod
     def content_ids(tokenizer) -> torch.Tensor:
         return torch.tensor(
-            tokenizer.convert_tokens_to_ids([f"t{i}" for i in range(BANDIT_VOCAB)]), dtype=torch.long
+            tokenizer.convert_tokens_to_ids([f"t{i}" for i in range(BANDIT_VOCAB)]),
+            dtype=torch.long,
         )
 
     def reward(self, prompt_token: int, response: Sequence[int]) -> float:
@@ -384,13 +403,17 @@ class TokenBanditTask(Task):
 
     def prompts(self, seed: int = 0) -> list[int]:
         """The training prompts (token values), uniform on 0-99, fixed by ``seed``."""
-        return torch.randint(0, BANDIT_VOCAB, (self.n_prompts,), generator=_seeded(1000 + seed)).tolist()
+        return torch.randint(
+            0, BANDIT_VOCAB, (self.n_prompts,), generator=_seeded(1000 + seed)
+        ).tolist()
 
     def _restricted(self, logits: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
         return torch.log_softmax(logits[..., content].double(), dim=-1)
 
     @torch.no_grad()
-    def sample(self, model, tokenizer, prompt_values: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    def sample(
+        self, model, tokenizer, prompt_values: torch.Tensor, gen: torch.Generator
+    ) -> torch.Tensor:
         """9 response token values per prompt value (``[B]`` -> ``[B, 9]``), each from the
         model's next-token distribution restricted to the content tokens."""
         content = self.content_ids(tokenizer)
@@ -441,7 +464,9 @@ class TokenBanditTask(Task):
     def make_rows(self, ref: Reference, n: int, seed: int) -> dict[str, list]:
         gen = _seeded(seed)
         prompts = torch.tensor(self.prompts())
-        rows: dict[str, list] = {k: [] for k in ("prompt", "chosen", "rejected", "chosen_reward", "rejected_reward")}
+        rows: dict[str, list] = {
+            k: [] for k in ("prompt", "chosen", "rejected", "chosen_reward", "rejected_reward")
+        }
         while len(rows["prompt"]) < n:
             need = n - len(rows["prompt"]) + 8
             x = prompts[torch.randint(0, len(prompts), (need,), generator=gen)]
@@ -483,7 +508,9 @@ class TokenBanditTask(Task):
         policy.eval()
         lp, lr = self._along(policy, ref.model, ref.tokenizer, x, gen)
         p = lp.exp()
-        reward = (bandit_token_reward(x, self.centre) + (p * g).sum(-1).sum(-1)) / (BANDIT_RESPONSE_LEN + 1)
+        reward = (bandit_token_reward(x, self.centre) + (p * g).sum(-1).sum(-1)) / (
+            BANDIT_RESPONSE_LEN + 1
+        )
         kl_pr = (p * (lp - lr)).sum(-1).sum(-1)
         lr2, lp2 = self._along(ref.model, policy, ref.tokenizer, x, gen)
         kl_rp = (lr2.exp() * (lr2 - lp2)).sum(-1).sum(-1)
@@ -606,14 +633,13 @@ def _cached_reference(name: str, seed: int, cache: bool) -> Reference:
 def _save_reference(ref: Reference, path: Path) -> None:
     """Write the reference into a temporary sibling directory, then rename it into place (a
     concurrent builder that wins the race leaves its copy; ours is discarded)."""
+    quiet_libraries()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
     try:
         save_policy(ref.model, ref.tokenizer, tmp)
         write_json(tmp / "info.json", ref.info)
-        try:
+        with contextlib.suppress(OSError):  # another process stored it first
             os.rename(tmp, path)
-        except OSError:  # another process stored it first
-            pass
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

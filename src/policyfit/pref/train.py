@@ -31,7 +31,7 @@ OBJECTIVES: dict[str, list[str]] = {"dpo": ["sigmoid"], "ipo": ["ipo"]}
 
 #: Per-task training defaults (learning rate, batch size) for the tiny models.
 TRAIN_DEFAULTS: dict[str, dict[str, float]] = {
-    "enumerable": {"learning_rate": 2e-3, "batch_size": 32},
+    "enumerable": {"learning_rate": 3e-3, "batch_size": 32},
     "unseen-response": {"learning_rate": 5e-3, "batch_size": 16},
     "token-bandit-aligned": {"learning_rate": 1e-3, "batch_size": 32},
     "token-bandit-unaligned": {"learning_rate": 1e-3, "batch_size": 32},
@@ -59,7 +59,9 @@ def check_objective(objective: str) -> str:
     return name
 
 
-def _config(objective: str, out_dir: str, *, steps: int, seed: int, beta: float, lr: float, batch: int):
+def _config(
+    objective: str, out_dir: str, *, steps: int, seed: int, beta: float, lr: float, batch: int
+):
     from trl import DPOConfig
 
     return DPOConfig(
@@ -87,7 +89,9 @@ def _config(objective: str, out_dir: str, *, steps: int, seed: int, beta: float,
     )
 
 
-def make_trainer(objective: str, task: Task, policy, ref, data, *, steps, seed, beta, lr, batch, out_dir):
+def make_trainer(
+    objective: str, task: Task, policy, ref, data, *, steps, seed, beta, lr, batch, out_dir
+):
     """The TRL trainer for ``objective`` on ``data`` (``policy`` trained, ``ref`` frozen)."""
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
     from trl import DPOTrainer
@@ -104,7 +108,6 @@ def make_trainer(objective: str, task: Task, policy, ref, data, *, steps, seed, 
     trainer.remove_callback(PrinterCallback)  # the logs stay in trainer.state.log_history
     trainer.remove_callback(ProgressCallback)
     return trainer
-
 
 
 def train(
@@ -148,8 +151,17 @@ def train(
     before = task.evaluate(ref.model, ref, beta=beta, seed=seed)
     with tempfile.TemporaryDirectory(prefix="policyfit-pref-") as tmp:
         trainer = make_trainer(
-            objective, task, policy, ref, data,
-            steps=steps, seed=seed, beta=beta, lr=lr, batch=batch, out_dir=tmp,
+            objective,
+            task,
+            policy,
+            ref,
+            data,
+            steps=steps,
+            seed=seed,
+            beta=beta,
+            lr=lr,
+            batch=batch,
+            out_dir=tmp,
         )
         train_started = time.perf_counter()
         trainer.train()
