@@ -40,8 +40,10 @@ def test_metrics_of_a_hand_made_distribution():
     assert m["tv_to_optimum"] == pytest.approx(
         0.5 * sum(abs(a - b) for a, b in zip([0.25, 0.25, 0.5], star, strict=True))
     )
-    assert m["optimum_objective"] == pytest.approx(math.log(z))
-    assert m["optimum_objective"] - m["objective"] == pytest.approx(m["kl_policy_optimum"])
+    assert m["optimum_regularized_reward"] == pytest.approx(math.log(z))
+    assert m["optimum_regularized_reward"] - m["regularized_reward"] == pytest.approx(
+        m["kl_policy_optimum"]
+    )
 
 
 def test_bandit_reward_is_tajwars_mean_over_prompt_and_response():

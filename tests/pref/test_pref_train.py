@@ -27,7 +27,7 @@ def test_dpo_and_ipo_move_toward_pi_star(objective, enumerable_ref, tmp_path, mo
     assert result["expected_reward"] < result["optimum_expected_reward"]
     assert result["kl_policy_ref"] > 0.01
     # the exact identity J(pi*) - J(pi) = beta KL(pi || pi*)
-    gap = result["optimum_objective"] - result["objective"]
+    gap = result["optimum_regularized_reward"] - result["regularized_reward"]
     assert gap == pytest.approx(0.5 * result["kl_policy_optimum"], rel=1e-6, abs=1e-9)
     assert result["trl_log"]["step"] == 40 and "rewards/margins" in result["trl_log"]
 

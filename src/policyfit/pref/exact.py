@@ -163,10 +163,10 @@ def distribution_metrics(
     """Exact quantities of a policy ``pi`` against ``rho`` and ``pi* ∝ rho exp(R / beta)``.
 
     Keys: ``expected_reward`` (``E_pi R``), ``kl_policy_ref`` (``KL(pi || rho)``),
-    ``kl_ref_policy``, ``objective`` (``E_pi R - beta KL(pi || rho)``), ``tv_to_optimum``
+    ``kl_ref_policy``, ``regularized_reward`` (``J(pi) = E_pi R - beta KL(pi || rho)``), ``tv_to_optimum``
     (``(1/2) sum |pi - pi*|``), ``kl_policy_optimum`` (``KL(pi || pi*)``, which equals
     ``(J(pi*) - J(pi)) / beta``), ``kl_optimum_policy``, ``optimum_expected_reward``,
-    ``optimum_kl_ref`` and ``optimum_objective`` (``beta log E_rho exp(R / beta)``), and
+    ``optimum_kl_ref`` and ``optimum_regularized_reward`` (``beta log E_rho exp(R / beta)``), and
     ``tv_policy_ref``.
     """
     lp = policy_log_probs.double()
@@ -181,14 +181,14 @@ def distribution_metrics(
         "expected_reward": er,
         "kl_policy_ref": kl_pr,
         "kl_ref_policy": _plogp_ratio(lr, lp),
-        "objective": er - beta * kl_pr,
+        "regularized_reward": er - beta * kl_pr,
         "tv_policy_ref": 0.5 * float((p - q).abs().sum()),
         "tv_to_optimum": 0.5 * float((p - s).abs().sum()),
         "kl_policy_optimum": _plogp_ratio(lp, ls),
         "kl_optimum_policy": _plogp_ratio(ls, lp),
         "optimum_expected_reward": es,
         "optimum_kl_ref": kl_sr,
-        "optimum_objective": beta * float(torch.logsumexp(lr + r / beta, dim=0)),
+        "optimum_regularized_reward": beta * float(torch.logsumexp(lr + r / beta, dim=0)),
     }
 
 

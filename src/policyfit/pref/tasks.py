@@ -528,7 +528,7 @@ class TokenBanditTask(Task):
             "kl_policy_ref_se": kpr_se,
             "kl_ref_policy": krp,
             "kl_ref_policy_se": krp_se,
-            "objective": er - beta * kpr,
+            "regularized_reward": er - beta * kpr,
             "tv_to_optimum": None,
             "kl_policy_optimum": None,
             "beta": beta,
