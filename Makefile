@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.install-stamp
 PYTEST_WORKERS ?= 2
 
-.PHONY: install quickstart test lint format clean bench bench-venv bench-venv-obp
+.PHONY: install install-pref quickstart test lint format clean bench bench-venv bench-venv-obp
 
 install: $(STAMP)
 
@@ -15,8 +15,14 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test,ray,export,serve,tensorboard]"
+	$(BIN)/python -m pip install --quiet -e ".[test,ray,export,serve,tensorboard,pref]"
 	@touch $(STAMP)
+
+# The preference extra alone (policyfit pref ...): torch 2.13.0 (CPU), transformers, trl 1.16.0,
+# datasets, tokenizers. `make install` includes it, so `make test` runs tests/pref.
+install-pref:
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -e ".[pref]"
 
 quickstart: install
 	$(BIN)/policyfit quickstart

@@ -33,6 +33,7 @@ COMMAND_MODULES = (
     "serve",
     "export",
     "steer",
+    "pref",
 )
 
 
