@@ -1,5 +1,7 @@
-"""Demonstration-regularized RL, offline — Tiapkin, Belomestny, Calandriello, Moulines, Munos,
-Naumov, Perrault, Valko & Ménard, "Demonstration-Regularized RL" (ICLR 2024, arXiv 2310.17303).
+"""Demonstration-regularized RL (Tiapkin et al. 2024), offline: a KL penalty toward a BC prior.
+
+Tiapkin, Belomestny, Calandriello, Moulines, Munos, Naumov, Perrault, Valko & Ménard,
+"Demonstration-Regularized RL" (ICLR 2024, arXiv 2310.17303).
 
 The paper's recipe has two phases:
 
@@ -17,9 +19,9 @@ Here, offline and with neural networks:
   ``min_std``. That floor plays the role of the paper's log-regularization: every action in the
   box keeps a density bounded away from zero on any compact set, so ``log pi_BC(a|s)`` and the KL of
   any policy to the prior are finite. The prior is frozen afterwards; it lives in the train state,
-  so checkpoints and exact resume keep it. The actor starts as a copy of the prior (the paper
-  itself plans with a regularized value iteration and has no actor to initialize; the copy makes
-  the KL zero at the first main update);
+  so checkpoints and exact resume keep it. The actor has the same network and the same floor, and
+  starts as a copy of the prior (the paper itself plans with a regularized value iteration and has
+  no actor to initialize; the copy makes the KL zero at the first main update);
 * phase 2 (:meth:`DemoReg.update`), a KL-regularized soft actor-critic on the fixed data:
 
       y   = r + gamma (1 - d) [ min_i Q'_i(s', a') - lambda (log pi(a'|s') - log pi_BC(a'|s')) ],
@@ -30,17 +32,18 @@ Here, offline and with neural networks:
   i.e. SAC (Haarnoja et al. 2018) with the entropy bonus replaced by the reverse KL to the prior,
   estimated with the reparameterized sample ``a = tanh(mu + sigma eps)``. Both log-densities carry
   the tanh Jacobian ``-sum log(1 - tanh(u)^2)``; it is the same for both at the same sample and
-  cancels in the difference. Both losses use the state before the update (as softlearning does);
-  the target critics follow by Polyak averaging (``tau``).
+  cancels in the difference. Both losses use the state before the update; the target critics
+  follow by Polyak averaging (``tau``).
 
-Sources checked (session of issue 16): the ICLR 2024 paper text (abstract, Sec. 1-2 via the
-proceedings' text and the alphaxiv overview of 2310.17303v2) and Papers with Code's page for the
-paper, which lists no code; no official implementation was found (the authors' GitHub,
-``d-tiapkin``, has none for this paper). The paper is theory only (finite and linear MDPs, best
-policy identification and RLHF): it has no continuous-control algorithm, no D4RL or MuJoCo
-experiment and no hyperparameters to copy. Its theory picks ``lambda`` from the target precision
-and the BC error bound (``lambda`` of order ``epsilon`` over the expected KL of the expert to
-``pi_BC``), which has no counterpart for networks trained on logged data.
+Sources checked (issue 16): the paper's abstract (ICLR 2024 proceedings text), the alphaxiv
+overview of 2310.17303v2 (the two phases; the BC log-regularization keeps a minimum probability on
+every action), the research note ``shared/research/offline_families.md`` §10, and Papers with
+Code's page for the paper, which shows no implementation; none of the authors' public repositories
+(``d-tiapkin/*`` in the search index) is for this paper, so there is no official code to follow.
+The paper is theory only (finite and linear MDPs, best-policy identification and RLHF): no
+continuous-control algorithm, no D4RL or MuJoCo experiment, no hyperparameters to copy. Its
+theory sets ``lambda`` from the target precision and the BC error bound (not checked in detail
+here); nothing of it carries over to networks trained on logged data.
 
 Defaults therefore come from SAC / CORL's SAC-N for the networks and optimizers (2x256, Adam 3e-4,
 batch 256, ``gamma = 0.99``, ``tau = 0.005``, two critics, observation normalization). Rewards are
@@ -110,11 +113,11 @@ class DemoRegConfig(AlgoConfig):
     backup_kl: bool = True  # subtract lambda KL in the critic target (the soft Bellman backup)
     n_critics: int = 2  # clipped double-Q (SAC)
     tau: float = 0.005  # target critic Polyak rate (SAC)
-    prior_lr: float = 3e-4
-    actor_lr: float = 3e-4
-    critic_lr: float = 3e-4
+    prior_lr: float = 3e-4  # Adam (CORL's BC)
+    actor_lr: float = 3e-4  # Adam (SAC)
+    critic_lr: float = 3e-4  # Adam (SAC)
     hidden_dims: tuple[int, ...] = (256, 256)  # prior, actor and critics
-    normalize_observations: bool = True
+    normalize_observations: bool = True  # dataset mean/std (eps 1e-3), as TD3+BC and CORL
     # "per_step": r / mean|r| (IQL's scale; lambda's unit), "return_range", "none"
     reward_normalization: str = "per_step"
 
