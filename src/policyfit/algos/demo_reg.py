@@ -107,9 +107,7 @@ PRIOR_ACTION_EPS = 1e-6
 class DemoRegConfig(AlgoConfig):
     kl_weight: float = 10.0  # lambda: rewards (in units of mean |r| per step) paid per nat of KL
     prior_steps: int = 20_000  # phase 1: maximum-likelihood updates of the prior pi_BC
-    min_std: float = (
-        0.1  # floor on the pre-tanh std of the prior and the actor (log-regularization)
-    )
+    min_std: float = 0.1  # pre-tanh std floor, prior and actor (the paper's log-regularization)
     backup_kl: bool = True  # subtract lambda KL in the critic target (the soft Bellman backup)
     n_critics: int = 2  # clipped double-Q (SAC)
     tau: float = 0.005  # target critic Polyak rate (SAC)
