@@ -27,6 +27,7 @@ from policyfit.algos import (  # noqa: F401
     cql,
     cql_discrete,
     crr,
+    demo_reg,
     discrete_bc,
     dqn,
     dt,
