@@ -21,7 +21,7 @@ from policyfit.algos.lipschitz_bc import (
     lipschitz_bound,
     project_kernel,
 )
-from policyfit.errors import ConfigError
+from policyfit.errors import ConfigError, PolicyfitError
 from policyfit.training.rundir import load_policy
 from policyfit.training.trainer import train
 
@@ -160,3 +160,11 @@ def test_learns_better_than_random_at_a_loose_bound(dataset, tmp_path):
     assert lipschitz_bound(result.policy.params) <= 50.0 + 1e-4
     # Random: about -1200 (std of a 5-episode mean: ~130); clearly better: 400 above it.
     assert final > RANDOM_RETURN + 400, f"final return {final:.0f}"
+
+
+def test_bound_of_a_policy_without_a_deterministic_head_says_so():
+    params = _hand_params([1.0, 1.0], [1.0])
+    params["actor"] = {"params": {"MLP_0": params["actor"]["params"]["MLP_0"]}}
+    with pytest.raises(PolicyfitError, match="not a deterministic MLP policy") as err:
+        lipschitz_bound(params)
+    assert err.value.field == "params"

@@ -8,16 +8,17 @@ Demonstrations: Closed-Loop Guarantees, Generalization and Robustness", arXiv 21
 ``alpha`` (config ``lipschitz``) trades nominal performance for robustness: an observation
 perturbed by ``delta`` moves the action by at most ``alpha ||delta||``.
 
-**How the constraint is imposed here, and why.** The paper's abstract and introduction (the only
-parts of it the project's search tools could retrieve; no official code was found) state the
-Lipschitz-constrained loss minimization but not an algorithm that scales to neural policies on
-100k-1M transitions. Constraints on the sample pairs, ``||pi(x_i) - pi(x_j)|| <= alpha ||x_i - x_j||``
-(the approach of the authors' earlier work on Lipschitz-constrained learning, as far as we know), grow
-quadratically with the data and certify the policy only on the samples, not between them. So this
-module uses **per-layer spectral-norm projection** (Gouk, Frank, Pfahringer & Cree, "Regularisation
-of neural networks by enforcing Lipschitz continuity", Machine Learning 2021): after every Adam
-step each layer's kernel is rescaled, ``W <- W * min(1, c / sigma_max(W))``, with ``sigma_max``
-estimated by one step of power iteration on a vector kept in the train state (Miyato et al. 2018).
+**How the constraint is imposed here, and why.** Only the paper's abstract and introduction could
+be retrieved with the project's search tools (arXiv/ar5iv pages), and no official code was found:
+they state the Lipschitz-constrained loss minimization, not an algorithm for neural policies
+trained on 100k-1M transitions. Constraints written on sample pairs,
+``||pi(x_i) - pi(x_j)|| <= alpha ||x_i - x_j||``, grow quadratically with the data and certify the
+policy only on the samples, not between them; a certificate for the deployed network needs a bound
+on the network itself. So this module uses **per-layer spectral-norm projection** (Gouk, Frank,
+Pfahringer & Cree, "Regularisation of neural networks by enforcing Lipschitz continuity", Machine
+Learning 2021): after every Adam step each layer's kernel is rescaled,
+``W <- W * min(1, c / sigma_max(W))``, with ``sigma_max`` estimated by one step of power iteration
+on a vector kept in the train state (Miyato et al. 2018, "Spectral normalization for GANs").
 ReLU and tanh are 1-Lipschitz, so the policy's Lipschitz constant is at most the product of the
 layers' spectral norms.
 
@@ -59,7 +60,7 @@ import optax
 
 from policyfit.algos.base import AlgoConfig, Algorithm, Carry, DatasetSpec, register
 from policyfit.algos.losses import supervised_actor_step
-from policyfit.errors import ConfigError
+from policyfit.errors import ConfigError, PolicyfitError
 from policyfit.nn import DeterministicPolicy
 from policyfit.nn.normalization import (
     action_scale_from_spec,
@@ -143,6 +144,11 @@ def lipschitz_bound(params: dict) -> float:
     ``prod_k sigma_max(diag(row_k) W_k diag(col_k))`` — raw observation to environment action,
     Euclidean norms, including the normalization's ``1/std`` and the action box's half range."""
     actor = jax.device_get(params["actor"])
+    if "Dense_0" not in actor.get("params", {}):
+        raise PolicyfitError(
+            "not a deterministic MLP policy (lipschitz_bc, or bc with policy=deterministic)",
+            field="params",
+        )
     paths = _layer_paths(actor)
     scales = _scales(
         len(paths),
