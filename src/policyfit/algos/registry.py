@@ -32,6 +32,7 @@ from policyfit.algos import (  # noqa: F401
     dqn,
     dt,
     iql,
+    lipschitz_bc,
     mce,
     prdc,
     qrdqn,
