@@ -15,6 +15,7 @@ from __future__ import annotations
 
 # Imported for their @register side effect: each module registers its algorithm classes.
 from policyfit.algos import (  # noqa: F401
+    a2pr,
     awac,
     bc,
     bcq_discrete,
