@@ -46,7 +46,7 @@ def vae_forward(params, obs, act, eps):
 
 def make_case(seed=0, **config):
     algo = A2PR(A2PRConfig(**{**TINY, "alpha": 2.5, **config}))
-    state = jax.jit(algo.init, static_argnums=0)(hn.SPEC, jax.random.PRNGKey(seed))
+    state = algo.init(hn.SPEC, jax.random.PRNGKey(seed))
     names = ("actor", "actor_target", "critic", "critic_target", "value", "vae")
     return algo, hn.randomize_entries(state, *names, first_seed=10 * seed + 1)
 
@@ -282,20 +282,36 @@ def test_cli_lists_the_fields_and_reports_bad_settings_in_one_line(tmp_path):
 
 # ---------------------------------------------------------------- learning and exact resume
 def test_learns_better_than_random_on_pendulum_and_resumes_exactly(tmp_path):
-    small = {"hidden_dims": (64, 64), "critic_hidden_dims": (64, 64), "vae_hidden_dims": (64, 64)}
-    kw = dict(seed=0, config=small, eval_every=0, eval_episodes=5, progress=False)
+    # 4000 updates: A2PR starts slower than TD3+BC here (early on its BC target is mostly the
+    # VAE's copy of pi(s)), then passes it: about -1070 at 3000 updates, -250 at 4000 (the data's
+    # episodes average about -370; TD3+BC -610 at 3000)
+    dims = (64, 64)
+    config = {"hidden_dims": dims, "critic_hidden_dims": dims, "vae_hidden_dims": dims}
     data = pendulum_dataset()
-    run = train("a2pr", data, steps=3000, save_every=1000, out=tmp_path / "run", fast_compile=True,
-                **kw)  # fmt: skip
+    run = train(
+        "a2pr",
+        data,
+        steps=4000,
+        seed=0,
+        config={**config, "batch_size": 128},
+        out=tmp_path / "run",
+        eval_every=0,
+        save_every=250,
+        eval_episodes=5,
+        progress=False,
+        fast_compile=True,
+    )
     final = run.summary["final_return_mean"]
     assert final > RANDOM_RETURN + 400, f"final return {final:.0f}"
-    # a run killed after its step-2000 checkpoint continues to the same state, bit for bit
+    # a run killed after its step-3750 checkpoint continues to the same state, bit for bit
     killed = tmp_path / "killed"
     shutil.copytree(run.run_dir, killed)
-    shutil.rmtree(killed / "checkpoints" / "step_3000")
+    shutil.rmtree(killed / "checkpoints" / "step_4000")
     (killed / "summary.json").unlink()
     resumed = train(None, data, resume=killed, progress=False)
-    assert resumed.summary["resumed_from_step"] == 2000
+    assert resumed.summary["resumed_from_step"] == 3750
     leaves = jax.tree_util.tree_leaves
+    assert len(leaves(run.state["vae"])) > 0 and len(leaves(run.state["value_opt"])) > 0
     for a, b in zip(leaves(run.state), leaves(resumed.state), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert resumed.summary["final_return_mean"] == final
