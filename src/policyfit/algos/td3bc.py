@@ -98,10 +98,8 @@ class TD3BC(Algorithm):
         ``y = r + gamma (1 - d) min_i Q'_i(s', a')`` (constant); ``key`` draws ``eps``."""
         cfg = self.config
         next_obs = normalize_observations(batch["next_observations"], state["obs_norm"])
-        shape = (next_obs.shape[0], self.spec.action_dim)
-        noise = jnp.clip(
-            cfg.policy_noise * jax.random.normal(key, shape), -cfg.noise_clip, cfg.noise_clip
-        )
+        eps = jax.random.normal(key, batch["actions"].shape)
+        noise = jnp.clip(cfg.policy_noise * eps, -cfg.noise_clip, cfg.noise_clip)
         next_actions = jnp.clip(
             self.actor.apply(state["actor_target"], next_obs) + noise, -1.0, 1.0
         )
