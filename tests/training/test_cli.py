@@ -60,7 +60,7 @@ def test_train_then_eval(data_path, tmp_path):
     [
         (
             ["train", "ppo", "--dataset", "x"],
-            "unknown algorithm; valid: awac, bc, ",
+            "unknown algorithm; valid: a2pr, awac, bc, ",
         ),
         (
             ["train", "iql", "--dataset", "x", "--set", "expectle=0.9"],

@@ -20,6 +20,7 @@ from typing import Any
 
 # Imported for their @register side effect: each module registers its algorithm classes.
 from policyfit.algos import (  # noqa: F401
+    a2pr,
     awac,
     bc,
     bcq_discrete,

@@ -92,19 +92,23 @@ class TD3BC(Algorithm):
             "step": jnp.zeros((), jnp.int32),
         }
 
-    def critic_loss(self, critic_params, state, obs, actions, batch, key):
+    def smoothed_target(self, state, batch, key) -> tuple[jnp.ndarray, jnp.ndarray, jnp.ndarray]:
+        """``(s', a', y)``: normalized next states, the target actor's action with clipped noise
+        ``a' = clip(pi'(s') + clip(eps, -c, c), -1, 1)`` and the clipped double-Q target
+        ``y = r + gamma (1 - d) min_i Q'_i(s', a')`` (constant); ``key`` draws ``eps``."""
         cfg = self.config
         next_obs = normalize_observations(batch["next_observations"], state["obs_norm"])
-        noise = jnp.clip(
-            cfg.policy_noise * jax.random.normal(key, actions.shape),
-            -cfg.noise_clip,
-            cfg.noise_clip,
-        )
+        eps = jax.random.normal(key, batch["actions"].shape)
+        noise = jnp.clip(cfg.policy_noise * eps, -cfg.noise_clip, cfg.noise_clip)
         next_actions = jnp.clip(
             self.actor.apply(state["actor_target"], next_obs) + noise, -1.0, 1.0
         )
         next_q = self.critic.apply(state["critic_target"], next_obs, next_actions).min(axis=0)
         target = td_target(batch["rewards"], batch["terminals"], next_q, cfg.discount)
+        return next_obs, next_actions, target
+
+    def critic_loss(self, critic_params, state, obs, actions, batch, key):
+        _, _, target = self.smoothed_target(state, batch, key)
         q = self.critic.apply(critic_params, obs, actions)
         loss = jnp.mean((q - target) ** 2, axis=1).sum()  # sum over the two critics, as TD3
         return loss, q.mean()
