@@ -128,8 +128,10 @@ MAZES: dict[str, MazeLayout] = {
 
 
 def eval_env_id(maze: str, dense: bool) -> str:
-    """The registered id of ``maze``'s flat evaluation environment."""
-    return f"policyfit/PointMaze_{MAZES[maze].title}{'Dense' if dense else ''}-v3"
+    """The registered id of ``maze``'s flat evaluation environment (the stitch maze has the dense
+    reward only, and no suffix)."""
+    suffix = "Dense" if dense and maze != "stitch" else ""
+    return f"policyfit/PointMaze_{MAZES[maze].title}{suffix}-v3"
 
 
 def eval_env_kwargs(maze: str, dense: bool) -> dict[str, Any]:
