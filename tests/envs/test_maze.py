@@ -171,6 +171,14 @@ def test_dense_sibling_has_the_same_trajectories(umaze, home):
 def test_minari_reads_the_cache(umaze):
     import minari
 
+    from policyfit.data.io import read_minari
+
+    path = umaze.source
+    assert umaze.metadata["source_format"] == "minari" and os.path.isdir(path)
+    assert read_minari(path).fingerprint() == umaze.fingerprint()  # the Minari files themselves
+    again = maze.make_dataset("pointmaze-umaze", size=SIZE, progress=False)  # the flat copy
+    assert again.fingerprint() == umaze.fingerprint() and again.source == path
+    assert again.metadata["card"] == umaze.metadata["card"]
     m = minari.load_dataset(maze.minari_dataset_id("pointmaze-umaze", SIZE, 0))
     assert m.total_steps == SIZE and m.total_episodes == umaze.num_episodes
     assert sorted(m.observation_space.spaces) == ["achieved_goal", "desired_goal", "observation"]

@@ -66,7 +66,13 @@ import numpy as np
 from policyfit.common.progress import ProgressBar
 from policyfit.common.versions import library_versions
 from policyfit.data.dataset import Dataset
-from policyfit.data.io import format_for_destination, read_minari, save_dataset, write_minari
+from policyfit.data.io import (
+    format_for_destination,
+    read_minari,
+    save_dataset,
+    write_minari,
+)
+from policyfit.data.io import load_dataset as load_file
 from policyfit.data.spaces import GOAL_OBSERVATION_KEYS, box_space
 from policyfit.envs.collect import episode_seed
 from policyfit.envs.maze_control import GOAL_RADIUS, MazeGrid, WaypointController, clip_action
@@ -617,7 +623,9 @@ def make_dataset(
     Written as a Minari dataset (dict observations) under
     ``$POLICYFIT_HOME/datasets/policyfit/<name>-v0`` (see :func:`minari_dataset_id`), or at
     ``out`` (a Minari folder; ``.hdf5``/``.npz`` files hold the flat observations). Read back
-    flattened (:mod:`policyfit.data.spaces`).
+    flattened (:mod:`policyfit.data.spaces`). The cache folder also holds the flat arrays,
+    :data:`FLAT_COPY`, which later calls read: Minari's layout stores every episode apart, and a
+    million steps of goal-to-goal episodes (13,000 to 20,000 of them) take minutes to read back.
 
     Example:
         >>> ds = make_dataset("pointmaze-stitch", size=800, progress=False)   # doctest: +SKIP
@@ -630,23 +638,59 @@ def make_dataset(
     path = Path(out) if out is not None else _cache_path(name, size, seed)
     register_maze_envs()
     if out is None and _cache_is_valid(path, name):
-        return read_minari(path)
+        return _read_cache(path, name)
     rec, stats = _generate(name, size, seed, progress)
     arrays, extra = rec.arrays()
     ds = _dataset(name, size, seed, arrays, extra, stats)
     sibling = sibling_name(name)
     if out is None and sibling is not None:
         # the other reward type's dataset has the same trajectories: cache it from this run
-        stats_sibling = {**stats, "built_with": name}
-        sibling_arrays = {**arrays, "rewards": rec.other_rewards[: rec.n]}
-        ds_sibling = _dataset(sibling, size, seed, sibling_arrays, extra, stats_sibling)
         sibling_path = _cache_path(sibling, size, seed)
         if not _cache_is_valid(sibling_path, sibling):
-            _write(ds_sibling, sibling, sibling_path, minari_dataset_id(sibling, size, seed))
-    if out is None or format_for_destination(path) == "minari":
+            sibling_arrays = {**arrays, "rewards": rec.other_rewards[: rec.n]}
+            stats_sibling = {**stats, "built_with": name}
+            ds_sibling = _dataset(sibling, size, seed, sibling_arrays, extra, stats_sibling)
+            _write_cache(ds_sibling, sibling, sibling_path, minari_dataset_id(sibling, size, seed))
+    if out is None:
+        return _write_cache(ds, name, path, minari_dataset_id(name, size, seed))
+    if format_for_destination(path) == "minari":
         _write(ds, name, path, minari_dataset_id(name, size, seed))
-        return read_minari(path)
+        return _as_minari(ds, path, minari_dataset_id(name, size, seed))
     save_dataset(ds, path)
+    return ds
+
+
+FLAT_COPY = "policyfit_flat.npz"  # the flat arrays beside the Minari files of a cached dataset
+
+
+def _as_minari(ds: Dataset, path: Path, dataset_id: str) -> Dataset:
+    """``ds`` labelled as the Minari dataset at ``path`` (what :func:`read_minari` would label)."""
+    ds.source = str(path)
+    ds.metadata["source_format"] = "minari"
+    ds.metadata["minari_dataset_id"] = dataset_id
+    return ds
+
+
+def _write_cache(ds: Dataset, name: str, path: Path, dataset_id: str) -> Dataset:
+    _write(ds, name, path, dataset_id)
+    ds = _as_minari(ds, path, dataset_id)
+    save_dataset(ds, path / FLAT_COPY, format="npz")
+    return ds
+
+
+def _read_cache(path: Path, name: str) -> Dataset:
+    """The flat copy when it is there and from this recipe, else the Minari files (and the flat
+    copy written for next time)."""
+    flat = path / FLAT_COPY
+    if flat.is_file():
+        try:
+            ds = load_file(flat)
+        except PolicyfitError:
+            ds = None
+        if ds is not None and (ds.metadata.get("card") or {}).get("policy_digest") == _digest(name):
+            return _as_minari(ds, path, str(ds.metadata.get("minari_dataset_id")))
+    ds = read_minari(path)
+    save_dataset(ds, flat, format="npz")
     return ds
 
 
@@ -699,6 +743,7 @@ def list_datasets() -> list[dict[str, Any]]:
 
 
 __all__ = [
+    "FLAT_COPY",
     "NAMES",
     "REFERENCE_SCORES",
     "default_size",
