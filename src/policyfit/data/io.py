@@ -8,6 +8,11 @@ by sniffing the path.
   (the public ``policyfit.load_dataset``).
 * :func:`save_dataset` writes any of the four formats; every writer writes to a temporary path
   in the same directory and renames it into place, so a crash never leaves a half-written file.
+* Minari datasets with goal-conditioned dict observations (``observation``, ``desired_goal``,
+  ``achieved_goal``: Minari's pointmaze and antmaze) are read flattened to
+  ``observation ++ desired_goal`` (:mod:`policyfit.data.spaces`), the achieved goals kept as the
+  extra arrays ``achieved_goal``/``next_achieved_goal``; such a dataset is written back to Minari
+  as dicts (:func:`goal_layout_of`).
 
 Example:
     >>> import numpy as np, tempfile, os
