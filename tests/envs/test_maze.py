@@ -175,7 +175,12 @@ def test_minari_reads_the_cache(umaze):
 
     path = umaze.source
     assert umaze.metadata["source_format"] == "minari" and os.path.isdir(path)
-    assert read_minari(path).fingerprint() == umaze.fingerprint()  # the Minari files themselves
+    from_files = read_minari(path)  # the Minari files themselves
+    assert from_files.fingerprint() == umaze.fingerprint()
+    for key in ("achieved_goal", "next_achieved_goal"):
+        got = from_files.metadata["extra_arrays"][key]
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, umaze.metadata["extra_arrays"][key])
     again = maze.make_dataset("pointmaze-umaze", size=SIZE, progress=False)  # the flat copy
     assert again.fingerprint() == umaze.fingerprint() and again.source == path
     assert again.metadata["card"] == umaze.metadata["card"]

@@ -605,6 +605,8 @@ def _minari_goal_observations(
                 path=str(path),
                 field=f"episode_{ep.get('id')}/observations/{key}",
             )
+    if achieved is not None:  # an observation part: float32 as the observations
+        achieved = achieved.astype(np.float32)
     return flatten_goal_observation({"observation": obs, "desired_goal": goal}), achieved
 
 
