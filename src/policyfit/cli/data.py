@@ -170,7 +170,7 @@ def convert(
     type=int,
     default=None,
     help="Transitions (default: the paper's: MuJoCo 1M, medium-expert 2M; discrete classic "
-    "control 100k, MinAtar 1M).",
+    "control 100k, MinAtar 1M; pointmaze 1M, pointmaze-stitch 200k).",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
@@ -183,14 +183,18 @@ def make(name: str, size: int | None, seed: int, out: str | None) -> None:
     D4RL-style MuJoCo one ({hopper,halfcheetah,walker2d}-{random,medium,expert,medium-replay,
     medium-expert}, minutes of rollouts) and the discrete one of Schweighofer et al. 2022
     ({cartpole,acrobot,mountaincar,breakout,...}-{random,mixed,replay,noisy,expert}, seconds,
-    jitted). Both are cached under $POLICYFIT_HOME. cartpole-medium (a fixed controller) is
-    collected in seconds and written only with --out.
+    jitted). The maze suite (needs gymnasium-robotics): Minari's pointmaze-{umaze,medium,large}
+    and their -dense variants from a waypoint controller (minutes; a maze's sparse and dense
+    datasets are built together), and MBRCSL's stitching maze pointmaze-stitch. All are cached
+    under $POLICYFIT_HOME. cartpole-medium (a fixed controller) is collected in seconds and
+    written only with --out.
 
     \b
     Examples:
       policyfit data make hopper-medium --size 100000
       policyfit data make cartpole-replay
       policyfit data make breakout-noisy --size 200000 --seed 1
+      policyfit data make pointmaze-umaze
       policyfit data make cartpole-medium --out cartpole.npz
     """
     from policyfit.common.files import check_writable

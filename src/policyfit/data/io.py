@@ -8,6 +8,11 @@ by sniffing the path.
   (the public ``policyfit.load_dataset``).
 * :func:`save_dataset` writes any of the four formats; every writer writes to a temporary path
   in the same directory and renames it into place, so a crash never leaves a half-written file.
+* Minari datasets with goal-conditioned dict observations (``observation``, ``desired_goal``,
+  ``achieved_goal``: Minari's pointmaze and antmaze) are read flattened to
+  ``observation ++ desired_goal`` (:mod:`policyfit.data.spaces`), the achieved goals kept as the
+  extra arrays ``achieved_goal``/``next_achieved_goal``; such a dataset is written back to Minari
+  as dicts (:func:`goal_layout_of`).
 
 Example:
     >>> import numpy as np, tempfile, os
@@ -39,7 +44,14 @@ from policyfit.common.scores import metadata_reference_scores
 from policyfit.data import d3rlpy_io
 from policyfit.data.dataset import ARRAY_FIELDS, Dataset
 from policyfit.data.hdf5_guard import check_global_heaps
-from policyfit.data.spaces import infer_box, space_from_gym, space_to_gym
+from policyfit.data.spaces import (
+    GOAL_OBSERVATION_KEYS,
+    flatten_goal_observation,
+    infer_box,
+    is_goal_observation,
+    space_from_gym,
+    space_to_gym,
+)
 from policyfit.errors import DatasetError
 
 FORMATS = ("minari", "hdf5", "npz", "d3rlpy")
@@ -512,9 +524,25 @@ def _minari_metadata(mds: Any, raw_md: dict[str, Any], path: Path) -> dict[str, 
         metadata.setdefault("action_space", space_from_gym(mds.action_space))
     except TypeError as exc:
         raise DatasetError(str(exc), path=str(path), field="observation_space") from None
+    if is_goal_observation(mds.observation_space):
+        metadata.setdefault("goal_observation", _goal_layout(mds.observation_space))
     if "env_id" not in metadata and mds.env_spec is not None:
         metadata["env_id"] = mds.env_spec.id
     return metadata
+
+
+def _goal_layout(space: Any) -> dict[str, Any]:
+    """Where the parts of a flattened goal-conditioned observation sit in the flat vector."""
+    layout, start = {}, 0
+    for key in GOAL_OBSERVATION_KEYS:
+        width = int(np.prod(space.spaces[key].shape))
+        layout[key] = [start, start + width]
+        start += width
+    return {
+        "flattened": layout,
+        "note": "the file's dict observations, flattened: observation then desired_goal; "
+        "achieved_goal is in the extra arrays achieved_goal and next_achieved_goal",
+    }
 
 
 def _minari_step_array(ep: dict[str, Any], key: str, t: int | None, path: Path) -> np.ndarray:
@@ -549,12 +577,54 @@ def _minari_flags(ep: dict[str, Any], key: str, t: int, path: Path) -> np.ndarra
     return arr
 
 
-def _minari_episode_observations(ep: dict[str, Any], path: Path) -> tuple[np.ndarray, int]:
-    """The episode's ``T + 1`` flat observations ``s_0..s_T`` and ``T``; DatasetError otherwise."""
-    o = np.asarray(ep.get("observations")) if "observations" in ep else None
+def _minari_goal_observations(
+    ep: dict[str, Any], path: Path
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """A goal-conditioned dict observation (``observation``, ``desired_goal``, optionally
+    ``achieved_goal``) as the flat ``observation ++ desired_goal`` rows and the achieved goals."""
+    value = ep["observations"]
+    parts = []
+    for key in (*GOAL_OBSERVATION_KEYS, "achieved_goal"):
+        if key not in value:
+            parts.append(None)
+            continue
+        arr = np.asarray(value[key])
+        if arr.dtype.kind not in "biuf" or arr.ndim != 2:
+            raise DatasetError(
+                f"must be a numeric [steps + 1, dim] array, found {arr.dtype} of shape {arr.shape}",
+                path=str(path),
+                field=f"episode_{ep.get('id')}/observations/{key}",
+            )
+        parts.append(arr)
+    obs, goal, achieved = parts
+    assert obs is not None and goal is not None  # is_goal_observation checked the keys
+    for key, arr in (("desired_goal", goal), ("achieved_goal", achieved)):
+        if arr is not None and arr.shape[0] != obs.shape[0]:
+            raise DatasetError(
+                f"has {arr.shape[0]} rows but observations/observation has {obs.shape[0]}",
+                path=str(path),
+                field=f"episode_{ep.get('id')}/observations/{key}",
+            )
+    if achieved is not None:  # an observation part: float32 as the observations
+        achieved = achieved.astype(np.float32)
+    return flatten_goal_observation({"observation": obs, "desired_goal": goal}), achieved
+
+
+def _minari_episode_observations(
+    ep: dict[str, Any], path: Path
+) -> tuple[np.ndarray, int, np.ndarray | None]:
+    """The episode's ``T + 1`` flat observations ``s_0..s_T``, ``T`` and, for a goal-conditioned
+    dict observation (flattened, :mod:`policyfit.data.spaces`), its ``T + 1`` achieved goals."""
+    achieved = None
+    if "observations" in ep and is_goal_observation(ep["observations"]):
+        o, achieved = _minari_goal_observations(ep, path)
+    else:
+        o = np.asarray(ep.get("observations")) if "observations" in ep else None
     if o is None or o.dtype == object or o.ndim == 0:
         raise DatasetError(
-            "only flat Box observations are supported (found a dict/tuple observation space)",
+            "only flat Box observations and goal-conditioned dicts (keys observation, "
+            "desired_goal, achieved_goal) are supported (found another dict/tuple observation "
+            "space)",
             path=str(path),
             field="observations",
         )
@@ -569,12 +639,14 @@ def _minari_episode_observations(ep: dict[str, Any], path: Path) -> tuple[np.nda
             path=str(path),
             field="observations",
         )
-    return o, t
+    return o, t, achieved
 
 
 def _minari_episode_transitions(ep: dict[str, Any], path: Path) -> dict[str, np.ndarray]:
-    """One episode as our six arrays (``T`` rows each)."""
-    o, t = _minari_episode_observations(ep, path)
+    """One episode as our six arrays (``T`` rows each), plus ``achieved_goal`` and
+    ``next_achieved_goal`` for a goal-conditioned dict observation (the goal reached in ``s_t``
+    and in ``s'_t``)."""
+    o, t, achieved = _minari_episode_observations(ep, path)
     infos = ep.get("infos") if isinstance(ep.get("infos"), dict) else {}
     terminals = _minari_flags(ep, "terminations", t, path)
     timeouts = _minari_flags(ep, "truncations", t, path).astype(bool)
@@ -590,7 +662,7 @@ def _minari_episode_transitions(ep: dict[str, Any], path: Path) -> dict[str, np.
                 field=f"episode_{ep.get('id')}/infos/next_observations",
             )
         next_obs = next_obs[:t]
-    return {
+    out = {
         "observations": o[:-1],
         "actions": _minari_step_array(ep, "actions", t, path),
         "rewards": _minari_step_array(ep, "rewards", t, path),
@@ -598,6 +670,10 @@ def _minari_episode_transitions(ep: dict[str, Any], path: Path) -> dict[str, np.
         "timeouts": timeouts,
         "next_observations": next_obs,
     }
+    if achieved is not None:
+        out["achieved_goal"] = achieved[:-1]
+        out["next_achieved_goal"] = achieved[1:]
+    return out
 
 
 def _minari_extras(episodes: list[dict[str, Any]], path: Path) -> dict[str, np.ndarray]:
@@ -660,15 +736,62 @@ def _concatenate_minari_episodes(
         name: _concatenate_parts([part[name] for part in parts], name, path)
         for name in ARRAY_FIELDS
     }
-    return arrays, _minari_extras(episodes, path)
+    extras = _minari_extras(episodes, path)
+    if all("achieved_goal" in part for part in parts):
+        for key in ("achieved_goal", "next_achieved_goal"):
+            extras.setdefault(
+                key, _concatenate_parts([part[key] for part in parts], f"observations/{key}", path)
+            )
+    return arrays, extras
+
+
+def goal_layout_of(ds: Dataset) -> dict[str, list[int]] | None:
+    """The flat observation's goal layout (``metadata["goal_observation"]["flattened"]``) when the
+    dataset can be written back as goal-conditioned dicts: the layout covers the observation and
+    the extra arrays ``achieved_goal`` and ``next_achieved_goal`` exist."""
+    layout = (ds.metadata.get("goal_observation") or {}).get("flattened")
+    extra = ds.metadata.get("extra_arrays") or {}
+    if not isinstance(layout, dict) or any(k not in layout for k in GOAL_OBSERVATION_KEYS):
+        return None
+    if "achieved_goal" not in extra or "next_achieved_goal" not in extra:
+        return None
+    spans = [layout[k] for k in GOAL_OBSERVATION_KEYS]
+    if spans[0][0] != 0 or spans[0][1] != spans[1][0] or spans[1][1] != ds.observation_dim:
+        return None
+    return {k: [int(a), int(b)] for k, (a, b) in zip(GOAL_OBSERVATION_KEYS, spans, strict=True)}
+
+
+def _goal_dict(flat: np.ndarray, achieved: np.ndarray, layout: dict[str, list[int]]) -> dict:
+    """Flat ``[T + 1, dim]`` observations and their achieved goals as Minari's goal dict."""
+    out = {k: flat[:, a:b].astype(np.float64) for k, (a, b) in layout.items()}
+    out["achieved_goal"] = np.asarray(achieved, dtype=np.float64)
+    return out
+
+
+def _goal_space(ds: Dataset, layout: dict[str, list[int]]) -> Any:
+    import gymnasium as gym
+
+    widths = {k: b - a for k, (a, b) in layout.items()}
+    widths["achieved_goal"] = int(np.prod(ds.metadata["extra_arrays"]["achieved_goal"].shape[1:]))
+    return gym.spaces.Dict(
+        {k: gym.spaces.Box(-np.inf, np.inf, (w,), np.float64) for k, w in sorted(widths.items())}
+    )
 
 
 def _minari_buffers(ds: Dataset) -> list[dict[str, Any]]:
     extra = _extra_arrays(ds)
+    layout = goal_layout_of(ds)
+    if layout is not None:  # these two travel inside the dict observations
+        achieved, next_achieved = extra.pop("achieved_goal"), extra.pop("next_achieved_goal")
     buffers = []
     for ep in ds.episodes():
         t = len(ep)
-        observations = np.concatenate([ep.observations, ep.next_observations[-1:]])
+        observations: Any = np.concatenate([ep.observations, ep.next_observations[-1:]])
+        if layout is not None:
+            goals = np.concatenate(
+                [achieved[ep.start : ep.stop], next_achieved[ep.stop - 1 : ep.stop]]
+            )
+            observations = _goal_dict(observations, goals, layout)
         ep_buffer: dict[str, Any] = {
             "observations": observations,
             "actions": ep.actions,
@@ -694,11 +817,21 @@ def _minari_buffers(ds: Dataset) -> list[dict[str, Any]]:
     return buffers
 
 
-def write_minari(ds: Dataset, path: str | os.PathLike, *, dataset_id: str | None = None) -> Path:
+def write_minari(
+    ds: Dataset,
+    path: str | os.PathLike,
+    *,
+    dataset_id: str | None = None,
+    env_spec: Any = None,
+    eval_env_spec: Any = None,
+) -> Path:
     """Write a Minari dataset folder at ``path`` (``path/data/main_data.hdf5`` + ``metadata.json``).
 
     Uses ``minari.create_dataset_from_buffers`` (so ``minari.load_dataset``/``MinariDataset`` read it),
-    built in a temporary root next to ``path`` and renamed into place when complete.
+    built in a temporary root next to ``path`` and renamed into place when complete. A dataset read
+    from goal-conditioned dict observations (:func:`goal_layout_of`) is written back as dicts.
+    ``env_spec``/``eval_env_spec`` (gymnasium ``EnvSpec``) are recorded as Minari's environment
+    and evaluation environment; by default the spec registered for the dataset's ``env_id``.
     """
     import minari
     from minari.data_collector.episode_buffer import EpisodeBuffer
@@ -708,13 +841,17 @@ def write_minari(ds: Dataset, path: str | os.PathLike, *, dataset_id: str | None
     _make_parent(dest)
     dataset_id = dataset_id or f"policyfit/{_safe_name(dest.name)}-v0"
     env_id = ds.env_id
-    obs_space = space_to_gym(ds.metadata.get("observation_space") or infer_box(ds.observations))
+    layout = goal_layout_of(ds)
+    if layout is not None:
+        obs_space = _goal_space(ds, layout)
+    else:
+        obs_space = space_to_gym(ds.metadata.get("observation_space") or infer_box(ds.observations))
     act_md = ds.metadata.get("action_space")
     if act_md is None:
         act_md = {"type": "discrete", "n": ds.action_dim} if ds.discrete else infer_box(ds.actions)
     act_space = space_to_gym(act_md)
-    env_arg = None
-    if env_id:
+    env_arg = env_spec
+    if env_arg is None and env_id:
         import gymnasium as gym
 
         if env_id in gym.registry:
@@ -747,6 +884,7 @@ def write_minari(ds: Dataset, path: str | os.PathLike, *, dataset_id: str | None
                 dataset_id=dataset_id,
                 buffer=buffers,
                 env=env_arg,
+                eval_env=eval_env_spec,
                 observation_space=obs_space,
                 action_space=act_space,
                 algorithm_name=str(card.get("behavior", "unknown")),

@@ -8,8 +8,10 @@ the suite itself, its callers pass this function as ``reference_resolver``.
 
 Built-in names are the MuJoCo suite's (``hopper-medium``, built from shipped SAC policies,
 :mod:`policyfit.envs.suite`), the discrete suite's (``cartpole-replay``, ``breakout-noisy``, from
-shipped online DQN runs, :mod:`policyfit.envs.discrete_suite`) and ``cartpole-medium`` (a fixed
-controller, :mod:`policyfit.envs.classic`). Resolution order: an existing path, then a
+shipped online DQN runs, :mod:`policyfit.envs.discrete_suite`), the maze suite's
+(``pointmaze-umaze``, ``pointmaze-stitch``, from a waypoint controller on gymnasium-robotics'
+PointMaze, :mod:`policyfit.envs.maze`) and ``cartpole-medium`` (a fixed controller,
+:mod:`policyfit.envs.classic`). Resolution order: an existing path, then a
 built-in name (case-insensitive), then a Minari id in the local Minari root.
 
 Example:
@@ -27,7 +29,7 @@ from pathlib import Path
 from policyfit.data.dataset import Dataset
 from policyfit.data.io import find_dataset
 from policyfit.data.io import load_dataset as load_file
-from policyfit.envs import classic, discrete_suite, suite
+from policyfit.envs import classic, discrete_suite, maze, suite
 from policyfit.errors import ConfigError, DatasetError
 
 
@@ -71,10 +73,11 @@ def load_dataset(
 
 
 def is_builtin_name(name: str) -> bool:
-    """A name :func:`make_dataset` can build (either suite, or ``cartpole-medium``)."""
+    """A name :func:`make_dataset` can build (any suite, or ``cartpole-medium``)."""
     return (
         suite.is_suite_name(name)
         or discrete_suite.is_discrete_name(name)
+        or maze.is_maze_name(name)
         or classic.is_classic_name(name)
     )
 
@@ -86,7 +89,7 @@ def make_dataset(
     out: str | Path | None = None,
     progress: bool = True,
 ) -> Dataset:
-    """Build the built-in dataset ``name``: a MuJoCo or discrete suite name (cached under
+    """Build the built-in dataset ``name``: a MuJoCo, discrete or maze suite name (cached under
     ``$POLICYFIT_HOME``) or ``cartpole-medium`` (collected in seconds; written only to ``out``).
 
     Example:
@@ -96,6 +99,8 @@ def make_dataset(
     """
     if discrete_suite.is_discrete_name(name):
         return discrete_suite.make_dataset(name, size=size, seed=seed, out=out, progress=progress)
+    if maze.is_maze_name(name):
+        return maze.make_dataset(name, size=size, seed=seed, out=out, progress=progress)
     if classic.is_classic_name(name):
         ds = classic.make_cartpole_dataset(name, size=size, seed=seed)
         if out is not None:
@@ -107,9 +112,14 @@ def make_dataset(
 
 
 def list_datasets() -> list[dict]:
-    """Every built-in name (both suites and ``cartpole-medium``), as
+    """Every built-in name (the MuJoCo, discrete and maze suites and ``cartpole-medium``), as
     :func:`policyfit.envs.suite.list_datasets`."""
-    return suite.list_datasets() + discrete_suite.list_datasets() + classic.list_datasets()
+    return (
+        suite.list_datasets()
+        + discrete_suite.list_datasets()
+        + maze.list_datasets()
+        + classic.list_datasets()
+    )
 
 
 def _reject_suite_options(name: str, **options: int | None) -> None:

@@ -9,7 +9,10 @@ function ``obs [B, obs_dim] -> actions`` (wrapped as a stateless policy). Each s
 3. feeds the rewards back: ``carry = policy.observe_reward(carry, rewards)``
 
 so a return-conditioned policy can count down its target and a sequence model can extend its
-context. Continuous (``Box``) and discrete (``Discrete``) action spaces are both handled.
+context. Continuous (``Box``) and discrete (``Discrete``) action spaces are both handled; a
+goal-conditioned dict observation is flattened as the datasets are (``observation`` then
+``desired_goal``, :mod:`policyfit.data.spaces`). The maze evaluation environments
+(:mod:`policyfit.envs.maze_env`) are registered before the environments are made.
 
 Example:
     >>> import numpy as np
@@ -26,6 +29,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from policyfit.data.spaces import flatten_goal_observation, is_goal_observation
 from policyfit.errors import PolicyfitError
 
 
@@ -73,9 +77,11 @@ def _make_vector_env(env_id: str, n: int):
     import gymnasium as gym
 
     from policyfit.envs.jaxenv import register_envs
+    from policyfit.envs.maze_env import register_maze_envs
     from policyfit.envs.quiet import route_mujoco_warnings
 
     register_envs()
+    register_maze_envs()
     route_mujoco_warnings()
     try:
         return gym.vector.SyncVectorEnv([lambda: gym.make(env_id) for _ in range(n)])
@@ -83,6 +89,15 @@ def _make_vector_env(env_id: str, n: int):
         raise PolicyfitError(
             f"cannot make environment: {exc}", path=env_id, field="env_id"
         ) from None
+
+
+def _flat_observations(obs: Any) -> np.ndarray:
+    """The batch of observations as float32 rows; a goal-conditioned dict observation (a raw
+    gymnasium-robotics maze) flattened as the dataset readers flatten it
+    (:func:`policyfit.data.spaces.flatten_goal_observation`)."""
+    if is_goal_observation(obs):
+        obs = flatten_goal_observation(obs)
+    return np.asarray(obs, dtype=np.float32)
 
 
 def _env_actions(actions: Any, space: Any, n: int) -> np.ndarray:
@@ -120,7 +135,7 @@ def rollout_returns(
         length = np.zeros(n, dtype=np.int64)
         running = np.ones(n, dtype=bool)
         while running.any():
-            actions, carry = policy.act(np.asarray(obs, dtype=np.float32), carry)
+            actions, carry = policy.act(_flat_observations(obs), carry)
             obs, reward, term, trunc, _ = envs.step(
                 _env_actions(actions, envs.single_action_space, n)
             )
