@@ -15,7 +15,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test,ray,export,serve,tensorboard,pref]"
+	$(BIN)/python -m pip install --quiet -e ".[test,ray,export,serve,tensorboard,maze,pref]"
 	@touch $(STAMP)
 
 # The preference extra alone (policyfit pref ...): torch 2.13.0 (CPU), transformers, trl 1.16.0,
