@@ -1,4 +1,5 @@
-"""``policyfit data ...``: inspect, convert, make and list datasets."""
+"""``policyfit data ...``: inspect, convert, make and list datasets (``strip-actions`` and
+``relabel`` live in :mod:`policyfit.cli.relabel`)."""
 
 from __future__ import annotations
 
@@ -62,6 +63,10 @@ def render_summary(summary: dict[str, Any], card: dict[str, Any] | None = None) 
 
 
 def register(group: click.Group) -> None:
+    from policyfit.cli.relabel import relabel, strip_actions
+
+    data.add_command(strip_actions)
+    data.add_command(relabel)
     group.add_command(data)
 
 
