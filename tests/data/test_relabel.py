@@ -307,3 +307,10 @@ def test_cli_errors(tmp_path):
         "actions: actions are discrete",
     )
     assert not Path(out).exists()
+
+
+def test_cli_unwritable_out_fails_before_the_work(tmp_path):
+    src = str(save_dataset(pendulum_dataset(episodes=4, seed=1), tmp_path / "p.npz"))
+    for command in ("strip-actions", "relabel"):
+        dest = f"/proc/forbidden/{command}.hdf5"
+        one_line_error(run("data", command, src, "--out", dest), f"{dest}: out: cannot write here")

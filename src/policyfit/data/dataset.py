@@ -16,6 +16,11 @@ field                  shape / dtype        meaning
 An episode ends at every index where ``terminals | timeouts``; the last transition of the dataset
 always ends an episode (a last episode with neither flag is accepted as truncated, with a warning).
 
+An *action-free* episode (actions unknown, semi-supervised offline RL) has NaN in every action of
+every step; only a dataset built with ``allow_action_free=True`` holds one, and
+:meth:`Dataset.require_actions` (called by the samplers and the trainer) refuses it with the
+error that says to run ``policyfit data relabel`` (:mod:`policyfit.data.action_free`).
+
 Example:
     >>> import numpy as np
     >>> from policyfit.data import Dataset
