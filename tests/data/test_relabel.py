@@ -28,7 +28,7 @@ os.environ.setdefault("POLICYFIT_FAST_COMPILE", "1")
 # A small model at a higher learning rate trains in seconds; the architecture is the official one
 # otherwise (two heads, dropout 0.1 before the last layer, tanh-Gaussian NLL).
 SMALL = InverseModelConfig(
-    hidden_dims=(128, 128), batch_size=256, lr=1e-3, steps=600, eval_every=50
+    hidden_dims=(128, 128), batch_size=256, lr=1e-3, steps=400, eval_every=50
 )
 
 
@@ -173,7 +173,7 @@ def test_strip_then_relabel_recovers_the_actions(pendulum, round_trip):
     assert np.isfinite(out.actions).all() and np.abs(out.actions).max() <= 2.0
     # Pendulum's velocity update is linear in the torque, so (s_t, s_t+1) pins the action down
     # except where the speed limit clips: a quarter of the actions' variance is a loose bound
-    # (predicting the mean action scores 1.0; a trained model well under 0.1)
+    # (predicting the mean action scores 1.0; this model about 0.07, linear regression 0.003)
     err = relative_mse(out.actions[proxy], pendulum.actions[proxy])
     assert err < 0.25, err
     record = out.metadata["relabel"]
