@@ -314,3 +314,21 @@ def test_cli_unwritable_out_fails_before_the_work(tmp_path):
     for command in ("strip-actions", "relabel"):
         dest = f"/proc/forbidden/{command}.hdf5"
         one_line_error(run("data", command, src, "--out", dest), f"{dest}: out: cannot write here")
+
+
+def test_inspect_and_convert_keep_action_free_episodes(tmp_path):
+    import json
+
+    free = strip_actions(pendulum_dataset(episodes=4, seed=1), keep_fraction=0.5, threshold=1.0)
+    path = str(save_dataset(free, tmp_path / "free.hdf5"))
+    result = run("data", "inspect", path, "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["action_free_episodes"] == 2 and summary["action_max"] <= 2.0
+    assert run("data", "convert", path, str(tmp_path / "free.npz")).exit_code == 0
+    back = load_dataset(tmp_path / "free.npz", allow_action_free=True)
+    assert back.fingerprint() == free.fingerprint()
+    assert back.action_free_episodes().tolist() == free.action_free_episodes().tolist()
+    one_line_error(  # the diagnostics need actions
+        run("data", "inspect", path, "--full"), "actions: 2 of 4 episodes are action-free"
+    )
