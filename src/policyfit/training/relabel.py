@@ -320,7 +320,9 @@ def fit_inverse_model(
         "best_step": best_step,
         "history": history,
         "seconds": round(time.perf_counter() - started, 1),
-        "nll_units": "nats per transition, actions scaled to [-1, 1], summed over dimensions",
+        "target_eps": TARGET_EPS,
+        "nll_units": "nats per transition, summed over dimensions, of actions scaled to [-1, 1] "
+        f"and clipped to +-(1 - {TARGET_EPS:g})",
     }
     return FittedModel(model, best, record)
 
