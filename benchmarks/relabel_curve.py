@@ -48,6 +48,11 @@ def main() -> None:
     parser.add_argument("--idm-lr", type=float, default=1e-3)
     parser.add_argument("--workdir", default="/tmp/policyfit_bench_relabel")
     parser.add_argument("--name", default=None, help="result name (default relabel_curve_<cpu>)")
+    parser.add_argument(
+        "--table-only",
+        action="store_true",
+        help="rewrite the markdown and the plot from the JSON's rows; train nothing",
+    )
     args = parser.parse_args()
 
     from policyfit.data.io import load_dataset, save_dataset
@@ -60,6 +65,12 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     name = args.name or f"relabel_curve_{cpu_kind()}"
     idm = InverseModelConfig(steps=args.idm_steps, batch_size=args.idm_batch, lr=args.idm_lr)
+    if args.table_only:
+        import json
+
+        done = json.loads((RESULTS_DIR / f"{name}.json").read_text())
+        write(name, args, idm, fractions, done["rows"], done["seconds"], done.get("load_average"))
+        return
     start = time.time()
     cache: dict[str, object] = {}
 
@@ -123,7 +134,15 @@ def _cells(rows: list[dict], f: float, key: str) -> list[float]:
     return [r[key] for r in rows if r["fraction"] == f and r.get(key) is not None]
 
 
-def write(name: str, args, idm, fractions: list[float], rows: list[dict], seconds: float) -> None:
+def write(
+    name: str,
+    args,
+    idm,
+    fractions: list[float],
+    rows: list[dict],
+    seconds: float,
+    load: str | None = None,
+) -> None:
     from dataclasses import asdict
 
     table = []
@@ -132,10 +151,14 @@ def write(name: str, args, idm, fractions: list[float], rows: list[dict], second
         if not scores:
             continue
         entry = {"fraction": f, "seeds": len(scores), "score_mean": float(np.mean(scores)),
-                 "score_std": float(np.std(scores))}  # fmt: skip
+                 "score_std": float(np.std(scores)), "scores": scores}  # fmt: skip
         for key in ("proxy_mse", "proxy_mean_abs", "idm_validation_nll", "labelled_episodes"):
             vals = _cells(rows, f, key)
             entry[key] = float(np.mean(vals)) if vals else None
+        for part in ("in_distribution", "out_of_distribution"):
+            vals = [r["proxy_error"][part]["mse"] for r in rows
+                    if r["fraction"] == f and r.get("proxy_error")]  # fmt: skip
+            entry[f"proxy_mse_{part}"] = float(np.mean(vals)) if vals else None
         table.append(entry)
     payload = {
         "dataset": args.dataset,
@@ -150,8 +173,9 @@ def write(name: str, args, idm, fractions: list[float], rows: list[dict], second
         "paper": "Zheng et al., ICML 2023: SS-TD3BC with 10% labelled low-return trajectories "
         "matches fully labelled TD3BC (qualitative claim; D4RL, 200k updates)",
     }
+    load = load or ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    payload["load_average"] = load
     write_result(name, payload)
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     data_level = next((r["data_normalized_return_mean"] for r in rows
                        if r.get("data_normalized_return_mean") is not None), None)  # fmt: skip
     lines = [
@@ -165,20 +189,29 @@ def write(name: str, args, idm, fractions: list[float], rows: list[dict], second
         f"(action units, mean over seeds). This invocation {seconds / 60:.0f} min; load average "
         f"at the end {load} (shared 2-core machine).",
         "",
-        "| labelled fraction | labelled episodes | TD3+BC score | proxy MSE | proxy mean abs | "
-        "IDM val NLL | seeds |",
-        "|---|---|---|---|---|---|---|",
+        "| labelled fraction | labelled episodes | TD3+BC score (per seed) | proxy MSE | proxy MSE in / out "
+        "| proxy mean abs | IDM val NLL | seeds |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for e in table:
         fmt = lambda v, p=4: "-" if v is None else f"{v:.{p}g}"  # noqa: E731
         lines.append(
             f"| {e['fraction']:g}{' (all true actions)' if e['fraction'] >= 1 else ''} | "
-            f"{fmt(e['labelled_episodes'], 4)} | {e['score_mean']:.1f} +- {e['score_std']:.1f} | "
-            f"{fmt(e['proxy_mse'])} | {fmt(e['proxy_mean_abs'])} | "
+            f"{fmt(e['labelled_episodes'], 4)} | {e['score_mean']:.1f} +- {e['score_std']:.1f} "
+            f"({', '.join(f'{x:.1f}' for x in e['scores'])}) | "
+            f"{fmt(e['proxy_mse'])} | {fmt(e['proxy_mse_in_distribution'], 3)} / "
+            f"{fmt(e['proxy_mse_out_of_distribution'], 3)} | {fmt(e['proxy_mean_abs'])} | "
             f"{fmt(e['idm_validation_nll'])} | {e['seeds']} |"
         )
     if data_level is not None:
         lines += ["", f"The dataset's own episodes: normalized return {data_level:.1f}."]
+    lines += [
+        "",
+        "proxy MSE in / out: on the unlabelled low-return episodes (in distribution) and on the "
+        "episodes above the return threshold (out of distribution), as the official code splits "
+        "them. For scale: predicting the dataset's mean action has an MSE of 0.36 on "
+        "hopper-medium (100k).",
+    ]
     write_text(RESULTS_DIR / f"{name}.md", "\n".join(lines) + "\n")
     plot(name, args, table)
 
@@ -207,7 +240,14 @@ def plot(name: str, args, table: list[dict]) -> None:
     ax.legend(fontsize=8)
     err = [e for e in table if e["proxy_mse"] is not None]
     if err:
-        ax2.plot([e["fraction"] for e in err], [e["proxy_mse"] for e in err], marker="o")
+        fx = [e["fraction"] for e in err]
+        ax2.plot(fx, [e["proxy_mse"] for e in err], marker="o", label="all unlabelled")
+        ax2.plot(fx, [e["proxy_mse_in_distribution"] for e in err], marker="s", ls=":",
+                 label="low-return (in distribution)")  # fmt: skip
+        ax2.plot(fx, [e["proxy_mse_out_of_distribution"] for e in err], marker="^", ls=":",
+                 label="high-return (out of distribution)")  # fmt: skip
+        ax2.set_ylim(bottom=0)
+        ax2.legend(fontsize=8)
         ax2.set_xscale("log")
         ax2.set_xlabel("labelled fraction")
         ax2.set_ylabel("proxy-label MSE vs true actions")
