@@ -1,7 +1,9 @@
-"""``policyfit data ...``: inspect, convert, make and list datasets."""
+"""``policyfit data ...``: inspect, convert, make and list datasets (``strip-actions`` and
+``relabel`` live in :mod:`policyfit.cli.relabel`)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -62,6 +64,10 @@ def render_summary(summary: dict[str, Any], card: dict[str, Any] | None = None) 
 
 
 def register(group: click.Group) -> None:
+    from policyfit.cli.relabel import relabel, strip_actions
+
+    data.add_command(strip_actions)
+    data.add_command(relabel)
     group.add_command(data)
 
 
@@ -99,7 +105,13 @@ def inspect(
     from policyfit.common.files import dumps
     from policyfit.envs.datasets import load_dataset
 
-    ds = load_dataset(dataset, size=size, seed=seed, clip_actions=clip_actions)
+    if not full and size is None and seed is None and Path(dataset).expanduser().exists():
+        # a file may hold action-free episodes (NaN actions): summarized, not refused
+        from policyfit.data.io import load_dataset as load_file
+
+        ds = load_file(dataset, clip_actions=clip_actions, allow_action_free=True)
+    else:
+        ds = load_dataset(dataset, size=size, seed=seed, clip_actions=clip_actions)
     summary = ds.summary()
     card = ds.metadata.get("card") or None
     diagnosis = None
@@ -152,11 +164,15 @@ def convert(
       policyfit data convert logs.npz for_d3rlpy.h5 --format d3rlpy
     """
     from policyfit.common.files import check_writable
+    from policyfit.data.io import load_dataset as load_file
     from policyfit.data.io import save_dataset
     from policyfit.envs.datasets import load_dataset
 
     check_writable(dst)
-    ds = load_dataset(src, clip_actions=clip_actions)
+    if Path(src).expanduser().exists():  # action-free episodes (NaN actions) convert as they are
+        ds = load_file(src, clip_actions=clip_actions, allow_action_free=True)
+    else:
+        ds = load_dataset(src, clip_actions=clip_actions)
     path = save_dataset(ds, dst, fmt, dataset_id=dataset_id)
     click.echo(
         f"wrote {path} ({len(ds):,} transitions, {ds.num_episodes:,} episodes, fingerprint {ds.fingerprint()})"

@@ -16,6 +16,11 @@ field                  shape / dtype        meaning
 An episode ends at every index where ``terminals | timeouts``; the last transition of the dataset
 always ends an episode (a last episode with neither flag is accepted as truncated, with a warning).
 
+An *action-free* episode (actions unknown, semi-supervised offline RL) has NaN in every action of
+every step; only a dataset built with ``allow_action_free=True`` holds one, and
+:meth:`Dataset.require_actions` (called by the samplers and the trainer) refuses it with the
+error that says to run ``policyfit data relabel`` (:mod:`policyfit.data.action_free`).
+
 Example:
     >>> import numpy as np
     >>> from policyfit.data import Dataset
@@ -38,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from policyfit.common.scores import normalized_score, reference_scores
-from policyfit.data.validate import validate_arrays
+from policyfit.data.validate import action_free_error, validate_arrays
 from policyfit.errors import DatasetError
 
 ARRAY_FIELDS = (
@@ -93,6 +98,7 @@ class Dataset:
     source: str = "<memory>"
     clip_actions: bool = field(default=False, repr=False)
     _warn_truncated: bool = field(default=True, repr=False)
+    allow_action_free: bool = field(default=False, repr=False)
 
     def __post_init__(self) -> None:
         checked = validate_arrays(
@@ -101,6 +107,7 @@ class Dataset:
             source=self.source,
             clip_actions=self.clip_actions,
             warn_truncated_end=self._warn_truncated,
+            allow_action_free=self.allow_action_free,
         )
         for name, value in checked.items():
             setattr(self, name, value)
@@ -156,6 +163,27 @@ class Dataset:
     def episode_ids(self) -> np.ndarray:
         """``[N]`` int: the episode each transition belongs to."""
         return np.repeat(np.arange(self.num_episodes), self.episode_lengths)
+
+    # ------------------------------------------------------------------ action-free episodes
+    @property
+    def action_available(self) -> np.ndarray:
+        """``[N]`` bool: False on the steps of action-free episodes (NaN actions; only a dataset
+        built with ``allow_action_free=True`` has them, see :mod:`policyfit.data.action_free`)."""
+        if self.discrete:
+            return np.ones(len(self), dtype=bool)
+        return ~np.isnan(self.actions).any(axis=1)
+
+    def action_free_episodes(self) -> np.ndarray:
+        """Indices of the episodes whose actions are unknown (all NaN)."""
+        return np.flatnonzero(~self.action_available[self._episode_starts])
+
+    def require_actions(self) -> None:
+        """DatasetError (say to run ``policyfit data relabel``) if any episode is action-free."""
+        available = self.action_available
+        if not available.all():
+            ends = np.zeros(len(self), dtype=bool)
+            ends[self._episode_ends] = True
+            raise action_free_error(self.source, ~available, ends)
 
     # ------------------------------------------------------------------ episodes and returns
     def episode(self, i: int) -> Episode:
@@ -246,7 +274,13 @@ class Dataset:
         extra = md.get("extra_arrays")
         if isinstance(extra, dict):
             md["extra_arrays"] = {k: np.asarray(v)[rows] for k, v in extra.items()}
-        return Dataset(**arrays, metadata=md, source=self.source, _warn_truncated=False)
+        return Dataset(
+            **arrays,
+            metadata=md,
+            source=self.source,
+            _warn_truncated=False,
+            allow_action_free=self.allow_action_free,
+        )
 
     def __getitem__(self, item: slice) -> Dataset:
         """Transition slice ``ds[a:b]``; a cut episode at the end is marked as timed out."""
@@ -265,7 +299,9 @@ class Dataset:
         extra = md.get("extra_arrays")
         if isinstance(extra, dict):
             md["extra_arrays"] = {k: np.asarray(v)[rows] for k, v in extra.items()}
-        return Dataset(**sub, metadata=md, source=self.source)
+        return Dataset(
+            **sub, metadata=md, source=self.source, allow_action_free=self.allow_action_free
+        )
 
     @staticmethod
     def concatenate(datasets: Sequence[Dataset], metadata: dict[str, Any] | None = None) -> Dataset:
@@ -316,7 +352,12 @@ class Dataset:
         extra = _concatenate_extra_arrays(datasets)
         if extra:
             md["extra_arrays"] = extra
-        return Dataset(**arrays, metadata=md, source=first.source)
+        return Dataset(
+            **arrays,
+            metadata=md,
+            source=first.source,
+            allow_action_free=any(d.allow_action_free for d in datasets),
+        )
 
     # ------------------------------------------------------------------ identity and summary
     def fingerprint(self) -> str:
@@ -358,8 +399,13 @@ class Dataset:
             out["normalized_return_std"] = float(np.std(norm))
             out["ref_min_score"], out["ref_max_score"] = self.reference_scores()
         if not self.discrete:
-            out["action_min"] = float(self.actions.min())
-            out["action_max"] = float(self.actions.max())
+            known = self.actions[self.action_available]
+            if known.size:
+                out["action_min"] = float(known.min())
+                out["action_max"] = float(known.max())
+            free = self.action_free_episodes()
+            if free.size:
+                out["action_free_episodes"] = int(free.size)
         return out
 
     def __repr__(self) -> str:

@@ -161,13 +161,21 @@ def find_dataset(path_or_id: str | os.PathLike) -> Path | None:
     return _local_minari_path(str(path_or_id))
 
 
-def load_dataset(path_or_id: str | os.PathLike | Dataset, *, clip_actions: bool = False) -> Dataset:
+def load_dataset(
+    path_or_id: str | os.PathLike | Dataset,
+    *,
+    clip_actions: bool = False,
+    allow_action_free: bool = False,
+) -> Dataset:
     """Load a dataset from a path or a Minari dataset id in the local Minari root.
 
     Args:
         path_or_id: Minari directory, HDF5 (D4RL's flat keys or d3rlpy's ``MDPDataset.dump``
             layout) / ``.npz`` file (format sniffed from the content), or a Minari dataset id (``namespace/name-v0``) under ``$MINARI_DATASETS_PATH``.
         clip_actions: clip actions into the declared action space instead of rejecting them.
+        allow_action_free: accept action-free episodes (all actions NaN; what ``policyfit data
+            strip-actions`` writes) instead of the error that says to run ``policyfit data
+            relabel``; only the relabelling tools need them.
 
     Raises:
         DatasetError: one line naming the file, the field and the problem.
@@ -184,7 +192,7 @@ def load_dataset(path_or_id: str | os.PathLike | Dataset, *, clip_actions: bool 
         )
     fmt = sniff_format(found)
     reader = {"minari": read_minari, "hdf5": read_hdf5, "npz": read_npz, "d3rlpy": read_d3rlpy}[fmt]
-    return reader(found, clip_actions=clip_actions)
+    return reader(found, clip_actions=clip_actions, allow_action_free=allow_action_free)
 
 
 def save_dataset(
@@ -271,7 +279,11 @@ def _extra_arrays(ds: Dataset) -> dict[str, np.ndarray]:
 
 
 def _build(
-    arrays: dict[str, Any], metadata: dict[str, Any], path: Path, clip_actions: bool
+    arrays: dict[str, Any],
+    metadata: dict[str, Any],
+    path: Path,
+    clip_actions: bool,
+    allow_action_free: bool = False,
 ) -> Dataset:
     """The validated Dataset; ``metadata["extra_arrays"]`` keeps the arrays with one row per
     transition, any other array the file held goes to ``metadata["extra"]``."""
@@ -289,6 +301,7 @@ def _build(
         metadata=metadata,
         source=str(path),
         clip_actions=clip_actions,
+        allow_action_free=allow_action_free,
     )
     kept = {}
     for key, value in extra.items():
@@ -305,7 +318,9 @@ def _build(
 
 
 # ----------------------------------------------------------------------------- HDF5 (D4RL style)
-def read_hdf5(path: str | os.PathLike, *, clip_actions: bool = False) -> Dataset:
+def read_hdf5(
+    path: str | os.PathLike, *, clip_actions: bool = False, allow_action_free: bool = False
+) -> Dataset:
     """Read a D4RL-style HDF5 file: flat keys; nested groups are flattened as ``group/key``."""
     import h5py
 
@@ -342,7 +357,7 @@ def read_hdf5(path: str | os.PathLike, *, clip_actions: bool = False) -> Dataset
     if other:
         metadata.setdefault("extra", {}).update(other)
     metadata["source_format"] = "hdf5"
-    return _build(arrays, metadata, path, clip_actions)
+    return _build(arrays, metadata, path, clip_actions, allow_action_free)
 
 
 def _timeouts_from_episode_terminals(arrays: dict[str, Any], extra: dict[str, np.ndarray]) -> None:
@@ -384,7 +399,9 @@ def write_hdf5(ds: Dataset, path: str | os.PathLike) -> Path:
 
 
 # ----------------------------------------------------------------------------- d3rlpy
-def read_d3rlpy(path: str | os.PathLike, *, clip_actions: bool = False) -> Dataset:
+def read_d3rlpy(
+    path: str | os.PathLike, *, clip_actions: bool = False, allow_action_free: bool = False
+) -> Dataset:
     """Read the HDF5 file d3rlpy 2.x's ``MDPDataset.dump`` writes (see :mod:`.d3rlpy_io`)."""
     import h5py
 
@@ -404,7 +421,7 @@ def read_d3rlpy(path: str | os.PathLike, *, clip_actions: bool = False) -> Datas
         metadata.setdefault("extra_arrays", {}).update(extra)
     metadata.update({k: v for k, v in found.items() if v is not None})
     metadata["source_format"] = "d3rlpy"
-    return _build(arrays, metadata, path, clip_actions)
+    return _build(arrays, metadata, path, clip_actions, allow_action_free)
 
 
 def write_d3rlpy(ds: Dataset, path: str | os.PathLike) -> Path:
@@ -422,7 +439,9 @@ def write_d3rlpy(ds: Dataset, path: str | os.PathLike) -> Path:
 
 
 # ----------------------------------------------------------------------------- npz
-def read_npz(path: str | os.PathLike, *, clip_actions: bool = False) -> Dataset:
+def read_npz(
+    path: str | os.PathLike, *, clip_actions: bool = False, allow_action_free: bool = False
+) -> Dataset:
     """Read an ``.npz`` with the D4RL keys (never unpickles: ``allow_pickle=False``)."""
     path = Path(path)
     arrays: dict[str, Any] = {}
@@ -462,7 +481,7 @@ def read_npz(path: str | os.PathLike, *, clip_actions: bool = False) -> Dataset:
     if extra:
         metadata.setdefault("extra_arrays", {}).update(extra)
     metadata["source_format"] = "npz"
-    return _build(arrays, metadata, path, clip_actions)
+    return _build(arrays, metadata, path, clip_actions, allow_action_free)
 
 
 def write_npz(ds: Dataset, path: str | os.PathLike) -> Path:
@@ -477,7 +496,9 @@ def _minari_data_dir(path: Path) -> Path:
     return path / "data" if (path / "data" / "metadata.json").is_file() else path
 
 
-def read_minari(path: str | os.PathLike, *, clip_actions: bool = False) -> Dataset:
+def read_minari(
+    path: str | os.PathLike, *, clip_actions: bool = False, allow_action_free: bool = False
+) -> Dataset:
     """Read a Minari dataset directory (the dataset folder or its ``data/`` folder)."""
     path = Path(path)
     for data_file in _minari_data_dir(path).glob("*.hdf5"):
@@ -487,7 +508,7 @@ def read_minari(path: str | os.PathLike, *, clip_actions: bool = False) -> Datas
     arrays, extras = _concatenate_minari_episodes(episodes, path)
     if extras:
         metadata["extra_arrays"] = extras
-    return _build(arrays, metadata, path, clip_actions)
+    return _build(arrays, metadata, path, clip_actions, allow_action_free)
 
 
 def _open_minari(path: Path) -> tuple[Any, dict[str, Any], list[dict[str, Any]]]:

@@ -49,6 +49,7 @@ class TransitionSampler:
     """
 
     def __init__(self, ds: Dataset, device: Any = None):
+        ds.require_actions()  # action-free episodes: the error says to run `policyfit data relabel`
         if ds.discrete:
             actions = ds.actions[:, None].astype(np.float32)
             nxt_actions = next_actions(ds)[:, None].astype(np.float32)
@@ -99,6 +100,7 @@ class TrajectorySampler:
     """
 
     def __init__(self, ds: Dataset, length: int, discount: float = 1.0, device: Any = None):
+        ds.require_actions()
         if length < 1:
             raise ConfigError(f"window length must be >= 1, got {length}", field="length")
         self.length = length

@@ -295,6 +295,52 @@ def _check_discrete_range(act: np.ndarray, space: Mapping[str, Any], source: str
         )
 
 
+def action_free_rows(act: np.ndarray, ends: np.ndarray) -> np.ndarray | None:
+    """``[N]`` bool, True on the steps of action-free episodes (all of their actions NaN).
+
+    None when the NaN values do not form whole episodes (a NaN in some dimensions of a step, or in
+    some steps of an episode): those are damaged values, not missing actions.
+    """
+    nan = np.isnan(act)
+    rows = nan.all(axis=1)
+    if (nan.any(axis=1) != rows).any():
+        return None
+    starts = np.concatenate([[0], np.flatnonzero(ends)[:-1] + 1])
+    per_episode = np.add.reduceat(rows.astype(np.int64), starts)
+    lengths = np.diff(np.concatenate([starts, [len(rows)]]))
+    if ((per_episode != 0) & (per_episode != lengths)).any():
+        return None
+    return rows
+
+
+def action_free_error(source: str, rows: np.ndarray, ends: np.ndarray) -> DatasetError:
+    """The one-line error for a dataset with action-free episodes where actions are needed."""
+    starts = np.concatenate([[0], np.flatnonzero(ends)[:-1] + 1])
+    free = int(rows[starts].sum())
+    return DatasetError(
+        f"{free} of {len(starts)} episodes are action-free (all actions NaN, first at transition "
+        f"{int(np.flatnonzero(rows)[0])}); label them first with `policyfit data relabel "
+        f"{source} --out LABELLED` (an inverse-dynamics model) and train on LABELLED",
+        path=source,
+        field="actions",
+    )
+
+
+def _check_actions_finite(
+    act: np.ndarray, ends: np.ndarray, source: str, allow_action_free: bool
+) -> None:
+    """Finite actions, or whole action-free episodes of NaN (see :func:`validate_arrays`)."""
+    if act.dtype.kind != "f" or np.isfinite(act).all():
+        return
+    if np.isinf(act).any():
+        _check_finite(source, "actions", act)
+    rows = action_free_rows(act, ends)
+    if rows is None:
+        _check_finite(source, "actions", act)
+    if not allow_action_free:
+        raise action_free_error(source, rows, ends)
+
+
 # ----------------------------------------------------------------------------- entry point
 def validate_arrays(
     arrays: Mapping[str, Any],
@@ -303,12 +349,18 @@ def validate_arrays(
     source: str,
     clip_actions: bool = False,
     warn_truncated_end: bool = True,
+    allow_action_free: bool = False,
 ) -> dict[str, np.ndarray]:
     """Normalize dtypes/shapes and reject anything a learner could not use.
 
     Returns the six arrays (``observations``, ``actions``, ``rewards``, ``terminals``,
     ``timeouts``, ``next_observations``). Records in ``metadata`` what it changed:
     ``derived_next_observations`` and ``clipped_actions`` (the number of clipped rows).
+
+    Continuous actions may be NaN only as *action-free episodes* (every action of every step of
+    the episode NaN, see :func:`action_free_rows`), and only with ``allow_action_free``: without
+    it they are the one-line error that says to run ``policyfit data relabel``
+    (:func:`action_free_error`), which is what every trainer loading such a file sees.
 
     Raises:
         DatasetError: the first problem found, naming ``source`` and the field.
@@ -337,7 +389,7 @@ def validate_arrays(
 
     obs = obs.astype(np.float32)
     rew = rew.astype(np.float32)
-    for name, arr in (("observations", obs), ("actions", act), ("rewards", rew)):
+    for name, arr in (("observations", obs), ("rewards", rew)):
         _check_finite(source, name, arr)
 
     if not (term[-1] or tout[-1]):
@@ -345,6 +397,7 @@ def validate_arrays(
         tout[-1] = True
         if warn_truncated_end:
             warn_truncated(source)
+    _check_actions_finite(act, term | tout, source, allow_action_free)
     nxt = _next_observations(nxt, obs, term | tout, metadata, source)
 
     if not discrete and space is not None and space.get("type") == "box":

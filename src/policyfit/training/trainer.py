@@ -385,6 +385,7 @@ def _setup_run(
     cfg = resolve_config(cls, config, s.steps, cls.name)
     learner = cls(cfg)
     ds = _resolve_dataset(dataset)
+    ds.require_actions()  # before any run directory: action-free data must be relabelled first
     check_action_space(cls, ds)
     if run_config and run_config["dataset"]["fingerprint"] != ds.fingerprint():
         raise PolicyfitError(
