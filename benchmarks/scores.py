@@ -55,10 +55,29 @@ def run_dir_of(algo: str, dataset: str, seed: int, name: str) -> Path:
 
 
 def finished(algo: str, dataset: str, seed: int, steps: int, name: str = "scores") -> dict | None:
+    """A finished run's summary: from its run directory, else from the committed results file
+    ``results/<name>.json`` (run directories are not committed; a later session, perhaps on a
+    fresh machine, continues the table from what earlier ones recorded)."""
     from policyfit.training.rundir import RunDir
 
     summary = RunDir(run_dir_of(algo, dataset, seed, name)).read_summary()
-    return summary if summary is not None and summary["steps"] >= steps else None
+    if summary is not None and summary["steps"] >= steps:
+        return summary
+    return recorded(name).get((algo, dataset, seed, steps))
+
+
+_RECORDED: dict[str, dict] = {}
+
+
+def recorded(name: str) -> dict[tuple[str, str, int, int], dict]:
+    """``{(algorithm, dataset, seed, steps): summary}`` of the runs in ``results/<name>.json``."""
+    if name not in _RECORDED:
+        import json
+
+        path = HERE / "results" / f"{name}.json"
+        runs = json.loads(path.read_text()).get("runs", []) if path.is_file() else []
+        _RECORDED[name] = {(r["algorithm"], r["dataset"], r["seed"], r["steps"]): r for r in runs}
+    return _RECORDED[name]
 
 
 def run_one(
@@ -94,12 +113,14 @@ def collect(args: argparse.Namespace, overrides: dict, algo_steps: dict) -> tupl
                     summary = finished(algo, dataset, seed, steps, args.name)
                     if summary is None:
                         continue
-                else:
+                elif (summary := finished(algo, dataset, seed, steps, args.name)) is None:
                     paper = {} if args.no_paper_settings else paper_settings(algo, dataset)
                     config = {**paper, **overrides.get(algo, {})} or None
                     summary = run_one(
                         algo, dataset, seed, steps, args.eval_every, config, args.name
                     )
+                if "config" not in summary:  # recorded with the run, for a fresh machine
+                    summary = {**summary, "config": run_config(summary)}
                 runs.append(summary)
                 cells.setdefault((algo, dataset), []).append(summary)
                 print(
@@ -150,7 +171,7 @@ def tabulate(cells: dict, algos: list[str], datasets: list[str], algo_steps: dic
                 "best_mean": float(np.mean([s["best_normalized_score"] for s in summaries])),
                 "seeds": len(scores),
                 "steps": algo_steps.get(algo, args.steps),
-                "config": run_config(summaries[0]),
+                "config": summaries[0].get("config"),
                 "corl": CORL.get(algo, {}).get(dataset),
                 "paper_d4rl": None if paper is None else {"score": paper[0], "source": paper[1]},
             }
