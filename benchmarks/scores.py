@@ -205,7 +205,7 @@ def verdicts(table: dict, datasets: list[str]) -> dict:
     return out
 
 
-def plot(table: dict, datasets: list[str], path: Path) -> None:
+def plot(table: dict, datasets: list[str], data_level: dict, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -231,6 +231,9 @@ def plot(table: dict, datasets: list[str], path: Path) -> None:
                 color="C0" if algo in BASELINES or algo in CORL else "C1",
             )
             ax.plot(v["scores"], [i] * len(v["scores"]), "x", color="grey", ms=4)
+        if data_level.get(d) is not None:
+            ax.axvline(data_level[d], ls="--", color="grey", lw=1, label="data")
+            ax.legend(loc="lower right", fontsize=8)
         ax.set_yticks(range(len(algos)), algos)
         ax.invert_yaxis()
         ax.set_title(d)
@@ -405,7 +408,7 @@ def main() -> None:
     record = json.loads(path.read_text())
     write_text(HERE / "results" / f"{args.name}.md", markdown(record, datasets, args))
     if table:
-        plot(table, datasets, HERE / "results" / f"{args.name}.png")
+        plot(table, datasets, data_level, HERE / "results" / f"{args.name}.png")
 
 
 if __name__ == "__main__":
