@@ -191,7 +191,7 @@ def _config(
             gradient_checkpointing=False,
             temperature=1.0,
             top_k=0,
-            max_new_tokens=int(options.pop("max_new_tokens", 10)),
+            max_new_tokens=int(options.pop("max_new_tokens", 64)),
             max_length=32,
         )
         cls = OnlineDPOConfig
@@ -227,6 +227,14 @@ def make_trainer(
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     spec = OBJECTIVES[objective]
+    if spec.trainer == "trl-online-dpo":  # the task's completion length + EOS
+        from policyfit.pref.rollouts import Sampler
+
+        sampler = Sampler(task, ref.tokenizer)
+        options = {
+            "max_new_tokens": sampler.max_new + (sampler.restrict is not None),
+            **(options or {}),
+        }
     args = _config(
         objective, out_dir, steps=steps, seed=seed, beta=beta, lr=lr, batch=batch, options=options
     )
