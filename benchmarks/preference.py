@@ -51,6 +51,9 @@ STEPS = {
 }
 #: beta per task (the enumerable task's 0.5 keeps pi* away from a point mass).
 BETA = {"enumerable": 0.5}
+#: Held-out prompts of the bandit's Monte Carlo evaluation here (x 8 samples; the task's
+#: default is 100): half, to fit the time budget; the standard errors say what it costs.
+BANDIT_EVAL_PROMPTS = 50
 T95 = {1: 12.71, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571}
 
 KEYS = (
@@ -69,6 +72,9 @@ def cell_path(work: Path, objective: str, task: str, seed: int) -> Path:
     return work / f"{task}__{objective}__seed{seed}.json"
 
 
+_BEFORE: dict = {}
+
+
 def run_cell(work: Path, objective: str, task: str, seed: int, scale: float) -> dict:
     from policyfit.common.files import read_json, write_json
     from policyfit.pref.train import train
@@ -77,7 +83,15 @@ def run_cell(work: Path, objective: str, task: str, seed: int, scale: float) -> 
     if path.is_file():
         return read_json(path)
     steps = max(2, round(STEPS[task] * scale))
-    result = train(objective, task, steps=steps, seed=seed, beta=BETA.get(task))
+    result = train(
+        objective,
+        task,
+        steps=steps,
+        seed=seed,
+        beta=BETA.get(task),
+        before=_BEFORE.get((task, seed)),
+    )
+    _BEFORE[(task, seed)] = result["before"]
     cell = {k: result.get(k) for k in KEYS}
     cell.update(
         objective=objective,
@@ -357,6 +371,9 @@ def main() -> None:
     parser.add_argument("--no-speed", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    from policyfit.pref import tasks as pref_tasks
+
+    pref_tasks.BANDIT_EVAL_PROMPTS = BANDIT_EVAL_PROMPTS  # read at call time by evaluate()
     kind = cpu_kind()
     work = home() / "bench" / f"preference_{kind}"
     work.mkdir(parents=True, exist_ok=True)
@@ -419,7 +436,7 @@ def main() -> None:
         f"{args.seeds} seeds per cell, mean ± 95% t-interval over seeds; steps per task: "
         + ", ".join(f"{t} {summary[t]['steps']}" for t in tasks)
         + f"; wall time {elapsed / 60:.1f} min. Exact metrics on enumerable and unseen-response, "
-        "Monte Carlo (100 prompts x 8 samples) on the token bandits."
+        f"Monte Carlo ({BANDIT_EVAL_PROMPTS} prompts x 8 samples) on the token bandits."
     )
     for task in tasks:
         md += ["", f"## {task}", "", *table(summary, task)]

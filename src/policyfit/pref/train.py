@@ -300,6 +300,7 @@ def train(
     ref_seed: int = 0,
     out: str | Path | None = None,
     options: dict[str, Any] | None = None,
+    before: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train ``objective`` (one of :data:`OBJECTIVES`) on ``task`` for ``steps`` optimizer steps.
 
@@ -311,7 +312,9 @@ def train(
     reward, ``KL(pi || pi_ref)``, ``KL(pi_ref || pi)``, and where the task is exact the distances
     to ``pi*``: ``tv_to_optimum``, ``kl_policy_optimum``, ...), the same of the reference under
     ``"before"``, the trainer's last logged metrics under ``"trl_log"``, and the settings. With ``out``,
-    the policy is saved there (``save_pretrained``) with ``summary.json``.
+    the policy is saved there (``save_pretrained``) with ``summary.json``. ``before`` (the
+    reference's evaluation from an earlier call with the same task, ``ref_seed``, ``seed`` and
+    ``beta``) skips evaluating the reference again.
     """
     objective = check_objective(objective)
     task = get_task(task) if isinstance(task, str) else task
@@ -330,7 +333,8 @@ def train(
     ref = task.reference(ref_seed)
     policy = ref.copy().model
     data = task.make_dataset(n_pairs, seed=seed, ref=ref)
-    before = task.evaluate(ref.model, ref, beta=beta, seed=seed)
+    if before is None:
+        before = task.evaluate(ref.model, ref, beta=beta, seed=seed)
     with tempfile.TemporaryDirectory(prefix="policyfit-pref-") as tmp:
         trainer = make_trainer(
             objective,
