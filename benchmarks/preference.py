@@ -340,7 +340,7 @@ def plot(summary: dict, path: Path) -> None:
                 er["mean"],
                 xerr=kl["ci95"] or 0,
                 yerr=er["ci95"] or 0,
-                fmt="o",
+                fmt="os^"[i // len(COLORS)],
                 color=COLORS[i % len(COLORS)],
                 label=obj,
                 ms=4,

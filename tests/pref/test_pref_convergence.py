@@ -45,13 +45,10 @@ def test_moves_toward_pi_star(objective, enumerable_ref, tmp_path, monkeypatch):
     assert r[key] * factor < r["before"][key], (r[key], r["before"][key])
     assert r["expected_reward"] > r["before"]["expected_reward"]
     assert r["trl_log"]["step"] == 30 and r["trainer"].endswith("Trainer")
-
-
-def test_copg_logs_trls_metrics(enumerable_ref, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    r = train("copg", "enumerable", steps=2, seed=0, beta=0.5)
-    assert {"rewards/chosen", "rewards/rejected", "rewards/margins", "loss"} <= set(r["trl_log"])
-    assert r["trainer"] == "policyfit.pref.trainers.CoPGTrainer"
+    if objective in ("copg", "hypo", "rpo"):  # TRL's logged metrics of a pair objective
+        assert {"rewards/chosen", "rewards/rejected", "rewards/margins"} <= set(r["trl_log"])
+    if objective in ("hypo", "nash-md", "drpo-rollin"):  # and the online ones' sampled KL
+        assert r["trl_log"]["kl"] > 0
 
 
 @pytest.mark.parametrize(
