@@ -85,16 +85,17 @@ def run_cell(work: Path, objective: str, task: str, seed: int, scale: float) -> 
     from policyfit.common.files import read_json, write_json
     from policyfit.pref.train import train
 
-    path = cell_path(work, objective, task, seed)
+    steps = max(2, round(STEPS[task] * scale))
+    path = cell_path(work, objective, task, seed, steps)
     if path.is_file():
         return read_json(path)
-    steps = max(2, round(STEPS[task] * scale))
     result = train(
         objective,
         task,
         steps=steps,
         seed=seed,
         beta=BETA.get(task),
+        learning_rate=LR.get(task),
         before=_BEFORE.get((task, seed)),
     )
     _BEFORE[(task, seed)] = result["before"]
