@@ -199,11 +199,34 @@ def _config(
         from policyfit.pref import trainers
 
         cls = getattr(trainers, spec.trainer).config_class
-    known = {f for f in getattr(cls, "__dataclass_fields__", {})}
-    bad = sorted(set(options) - known)
+    check_options(objective, options)
+    return cls(**kwargs, **options)
+
+
+def _config_class(objective: str):
+    spec = OBJECTIVES[objective]
+    if spec.trainer == "trl-dpo":
+        from trl import DPOConfig
+
+        return DPOConfig
+    if spec.trainer == "trl-online-dpo":
+        from trl.experimental.online_dpo import OnlineDPOConfig
+
+        return OnlineDPOConfig
+    from policyfit.pref import trainers
+
+    return getattr(trainers, spec.trainer).config_class
+
+
+def check_options(objective: str, options: dict[str, Any] | None) -> None:
+    """A ConfigError naming the first of ``options`` that ``objective``'s config lacks."""
+    extra = {"rpo_alpha"} if objective == "rpo" else set()
+    if OBJECTIVES[objective].trainer == "trl-online-dpo":
+        extra.add("max_new_tokens")
+    known = set(getattr(_config_class(objective), "__dataclass_fields__", {})) | extra
+    bad = sorted(set(options or {}) - known)
     if bad:
         raise ConfigError(f"{objective} has no setting {bad[0]!r}", path="--option", field=bad[0])
-    return cls(**kwargs, **options)
 
 
 def make_trainer(
@@ -318,6 +341,7 @@ def train(
     """
     objective = check_objective(objective)
     task = get_task(task) if isinstance(task, str) else task
+    check_options(objective, options)
     if steps < 1:
         raise ConfigError(f"need at least one step, got {steps}", path="--steps", field="steps")
     defaults = TRAIN_DEFAULTS.get(task.name, {"learning_rate": 1e-3, "batch_size": 32})
