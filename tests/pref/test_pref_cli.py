@@ -64,7 +64,8 @@ def test_bad_input_is_one_line_exit_2():
     result = run("pref", "train", "ppo", "--task", "enumerable")
     assert result.exit_code == 2
     assert result.output == (
-        "error: OBJECTIVE: objective: unknown objective 'ppo'; available now: dpo, ipo\n"
+        "error: OBJECTIVE: objective: unknown objective 'ppo'; choose one of dpo, ipo, rpo, "
+        "online-dpo, copg, c-rlft, superhf, hypo, nash-md, drpo-rollin, dpo-ours\n"
     )
     result = run("pref", "data", "make", "chess", "--out", "x")
     assert result.exit_code == 2 and result.output.count("\n") == 1
@@ -88,3 +89,24 @@ def test_a_missing_extra_says_make_install_pref(monkeypatch):
         "error: trl: pref: the preference extra is not installed; run `make install-pref` "
         "(pip install -e .[pref])\n"
     )
+
+
+def test_objectives_lists_every_trainer():
+    from policyfit.cli.pref import OBJECTIVE_NAMES
+    from policyfit.pref.train import OBJECTIVES
+
+    result = run("pref", "objectives", "--json")
+    assert result.exit_code == 0, result.output
+    listed = json.loads(result.output)
+    assert tuple(listed) == OBJECTIVE_NAMES == tuple(OBJECTIVES)
+    assert listed["dpo"]["trainer"] == "trl-dpo" and listed["rpo"]["trainer"] == "trl-dpo"
+    assert listed["online-dpo"]["trainer"] == "trl-online-dpo"
+    assert listed["hypo"]["trainer"] == "HyPOTrainer"
+
+
+def test_a_bad_option_is_one_line():
+    result = run("pref", "train", "hypo", "--task", "enumerable", "--option", "lamda=0.2")
+    assert result.exit_code == 2
+    assert result.output == "error: --option: lamda: hypo has no setting 'lamda'\n"
+    result = run("pref", "train", "hypo", "--task", "enumerable", "--option", "lam")
+    assert result.output == "error: --option: option: expected KEY=VALUE, got 'lam'\n"

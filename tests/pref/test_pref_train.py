@@ -33,7 +33,7 @@ def test_dpo_and_ipo_move_toward_pi_star(objective, enumerable_ref, tmp_path, mo
 
 
 def test_unknown_objective_and_bad_settings_are_config_errors():
-    with pytest.raises(ConfigError, match="unknown objective 'ppo'; available now: dpo, ipo"):
+    with pytest.raises(ConfigError, match="unknown objective 'ppo'; choose one of dpo, ipo, rpo"):
         train("ppo", "enumerable")
     with pytest.raises(ConfigError, match="unknown task 'chess'"):
         train("dpo", "chess")

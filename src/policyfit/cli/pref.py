@@ -1,6 +1,7 @@
 """``policyfit pref ...``: preference fine-tuning of tiny sequence policies (the ``pref`` extra).
 
 * ``tasks`` — the four tasks;
+* ``objectives`` — the objectives and the trainer that runs each;
 * ``data make TASK --n N --out DIR`` — preference rows as a ``datasets`` dataset on disk;
 * ``train OBJECTIVE --task TASK [--steps N] [--json]`` — train through TRL, print expected reward,
   KL and (where exact) the distance to pi*.
@@ -28,7 +29,19 @@ INSTALL_HINT = (
 
 # The task names and objectives, for --help and choices without importing torch.
 TASK_NAMES = ("token-bandit-aligned", "token-bandit-unaligned", "enumerable", "unseen-response")
-OBJECTIVE_NAMES = ("dpo", "ipo")
+OBJECTIVE_NAMES = (
+    "dpo",
+    "ipo",
+    "rpo",
+    "online-dpo",
+    "copg",
+    "c-rlft",
+    "superhf",
+    "hypo",
+    "nash-md",
+    "drpo-rollin",
+    "dpo-ours",
+)
 
 
 def register(group: click.Group) -> None:
@@ -54,7 +67,7 @@ def check_task(name: str, where: str) -> None:
 
 @click.group()
 def pref() -> None:
-    """Preference fine-tuning (DPO, IPO, ...) of tiny sequence policies, measured exactly.
+    """Preference fine-tuning (DPO, IPO, RPO, CoPG, HyPO, ...) of tiny sequence policies, measured exactly.
 
     PyTorch + Hugging Face (TRL 1.16), independent of the JAX core; install with
     `make install-pref`. Models and tokenizers are built locally; nothing is downloaded.
@@ -62,6 +75,7 @@ def pref() -> None:
     \b
     Examples:
       policyfit pref tasks
+      policyfit pref objectives
       policyfit pref data make enumerable --n 1000 --out prefs/enumerable
       policyfit pref train dpo --task enumerable --steps 40 --json
     """
@@ -94,6 +108,45 @@ def tasks_command(as_json: bool) -> None:
     for name, task in TASKS.items():
         kind = "exact" if task.exact else "Monte Carlo"
         click.echo(f"{name.ljust(width)}  {kind:<11}  beta={task.default_beta:g}  {task.summary}")
+
+
+@pref.command("objectives")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def objectives_command(as_json: bool) -> None:
+    """List the objectives `policyfit pref train` runs, and the trainer behind each.
+
+    \b
+    Example:
+      policyfit pref objectives
+    """
+    require_extra()
+    from policyfit.pref.train import OBJECTIVES
+
+    if as_json:
+        click.echo(
+            json.dumps(
+                {n: {"trainer": o.trainer, "summary": o.summary} for n, o in OBJECTIVES.items()},
+                indent=2,
+            )
+        )
+        return
+    width = max(len(n) for n in OBJECTIVES)
+    for name, spec in OBJECTIVES.items():
+        click.echo(f"{name.ljust(width)}  {spec.trainer:<18}  {spec.summary}")
+
+
+def _parse_options(items: tuple[str, ...]) -> dict:
+    """``("lam=0.2", "num_samples=4")`` -> ``{"lam": 0.2, "num_samples": 4}`` (JSON values)."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"expected KEY=VALUE, got {item!r}", path="--option", field="option")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
 
 
 @pref.group("data")
@@ -158,6 +211,12 @@ def _fmt(value) -> str:
 @click.option("--lr", "learning_rate", type=float, default=None, help="Learning rate.")
 @click.option("--batch-size", type=int, default=None, help="Pairs per step.")
 @click.option("--out", default=None, help="Save the trained policy (save_pretrained) here.")
+@click.option(
+    "--option",
+    "options",
+    multiple=True,
+    help="KEY=VALUE: a field of the objective's config (e.g. rpo_alpha=0.5, lam=0.2); repeat.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def train_command(
     objective: str,
@@ -168,9 +227,10 @@ def train_command(
     learning_rate: float | None,
     batch_size: int | None,
     out: str | None,
+    options: tuple[str, ...],
     as_json: bool,
 ) -> None:
-    """Fine-tune TASK's reference with OBJECTIVE (dpo, ipo: TRL's DPOTrainer) and measure it.
+    """Fine-tune TASK's reference with OBJECTIVE (see `policyfit pref objectives`), measure it.
 
     Prints the expected reward, KL(pi || pi_ref), KL(pi_ref || pi) and, on the exact tasks, the
     total variation and KL to pi* = pi_ref exp(R / beta) / Z, before and after training.
@@ -179,15 +239,17 @@ def train_command(
     Examples:
       policyfit pref train dpo --task enumerable --steps 40
       policyfit pref train ipo --task unseen-response --steps 50 --json
+      policyfit pref train hypo --task enumerable --steps 40 --option lam=0.2
     """
     objective = objective.lower()
     if objective not in OBJECTIVE_NAMES:
         raise ConfigError(
-            f"unknown objective {objective!r}; available now: {', '.join(OBJECTIVE_NAMES)}",
+            f"unknown objective {objective!r}; choose one of {', '.join(OBJECTIVE_NAMES)}",
             path="OBJECTIVE",
             field="objective",
         )
     check_task(task, "--task")
+    parsed = _parse_options(options)
     require_extra()
     from policyfit.common.files import json_default
     from policyfit.pref.train import train
@@ -203,6 +265,7 @@ def train_command(
         learning_rate=learning_rate,
         batch_size=batch_size,
         out=out,
+        options=parsed,
     )
     if as_json:
         click.echo(json.dumps(result, indent=2, default=json_default))

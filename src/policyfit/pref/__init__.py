@@ -12,7 +12,11 @@ both are import-linter contracts in ``pyproject.toml``). Install with ``make ins
 * :mod:`.exact` — exact expected reward, KLs, total variation and distance to
   ``pi* ∝ pi_ref exp(R / beta)`` by enumerating a finite response space through the model;
 * :mod:`.losses` — the objectives as pure functions of per-sequence log-probabilities;
-* :mod:`.train` — ``train(objective, task, steps, seed, beta)`` through TRL's trainers.
+* :mod:`.rollouts` — sampling from a policy (or a mixture) on a task, and the task's reward;
+* :mod:`.trainers` — TRL-style trainers (one base) for the objectives TRL 1.16 lacks: CoPG,
+  C-RLFT, SuperHF, HyPO, Nash-MD, DR-PO's roll-in;
+* :mod:`.train` — ``train(objective, task, steps, seed, beta)``: TRL's trainers for DPO, IPO,
+  RPO and online DPO, :mod:`.trainers` for the rest.
 
 Nothing is downloaded: importing this package sets ``HF_HUB_OFFLINE=1`` and
 ``HF_DATASETS_OFFLINE=1`` (unless already set) before transformers or datasets load.
