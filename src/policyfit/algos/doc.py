@@ -58,7 +58,18 @@ Where policyfit differs, and why (each a deliberate choice):
   ``r_t`` *before* ``a_t`` at training time and zero at test time, which leaks the outcome into
   the action prediction during training. Here the slot of step ``t`` holds ``r_(t-1)`` (zero at
   a window's first position), the same during training and acting.
-* **Energy input.** ``g`` reads ``[history feature at a_t, z_t, e(s_(t+1)), e_r(r_t)]``: the code
+* **The critic (default leaves the code).** In the code both sides of ``E = g(pos) g(neg)^T``
+  carry the row's own history and ``z``, so the diagonal can be told from the other entries by
+  ``(history, z)`` alone, without the outcome: the term then measures how distinguishable the
+  latents of a batch are, not what they know about ``(r, s')``. Descending it makes ``z``
+  distinctive, ascending it (min-max) collapses ``z``; measured on the bandit, either way DoC does
+  not beat DT. ``critic = "separable"`` (default) is the standard InfoNCE critic:
+  ``E_ij = u([history at a_t, z]_i) . w([e(s'), e_r(r)]_j)`` at each window position, each row's
+  own outcome on the diagonal and the batch's other outcomes (the shuffled ones) as negatives; so
+  the term estimates what ``z`` (with the history and action) says about the outcome, as the
+  paper's constraint and the tabular code's ``-f(s,a,R,z) + logsumexp_R' rho(R') f(s,a,R',z)``.
+  ``critic = "code"`` is the code's energy, with the input described next.
+* **Energy input (``critic = "code"``).** ``g`` reads ``[history feature at a_t, z_t, e(s_(t+1)), e_r(r_t)]``: the code
   repeats the next-state embedding where the paper's mutual information is about ``(r_t, s_(t+1))``;
   on a bandit all randomness is in ``r_t``, so the reward embedding takes the second slot. The
   negatives are two independent draws among the batch's valid positions (the code's two
@@ -71,8 +82,8 @@ Where policyfit differs, and why (each a deliberate choice):
   ``mi_minmax = True`` (default) is the paper's ``min_(pi, q) max_g``: ``g`` descends ``L_NCE``
   and the gradient reaching ``z`` through ``g`` is reversed, so ``q`` removes what the critic can
   find. ``mi_minmax = False`` is the code's sign. On the Bernoulli bandit
-  (``benchmarks/stochastic.py``) only the min-max version picks the arm with the best expected
-  reward and predicts the value it achieves; the code's sign over-promises like DT.
+  (``benchmarks/stochastic.py``) the separable critic with the min-max sign is the variant that
+  picks the arm with the best expected reward and predicts the value it achieves.
 * The gradient clip is global (optax), the code's Keras ``clipnorm`` clips each tensor alone;
   AdamW's decay is multiplied by the learning rate (optax), ``tfa.AdamW``'s is not.
 * ``key=None`` in :meth:`act` (deterministic acting) uses a fixed set of ``M`` standard-normal
@@ -143,6 +154,9 @@ class DoCConfig(AlgoConfig):
     # True: q ascends L_NCE through z (the paper's min-max); False: q descends it (the code).
     # Default True: with False the Bernoulli-bandit claim does not reproduce (benchmarks/stochastic)
     mi_minmax: bool = True
+    # "separable": E_ij = u(history_i, a_i, z_i) . w(outcome_j), the standard InfoNCE critic over
+    # the batch's outcomes (r, s'); "code": E_ij = g(pos_i) . g(neg_j) as the official code.
+    critic: str = "separable"
     normalize_observations: bool = True
 
 
@@ -258,6 +272,7 @@ class DoCNetwork(nn.Module):
         self.predict_action = _MLP(self.mlp_hidden, self.action_dim)
         self.predict_value = _MLP(self.mlp_hidden, 1)
         self.embed_energy = _MLP(self.mlp_hidden, e)
+        self.embed_outcome = _MLP(self.mlp_hidden, e)
 
     def _tokens(self, first, second, third, train):
         b, k, e = first.shape
@@ -281,9 +296,13 @@ class DoCNetwork(nn.Module):
         mean, logvar = jnp.split(self.predict_prior(prior), 2, axis=-1)
         return x, mean, logvar
 
-    def posterior(self, rewards, obs, actions, timesteps, train: bool = False):
+    def posterior(self, rewards, obs, actions, timesteps, mask, train: bool = False):
         """``q(z_t | (s, a, r)_t..)`` ``(mean, logvar)`` ``[B, K, L]``: the causal trunk on the
-        time-reversed tokens, read at ``s_t`` (which then has seen step ``t`` and all later)."""
+        time-reversed tokens, read at ``s_t`` (which then has seen step ``t`` and all later).
+
+        Reversed, a window's end padding comes first and is seen by every position: its tokens
+        are zeroed (``mask [B, K]``), so only *where* the episode ends is visible, not what the
+        padded arrays hold."""
         b, k = timesteps.shape
         time = self.embed_timestep(timesteps)
         tokens = self._tokens(
@@ -292,6 +311,7 @@ class DoCNetwork(nn.Module):
             self.embed_return(rewards[..., None]) + time,
             train,
         )
+        tokens = tokens * jnp.repeat(mask, 3, axis=1)[..., None]
         f = self.future_trunk(tokens[:, ::-1], train=train)[:, ::-1]
         f = f.reshape(b, k, 3, self.embed_dim)[:, :, 0]
         mean, logvar = jnp.split(self.predict_future(f), 2, axis=-1)
@@ -314,13 +334,23 @@ class DoCNetwork(nn.Module):
         """``g([history feature at a_t, z_t, e(s_(t+1)), e_r(r_t)])`` ``[..., E]``."""
         return self.embed_energy(jnp.concatenate([action_feature, z, e_next, e_rew], axis=-1))
 
+    def separable(self, action_feature, z, e_next, e_rew):
+        """``u([history at a_t, z_t])`` and ``w([e(s_(t+1)), e_r(r_t)])``, both ``[..., E]``."""
+        zeros = jnp.zeros_like(e_next)
+        u = self.embed_energy(jnp.concatenate([action_feature, z, zeros, zeros], axis=-1))
+        w = self.embed_outcome(jnp.concatenate([e_next, e_rew], axis=-1))
+        return u, w
+
     def __call__(self, rewards, obs, actions, timesteps, next_obs, train: bool = False):
         """Every head once (initialization); training goes through :meth:`DichotomyOfControl.loss`."""
         x, p_mean, _ = self.history(rewards, obs, actions, timesteps, train)
-        q_mean, _ = self.posterior(rewards, obs, actions, timesteps, train)
+        q_mean, _ = self.posterior(
+            rewards, obs, actions, timesteps, jnp.ones(timesteps.shape), train
+        )
         action, value = self.heads(x[:, :, 1], q_mean)
         e_next, e_rew = self.energy_features(next_obs, timesteps + 1, rewards, timesteps)
-        return action, value, p_mean, self.energy(x[:, :, 2], q_mean, e_next, e_rew)
+        u, w = self.separable(x[:, :, 2], q_mean, e_next, e_rew)
+        return action, value, p_mean, self.energy(x[:, :, 2], q_mean, e_next, e_rew), u, w
 
 
 @register("doc")
@@ -332,6 +362,10 @@ class DichotomyOfControl(DecisionTransformer):
 
     def setup(self, spec: DatasetSpec) -> None:
         cfg = self.config
+        if cfg.critic not in ("separable", "code"):
+            raise ConfigError(
+                f"must be 'separable' or 'code', got {cfg.critic!r}", path=self.name, field="critic"
+            )
         for field, value in (
             ("latent_dim", cfg.latent_dim),
             ("num_latent_samples", cfg.num_latent_samples),
@@ -396,7 +430,15 @@ class DichotomyOfControl(DecisionTransformer):
             actor_params, rewards, obs, actions, steps, True, method=net.history, rngs=rngs
         )
         q_mean, q_logvar = net.apply(
-            actor_params, rewards, obs, actions, steps, True, method=net.posterior, rngs=rngs
+            actor_params,
+            rewards,
+            obs,
+            actions,
+            steps,
+            mask,
+            True,
+            method=net.posterior,
+            rngs=rngs,
         )
         z = q_mean + jax.random.normal(k_z, q_mean.shape) * jnp.exp(0.5 * q_logvar)
         pred_a, pred_v = net.apply(actor_params, x[:, :, 1], z, method=net.heads)
@@ -417,21 +459,25 @@ class DichotomyOfControl(DecisionTransformer):
             steps,
             method=net.energy_features,
         )
-        b, k = mask.shape
-        logits = jnp.log(jnp.maximum(mask.reshape(-1), 1e-30))
-        flat_next, flat_rew = e_next.reshape(b * k, -1), e_rew.reshape(b * k, -1)
-        neg_next = flat_next[jax.random.categorical(k_neg1, logits, shape=(b * k,))]
-        neg_rew = flat_rew[jax.random.categorical(k_neg2, logits, shape=(b * k,))]
         z_g = _reverse_gradient(z) if cfg.mi_minmax else z
-        pos = net.apply(actor_params, x[:, :, 2], z_g, e_next, e_rew, method=net.energy)
-        neg = net.apply(
-            actor_params,
-            x[:, :, 2],
-            z_g,
-            neg_next.reshape(e_next.shape),
-            neg_rew.reshape(e_rew.shape),
-            method=net.energy,
-        )
+        if cfg.critic == "separable":
+            # row i: context i against the outcomes of every window at the same position
+            pos, neg = net.apply(actor_params, x[:, :, 2], z_g, e_next, e_rew, method=net.separable)
+        else:
+            b, k = mask.shape
+            logits = jnp.log(jnp.maximum(mask.reshape(-1), 1e-30))
+            flat_next, flat_rew = e_next.reshape(b * k, -1), e_rew.reshape(b * k, -1)
+            neg_next = flat_next[jax.random.categorical(k_neg1, logits, shape=(b * k,))]
+            neg_rew = flat_rew[jax.random.categorical(k_neg2, logits, shape=(b * k,))]
+            pos = net.apply(actor_params, x[:, :, 2], z_g, e_next, e_rew, method=net.energy)
+            neg = net.apply(
+                actor_params,
+                x[:, :, 2],
+                z_g,
+                neg_next.reshape(e_next.shape),
+                neg_rew.reshape(e_rew.shape),
+                method=net.energy,
+            )
         energies = jnp.einsum("bte,cte->tbc", pos, neg)  # [K, B, B]
         nce = info_nce(energies, mask.T)  # [K, B]
         energy_loss = jnp.sum(nce.T * mask) / total
