@@ -43,6 +43,13 @@ METHODS = {
     "doc (the code's critic and sign)": ("doc", {**DOC, "critic": "code", "mi_minmax": False}),
 }
 
+#: plot labels
+SHORT = {
+    "dt (target 1)": "DT (target 1)",
+    "doc (default: separable critic, min-max)": "DoC",
+    "doc (the code's critic and sign)": "DoC, code's\ncritic and sign",
+}
+
 
 def train_tracked(name, config, ds, bandit, steps, every, seed, episodes):
     """Train with a fused jitted loop; evaluate every ``every`` updates. Returns the curve."""
@@ -118,7 +125,7 @@ def plot(result: dict, path: Path) -> None:
         ax.bar(x - 0.2, promised, 0.4, color=COLORS[1], label="promised")
         ax.bar(x + 0.2, got, 0.4, yerr=err, color=COLORS[0], label="achieved (expected)")
         ax.axhline(result["tasks"][task]["best_arm_return"], color="k", lw=0.8, ls="--")
-        ax.set_xticks(x, [n.replace(" (", "\n(") for n in names], fontsize=7)
+        ax.set_xticks(x, [SHORT.get(n, n) for n in names], fontsize=8)
         ax.set_title(task)
         ax.set_ylim(0, 1.05)
     axes[0].set_ylabel("return")
@@ -136,7 +143,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--every", type=int, default=500, help="updates between evaluations")
     p.add_argument("--episodes", type=int, default=2000, help="evaluation episodes")
     p.add_argument("--data-episodes", type=int, default=1000)
+    p.add_argument("--replot", action="store_true", help="only redraw the PNG from the JSON")
     args = p.parse_args(argv)
+    name = f"stochastic_{cpu_kind()}"
+    if args.replot:
+        import json
+
+        plot(json.loads((RESULTS_DIR / f"{name}.json").read_text()), RESULTS_DIR / f"{name}.png")
+        return 0
 
     from policyfit.envs.stochastic import DOC_BANDIT, LUCKY_BANDIT, bernoulli_bandit_dataset
 
@@ -180,7 +194,6 @@ def main(argv: list[str] | None = None) -> int:
         "tasks": tasks,
         "wall_s": round(time.time() - start, 1),
     }
-    name = f"stochastic_{cpu_kind()}"
     write_result(name, result)
     lines = [
         "# DoC vs DT on the Bernoulli bandit",
