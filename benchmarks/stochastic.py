@@ -11,10 +11,10 @@ Two one-step tasks from :mod:`policyfit.envs.stochastic`, 1000 logged episodes e
 Methods, all on the same small transformer (K = 1, width 16, one layer; the papers' widths are
 for long-horizon tasks): DT with ``target_return = 1`` (the best return in the data), DoC with the
 defaults (separable InfoNCE critic, the paper's min-max sign) and DoC with the official code's
-energy and sign (``critic = "code"``, ``mi_minmax = False``); see :mod:`policyfit.algos.doc`. Per seed: the
-return each method is *promised* (DT: its target; DoC: the value of the latent it chose) against
-the return it *gets* (the mean success probability of the pulled arms, i.e. without sampling
-noise, and the sampled mean), checked along training. Writes
+energy and sign (``critic = "code"``, ``mi_minmax = False``); see :mod:`policyfit.algos.doc`.
+Per seed: the return each method is *promised* (DT: its target; DoC: the value of the latent it
+chose) against the return it *gets* (the mean success probability of the pulled arms, i.e. without
+sampling noise, and the sampled mean), checked along training. Writes
 ``benchmarks/results/stochastic_<cpu kind>.{json,md,png}``.
 """
 

@@ -69,14 +69,15 @@ Where policyfit differs, and why (each a deliberate choice):
   the term estimates what ``z`` (with the history and action) says about the outcome, as the
   paper's constraint and the tabular code's ``-f(s,a,R,z) + logsumexp_R' rho(R') f(s,a,R',z)``.
   ``critic = "code"`` is the code's energy, with the input described next.
-* **Energy input (``critic = "code"``).** ``g`` reads ``[history feature at a_t, z_t, e(s_(t+1)), e_r(r_t)]``: the code
+* **Energy input (``critic = "code"``).** ``g`` reads
+  ``[history feature at a_t, z_t, e(s_(t+1)), e_r(r_t)]``: the code
   repeats the next-state embedding where the paper's mutual information is about ``(r_t, s_(t+1))``;
   on a bandit all randomness is in ``r_t``, so the reward embedding takes the second slot. The
   negatives are two independent draws among the batch's valid positions (the code's two
   independent shuffles), and the InfoNCE is computed per window position over the batch, padded
   rows and columns left out.
 * ``prior_stop_gradient = True`` follows the code's quirk (set False for a trained prior).
-* **The sign of the mutual-information term for q (the one default that leaves the code).** In
+* **The sign of the mutual-information term for q (default leaves the code).** In
   the code every parameter, ``q`` included, *descends* ``L_NCE``; since a lower ``L_NCE`` means a
   *higher* mutual-information estimate, that pushes ``z`` to carry more of the outcome, not less.
   ``mi_minmax = True`` (default) is the paper's ``min_(pi, q) max_g``: ``g`` descends ``L_NCE``
@@ -90,9 +91,9 @@ Where policyfit differs, and why (each a deliberate choice):
   draws for the prior samples; with a key they are fresh.
 
 Acting keeps the context in the carry as Decision Transformer does (``observations``, ``actions``,
-``rewards`` per position, ``timesteps``, ``length``, ``timestep``), plus ``value [B]``: the predicted
-value (reward units) of the latent chosen at the last step; :meth:`observe_reward` writes the
-paid reward at the newest position.
+``rewards`` per position, ``timesteps``, ``length``, ``timestep``), plus ``value [B]``: the
+predicted value (reward units) of the latent chosen at the last step; :meth:`observe_reward` writes
+the paid reward at the newest position.
 
 Example:
     >>> import jax, jax.numpy as jnp
@@ -341,7 +342,7 @@ class DoCNetwork(nn.Module):
         return u, w
 
     def __call__(self, rewards, obs, actions, timesteps, next_obs, train: bool = False):
-        """Every head once (initialization); training goes through :meth:`DichotomyOfControl.loss`."""
+        """Every head once (for initialization); training uses the other methods."""
         x, p_mean, _ = self.history(rewards, obs, actions, timesteps, train)
         q_mean, _ = self.posterior(
             rewards, obs, actions, timesteps, jnp.ones(timesteps.shape), train
@@ -546,7 +547,7 @@ class DichotomyOfControl(DecisionTransformer):
     def act(
         self, params: dict, obs: jnp.ndarray, carry: Carry, key: jax.Array | None = None
     ) -> tuple[jnp.ndarray, Carry]:
-        """Append ``obs``, pick the best of ``M`` prior latents, act with it (a new one per step)."""
+        """Append ``obs``, pick the best of ``M`` prior latents, act with it (new each step)."""
         k = self.config.context_length
         full = carry["length"] >= k
         slot = jnp.minimum(carry["length"], k - 1)
