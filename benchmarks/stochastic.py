@@ -1,11 +1,12 @@
 """Dichotomy of Control vs Decision Transformer where luck is in the data: the Bernoulli bandit.
 
-    python benchmarks/stochastic.py [--seeds 3] [--steps 1500] [--episodes 2000]
+    python benchmarks/stochastic.py [--seeds 3] [--steps 1000] [--episodes 2000] [--replot]
 
 Two one-step tasks from :mod:`policyfit.envs.stochastic`, 1000 logged episodes each:
 
 * ``doc-bandit``: the DoC code's bandit (arms pay 0.1 / 0.9, behavior 0.9 / 0.1): among the
-  successes both arms are equally frequent, so DT asked for reward 1 is a coin flip (0.5);
+  successes both arms are equally frequent, so the action DT regresses for reward 1 is a tie and
+  the arm it pulls is down to noise (per seed 0.1 or 0.9; 0.5 on average);
 * ``lucky-bandit``: arms 0.2 / 0.8, behavior 0.9 / 0.1: 69% of the successes are the worse arm's.
 
 Methods, all on the same small transformer (K = 1, width 16, one layer; the papers' widths are
