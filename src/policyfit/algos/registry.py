@@ -30,6 +30,7 @@ from policyfit.algos import (  # noqa: F401
     crr,
     demo_reg,
     discrete_bc,
+    doc,
     dqn,
     dt,
     iql,

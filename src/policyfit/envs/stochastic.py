@@ -1,0 +1,115 @@
+"""Small stochastic tasks where return conditioning over-promises: the Bernoulli bandit of
+Dichotomy of Control, as a dataset builder and a vectorized evaluation environment.
+
+The DoC code (``google-research/google-research``, ``dichotomy_of_control/``) runs its tabular
+methods on ``bernoulli_bandit`` from ``google-research/dice_rl``:
+``environments/bernoulli_bandit.py`` (one state, two arms, reward ``1`` with the arm's probability,
+episodes of one step), data from ``create_dataset.sh`` (``--num_trajectory=1000
+--max_trajectory_length=1 --alpha=0.1``), behavior ``get_bandit_policy(bernoulli_prob=alpha)``
+= ``[1 - alpha, alpha]`` and evaluation in ``scripts/run_tabular.py`` on
+``BernoulliBandit(bernoulli_prob=alpha)``: arm probabilities ``[alpha, 1 - alpha]``. So with
+``alpha = 0.1`` the data pulls the bad arm (``p = 0.1``) 90% of the time and the good arm
+(``p = 0.9``) 10% of the time: among successful episodes each arm is equally frequent
+(``0.9 * 0.1 = 0.1 * 0.9``), and a policy conditioned on success is a coin flip (expected
+reward 0.5) where the best arm pays 0.9. (One inconsistency in that code: ``env_policies.py``
+builds the *data* environment as ``BernoulliBandit(num_arms=2)`` without ``bernoulli_prob``, whose
+arm probabilities are then drawn at random from ``generation_seed = 0``; the evaluation
+environment is the ``[0.1, 0.9]`` one. Here data and evaluation use the same probabilities.)
+
+:data:`DOC_BANDIT` is that task; :data:`LUCKY_BANDIT` tilts it so that the arm with more
+*successes* in the data is the worse arm (a DT conditioned on success picks it).
+
+Actions are stored as one-hot vectors in the box ``[0, 1]^arms`` so that the continuous
+sequence models (DT, DoC) learn them by regression, as the DoC code does (one-hot actions, MSE);
+the environment pulls the ``argmax`` arm.
+
+Example:
+    >>> ds = bernoulli_bandit_dataset(DOC_BANDIT, episodes=1000, seed=0)
+    >>> len(ds), ds.action_dim, float(ds.terminals.mean())
+    (1000, 2, 1.0)
+    >>> round(float(ds.actions[:, 1].mean()), 2)  # the behavior pulls the good arm 10% of the time
+    0.1
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from policyfit.data.dataset import Dataset
+from policyfit.data.spaces import box_space
+
+
+@dataclass(frozen=True)
+class BernoulliBandit:
+    """One state, ``len(probs)`` arms; arm ``i`` pays ``1`` with probability ``probs[i]``."""
+
+    name: str
+    probs: tuple[float, ...]  # success probability of each arm
+    behavior: tuple[float, ...]  # the logging policy's probability of each arm
+
+    @property
+    def arms(self) -> int:
+        return len(self.probs)
+
+    @property
+    def best_arm(self) -> int:
+        return int(np.argmax(self.probs))
+
+    def success_posterior(self) -> np.ndarray:
+        """``P(arm | reward = 1)`` under the behavior policy: what a DT asked for 1 imitates."""
+        joint = np.asarray(self.behavior) * np.asarray(self.probs)
+        return joint / joint.sum()
+
+
+#: The DoC code's bandit (``alpha = 0.1``): arms [0.1, 0.9], behavior [0.9, 0.1].
+DOC_BANDIT = BernoulliBandit("doc-bandit", probs=(0.1, 0.9), behavior=(0.9, 0.1))
+#: Success is more often the bad arm's: P(arm | r = 1) = [0.69, 0.31]; arms [0.2, 0.8].
+LUCKY_BANDIT = BernoulliBandit("lucky-bandit", probs=(0.2, 0.8), behavior=(0.9, 0.1))
+
+
+def bernoulli_bandit_dataset(bandit: BernoulliBandit, episodes: int = 1000, seed: int = 0):
+    """``episodes`` one-step episodes logged by ``bandit.behavior`` (observation: a constant 1)."""
+    rng = np.random.default_rng(seed)
+    arms = rng.choice(bandit.arms, size=episodes, p=np.asarray(bandit.behavior))
+    rewards = (rng.random(episodes) < np.asarray(bandit.probs)[arms]).astype(np.float32)
+    obs = np.ones((episodes, 1), np.float32)
+    return Dataset(
+        observations=obs,
+        actions=np.eye(bandit.arms, dtype=np.float32)[arms],
+        rewards=rewards,
+        terminals=np.ones(episodes, np.float32),
+        next_observations=obs.copy(),
+        metadata={
+            "dataset_id": f"{bandit.name}-n{episodes}-s{seed}",
+            "action_space": box_space(np.zeros(bandit.arms), np.ones(bandit.arms)),
+            "observation_space": box_space(np.ones(1), np.ones(1)),
+            "bandit_probs": list(bandit.probs),
+            "behavior_probs": list(bandit.behavior),
+        },
+    )
+
+
+def evaluate_bandit(policy: Any, bandit: BernoulliBandit, episodes: int = 1000, seed: int = 0):
+    """Run ``episodes`` one-step episodes of a carry policy (``initial_carry``/``act``/
+    ``observe_reward``, as :class:`policyfit.Policy`) in parallel.
+
+    Returns ``{"return_mean", "expected_return", "arm_frequency", "carry"}``: the mean paid
+    reward, the mean success probability of the pulled arms (the same without sampling noise),
+    how often each arm was pulled, and the carry after the rewards were fed back.
+    """
+    rng = np.random.default_rng(seed)
+    carry = policy.initial_carry(episodes)
+    actions, carry = policy.act(np.ones((episodes, 1), np.float32), carry)
+    arm = np.argmax(np.asarray(actions), axis=-1)
+    p = np.asarray(bandit.probs)[arm]
+    reward = (rng.random(episodes) < p).astype(np.float32)
+    carry = policy.observe_reward(carry, reward)
+    return {
+        "return_mean": float(reward.mean()),
+        "expected_return": float(p.mean()),
+        "arm_frequency": np.bincount(arm, minlength=bandit.arms) / episodes,
+        "carry": carry,
+    }
