@@ -116,10 +116,9 @@ from dataclasses import dataclass
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import optax
 
 from policyfit.algos.base import AlgoConfig, Carry, DatasetSpec, register
-from policyfit.algos.dt import DecisionTransformer
+from policyfit.algos.dt import DecisionTransformer, warmup_adamw
 from policyfit.algos.losses import supervised_actor_step
 from policyfit.errors import ConfigError
 from policyfit.nn.normalization import (
@@ -384,12 +383,7 @@ class DichotomyOfControl(DecisionTransformer):
             mlp_hidden=tuple(cfg.mlp_hidden),
             dropout=cfg.dropout,
         )
-        warmup = max(cfg.warmup_steps, 1)
-        schedule = lambda step: cfg.learning_rate * jnp.minimum((step + 1) / warmup, 1.0)  # noqa: E731
-        self.optimizer = optax.chain(
-            optax.clip_by_global_norm(cfg.grad_clip),
-            optax.adamw(schedule, weight_decay=cfg.weight_decay),
-        )
+        self.optimizer = warmup_adamw(cfg)
 
     @property
     def target_return(self) -> float:  # DoC asks for no return; the value head picks z

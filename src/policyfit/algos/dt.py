@@ -153,6 +153,18 @@ class DTNetwork(nn.Module):
         return jnp.tanh(nn.Dense(self.action_dim, name="predict_action")(state_tokens))
 
 
+def warmup_adamw(cfg: AlgoConfig) -> optax.GradientTransformation:
+    """The official DT optimizer: AdamW with a linear warm-up over ``cfg.warmup_steps`` and the
+    gradient clipped to global norm ``cfg.grad_clip`` (DT and DoC share it; ``cfg`` has those
+    fields and ``learning_rate``, ``weight_decay``)."""
+    warmup = max(cfg.warmup_steps, 1)
+    schedule = lambda step: cfg.learning_rate * jnp.minimum((step + 1) / warmup, 1.0)  # noqa: E731
+    return optax.chain(
+        optax.clip_by_global_norm(cfg.grad_clip),
+        optax.adamw(schedule, weight_decay=cfg.weight_decay),
+    )
+
+
 @register("dt")
 class DecisionTransformer(Algorithm):
     """Decision Transformer (see the module docstring): continuous actions, a context carry."""
@@ -195,12 +207,7 @@ class DecisionTransformer(Algorithm):
             max_timestep=self.max_timestep,
             dropout=cfg.dropout,
         )
-        warmup = max(cfg.warmup_steps, 1)
-        schedule = lambda step: cfg.learning_rate * jnp.minimum((step + 1) / warmup, 1.0)  # noqa: E731
-        self.optimizer = optax.chain(
-            optax.clip_by_global_norm(cfg.grad_clip),
-            optax.adamw(schedule, weight_decay=cfg.weight_decay),
-        )
+        self.optimizer = warmup_adamw(cfg)
 
     @property
     def target_return(self) -> float:
