@@ -45,6 +45,14 @@ SMALL = {"hidden_dims": (32, 32)}
 # algorithms whose networks are not MLPs take their own small sizes
 SMALL_FOR = {
     "dt": {"embed_dim": 16, "n_layer": 1, "context_length": 4},
+    "doc": {
+        "embed_dim": 16,
+        "n_layer": 1,
+        "context_length": 4,
+        "latent_dim": 4,
+        "mlp_hidden": (16, 16),
+        "num_latent_samples": 4,
+    },
     "vgps": {
         "base_algorithm": "bc",
         "base_config": {"policy": "gaussian", **SMALL},
@@ -57,6 +65,10 @@ NOT_EXPORTABLE = {
         "dot_general",
         "jax2onnx 0.8.1 converts only 2-D dot_general without batch dimensions; a transformer "
         "applies Dense layers to [B, T, E] tokens and batched matmuls in attention",
+    ),
+    "doc": (
+        "dot_general",
+        "DoC is DT's transformer (see dt) with latent heads: the same 3-D dot_general",
     ),
     "vgps": (
         "bitcast_convert_type",
