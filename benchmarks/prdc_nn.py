@@ -1,19 +1,28 @@
-"""Cost of PRDC's exact nearest-neighbour query per actor update, and the alternative.
+"""Cost of PRDC's exact nearest-neighbour query per actor update, on real suite data.
 
-Keys: ``N`` rows of ``17 + 6`` (hopper-sized ``[beta * s, a]``) with trajectory structure (random
-walks, like consecutive states); queries: ``B = 256`` keys near dataset rows (states from the
-data, actions perturbed, as ``pi(s)`` is). Compared, each jitted, seconds per query batch:
+Keys: PRDC's own search table for a suite dataset (default ``halfcheetah-medium``, 1M rows of
+``2 * normalized s (17) + unit a (6)``, built by ``PRDC.make_sampler``). Queries: ``B = 256``
+dataset states ``s`` with two kinds of ``pi(s)``:
 
-* ``device``: :func:`policyfit.algos.nearest.nearest_neighbor` (chunked brute force, certified
-  exact), for a few ``search_chunk`` sizes;
+* ``fresh actor``: a newly initialized actor (outputs near 0, far from the data's actions): the
+  first actor steps of every run;
+* ``trained actor``: the data's own action plus N(0, 0.1) noise: an actor close to the data, as
+  late in training.
+
+Compared, each jitted, seconds per query batch (best of ``--repeats``):
+
 * ``kdtree``: ``jax.pure_callback`` to ``scipy.spatial.cKDTree.query`` (tree built once, on the
-  host, ``workers=-1``), what the official code does.
+  host, all cores), what the official code does;
+* ``kdtree + own-pair bound``: the same tree, pruned by ``|pi(s) - a|`` (the batch's own pair is
+  in the table, so the nearest is no farther): what ``search=kdtree`` runs for ``k = 1``;
+* ``device``: :func:`policyfit.algos.nearest.nearest_neighbor` (chunked brute force, certified
+  exact), the accelerator path.
 
-Both answers are checked to be the same distances. Also: one TD3+BC update (batch 256, 2x256) on
-the same machine, for the "<= 1.5x slower than TD3+BC" goal (PRDC's search runs every
+All answers are checked to give the same distances. Also: one TD3+BC update (batch 256, 2x256)
+on the same machine, for the "<= 1.5x slower than TD3+BC" goal (PRDC's search runs every
 ``policy_freq = 2`` updates, so PRDC per update ~ TD3+BC + search / 2).
 
-Usage: ``python benchmarks/prdc_nn.py [--n 1000000] [--repeats 5]``; writes
+Usage: ``python benchmarks/prdc_nn.py [--dataset halfcheetah-medium] [--repeats 3]``; writes
 ``benchmarks/results/prdc_nn_<cpu-kind>.{json,md}``.
 """
 
@@ -26,25 +35,14 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy.spatial import cKDTree
+import scipy
 
-from common import RESULTS_DIR, cpu_kind, write_result, write_text
+from common import RESULTS_DIR, cpu_kind, git_commit, machine, write_result, write_text
 from policyfit.algos.base import DatasetSpec
-from policyfit.algos.nearest import build_table, nearest_neighbor
+from policyfit.algos.nearest import nearest_neighbor
+from policyfit.algos.prdc import PRDC, PRDCConfig, kdtree_nearest_within
 from policyfit.algos.td3bc import TD3BC
-
-
-def make_keys(n: int, obs_dim: int, act_dim: int, seed: int = 0) -> np.ndarray:
-    """Random-walk "episodes" of 1000 steps (normalized states times beta 2) and tanh actions."""
-    rng = np.random.default_rng(seed)
-    episode = 1000
-    n_episodes = -(-n // episode)
-    steps = rng.normal(scale=0.1, size=(n_episodes, episode, obs_dim)).astype(np.float32)
-    steps[:, 0] = rng.normal(size=(n_episodes, obs_dim))
-    obs = np.cumsum(steps, axis=1).reshape(-1, obs_dim)[:n]
-    obs = (obs - obs.mean(0)) / (obs.std(0) + 1e-3)
-    actions = np.tanh(rng.normal(size=(n, act_dim)))
-    return np.hstack([2.0 * obs, actions]).astype(np.float32)
+from policyfit.envs.datasets import load_dataset
 
 
 def best_time(fn, repeats: int) -> float:
@@ -57,76 +55,129 @@ def best_time(fn, repeats: int) -> float:
     return min(times)
 
 
+def training_phase(ds, spec, dataset: str, updates: int, block: int = 50) -> dict:
+    """Seconds per update, by blocks, over the first ``updates`` updates of PRDC (the paper's
+    settings for ``dataset``, the host KD-tree) and TD3+BC on the same batches' sizes: how long a
+    young actor's far-from-data queries last in real training."""
+    from policyfit.algos.registry import paper_settings
+
+    settings = paper_settings("prdc", dataset)
+    out = {"updates": updates, "block": block, "prdc_settings": settings}
+    for name, algo in (("td3bc", TD3BC()), ("prdc", PRDC(PRDCConfig(search="kdtree", **settings)))):
+        sampler = algo.make_sampler(ds, spec) if name == "prdc" else None
+        state = algo.init(spec, jax.random.PRNGKey(0))
+        update = jax.jit(algo.update)
+        key = jax.random.PRNGKey(1)
+        rng = np.random.default_rng(2)
+        times, ends, t = [], [], None
+        for i in range(updates + 1):
+            key, k1, k2 = jax.random.split(key, 3)
+            if sampler is not None:
+                batch = sampler.sample(sampler.data, k1, 256)
+            else:
+                rows = rng.integers(0, len(ds), 256)
+                batch = {
+                    "observations": jnp.asarray(ds.observations[rows]),
+                    "actions": jnp.asarray(ds.actions[rows]),
+                    "rewards": jnp.asarray(ds.rewards[rows]),
+                    "terminals": jnp.asarray(ds.terminals[rows], jnp.float32),
+                    "next_observations": jnp.asarray(ds.next_observations[rows]),
+                }
+            state, _ = update(state, batch, k2)
+            if i == 0:  # compile
+                jax.block_until_ready(state)
+                t = time.perf_counter()
+            elif i % block == 0:
+                jax.block_until_ready(state)
+                now = time.perf_counter()
+                times.append((now - t) / block)
+                ends.append(i)
+                t = now
+                print(name, i, f"{times[-1] * 1e3:.1f} ms/update", flush=True)
+        out[name] = times
+        out["block_ends"] = ends
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=1_000_000)
+    ap.add_argument("--dataset", default="halfcheetah-medium")
     ap.add_argument("--batch", type=int, default=256)
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--chunks", default="4096,16384,65536")
-    args = ap.parse_args()
-    obs_dim, act_dim = 17, 6
-    keys = make_keys(args.n, obs_dim, act_dim)
-    rng = np.random.default_rng(1)
-    rows = rng.integers(0, args.n, args.batch)
-    queries = keys[rows].copy()
-    queries[:, obs_dim:] = np.clip(
-        queries[:, obs_dim:] + rng.normal(0, 0.3, (args.batch, act_dim)), -1, 1
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--chunk", type=int, default=16384)
+    ap.add_argument(
+        "--train-updates",
+        type=int,
+        default=300,
+        help="also time the first N updates of real training (PRDC with the paper's settings for "
+        "the dataset, search=kdtree, vs TD3+BC); 0 skips",
     )
-    queries_dev = jnp.asarray(queries)
+    args = ap.parse_args()
+    ds = load_dataset(args.dataset)
+    spec = DatasetSpec.from_dataset(ds)
+    prdc = PRDC(PRDCConfig(search="kdtree", search_chunk=args.chunk))
+    sampler = prdc.make_sampler(ds, spec)
+    table, tree = sampler.data["table"], sampler.tree
+    n = int(table["count"])
+    dim = int(table["keys"].shape[-1])
+    obs_dim = dim - spec.action_dim
+    keys = np.asarray(table["keys"]).reshape(-1, dim)[:n]
+    rng = np.random.default_rng(1)
+    rows = rng.integers(0, n, args.batch)
+    own = keys[rows, obs_dim:]
+    fresh = prdc.init(spec, jax.random.PRNGKey(0))["actor"]
+    pis = {
+        "fresh actor": np.asarray(
+            prdc.actor.apply(fresh, jnp.asarray(keys[rows, :obs_dim] / prdc.config.beta))
+        ),
+        "trained actor": np.clip(own + rng.normal(0, 0.1, own.shape), -1, 1).astype(np.float32),
+    }
 
-    tree_t = time.perf_counter()
-    tree = cKDTree(keys)
-    tree_build = time.perf_counter() - tree_t
-
-    def host_query(q):
-        _, idx = tree.query(np.asarray(q), k=1, workers=-1)
+    def host_plain(q):
+        _, idx = tree.query(np.asarray(q, np.float64), k=1, workers=-1)
         return idx.astype(np.int32)
 
-    @jax.jit
-    def kdtree_search(q):
-        return jax.pure_callback(host_query, jax.ShapeDtypeStruct((q.shape[0],), jnp.int32), q)
-
-    ref_idx = np.asarray(kdtree_search(queries_dev))
-    ref_d = np.linalg.norm(keys[ref_idx].astype(np.float64) - queries, axis=1)
-    rows_out = [
-        {
-            "method": "kdtree (pure_callback)",
-            "chunk": None,
-            "seconds": best_time(lambda: kdtree_search(queries_dev), args.repeats),
-            "setup_seconds": tree_build,
-            "fallback": False,
-            "max_distance_error": 0.0,
-        }
-    ]
-    search = jax.jit(nearest_neighbor, static_argnames="k")
-    for chunk in [int(c) for c in args.chunks.split(",")]:
-        t = time.perf_counter()
-        table = build_table(keys, chunk_size=chunk, candidates=16)
-        setup = time.perf_counter() - t
-        idx, _, fallback = search(queries_dev, table)
-        d = np.linalg.norm(keys[np.asarray(idx)].astype(np.float64) - queries, axis=1)
-        rows_out.append(
-            {
-                "method": "device brute force (exact)",
-                "chunk": chunk,
-                "seconds": best_time(lambda table=table: search(queries_dev, table), args.repeats),
-                "setup_seconds": setup,
-                "fallback": bool(fallback),
-                "max_distance_error": float(np.abs(d - ref_d).max()),
-            }
+    shape = jax.ShapeDtypeStruct((args.batch,), jnp.int32)
+    plain = jax.jit(lambda q: jax.pure_callback(host_plain, shape, q))
+    bounded = jax.jit(
+        lambda q, b: jax.pure_callback(
+            lambda q, b: kdtree_nearest_within(tree, np.asarray(q), np.asarray(b)), shape, q, b
         )
-        del table
+    )
+    device = jax.jit(nearest_neighbor, static_argnames="k")
+    rows_out = []
+    for label, pi in pis.items():
+        queries = np.hstack([keys[rows, :obs_dim], pi]).astype(np.float32)
+        q_dev = jnp.asarray(queries)
+        b_dev = jnp.asarray(np.linalg.norm(pi - own, axis=1))
+        ref = None
+        for method, fn in [
+            ("kdtree (pure_callback)", lambda q=q_dev: plain(q)),
+            ("kdtree + own-pair bound", lambda q=q_dev, b=b_dev: bounded(q, b)),
+            (f"device brute force (chunk {args.chunk})", lambda q=q_dev: device(q, table)[0]),
+        ]:
+            seconds = best_time(fn, args.repeats)
+            d = np.linalg.norm(keys[np.asarray(fn())].astype(np.float64) - queries, axis=1)
+            ref = d if ref is None else ref
+            rows_out.append(
+                {
+                    "queries": label,
+                    "method": method,
+                    "seconds": seconds,
+                    "max_distance_error": float(np.abs(d - ref).max()),
+                }
+            )
+            print(rows_out[-1], flush=True)
 
     # one TD3+BC update on this machine (same batch size), for scale
-    spec = DatasetSpec(observation_dim=obs_dim, action_dim=act_dim, num_transitions=args.n)
     algo = TD3BC()
     state = algo.init(spec, jax.random.PRNGKey(0))
     batch = {
-        "observations": jnp.asarray(keys[rows, :obs_dim]),
-        "actions": jnp.asarray(keys[rows, obs_dim:]),
+        "observations": jnp.asarray(ds.observations[rows]),
+        "actions": jnp.asarray(ds.actions[rows]),
         "rewards": jnp.ones(args.batch),
         "terminals": jnp.zeros(args.batch),
-        "next_observations": jnp.asarray(keys[rows, :obs_dim]),
+        "next_observations": jnp.asarray(ds.next_observations[rows]),
     }
     update = jax.jit(algo.update)
     td3bc_s = best_time(lambda: update(state, batch, jax.random.PRNGKey(1))[1], args.repeats * 4)
@@ -134,35 +185,55 @@ def main() -> None:
     for r in rows_out:
         # PRDC per update ~ TD3+BC + search / policy_freq (the search runs on actor steps only)
         r["prdc_over_td3bc"] = (td3bc_s + r["seconds"] / 2) / td3bc_s
+    training = (
+        training_phase(ds, spec, args.dataset, args.train_updates) if args.train_updates else {}
+    )
     kind = cpu_kind()
     name = f"prdc_nn_{kind}"
     payload = {
-        "n": args.n,
-        "dim": obs_dim + act_dim,
+        "dataset": args.dataset,
+        "n": n,
+        "dim": dim,
+        "machine": machine(),
+        "versions": {"jax": jax.__version__, "scipy": scipy.__version__},
+        "commit": git_commit(),
         "batch": args.batch,
         "repeats": args.repeats,
         "td3bc_update_seconds": td3bc_s,
         "load_average": list(os.getloadavg()),
         "rows": rows_out,
+        "training": training,
     }
     write_result(name, payload)
     lines = [
         f"# PRDC nearest-neighbour query cost ({jax.devices()[0].device_kind}, {kind})",
         "",
-        f"N = {args.n:,} keys of dim {obs_dim + act_dim}, batch {args.batch}, best of "
+        f"`{args.dataset}`: N = {n:,} keys of dim {dim}, batch {args.batch}, best of "
         f"{args.repeats}; load average at the end {', '.join(f'{x:.1f}' for x in os.getloadavg())}."
         f" One TD3+BC update: {td3bc_s * 1e3:.2f} ms. PRDC/TD3+BC = (TD3+BC + search / 2) / TD3+BC"
         " (the search runs on actor steps, every 2nd update).",
         "",
-        "| method | chunk | ms / query batch | setup s | fallback | max dist. error | PRDC/TD3+BC |",
-        "|---|---|---|---|---|---|---|",
+        "| queries | method | ms / query batch | max dist. error | PRDC/TD3+BC |",
+        "|---|---|---|---|---|",
     ]
     for r in rows_out:
         lines.append(
-            f"| {r['method']} | {r['chunk'] or '-'} | {r['seconds'] * 1e3:.1f} | "
-            f"{r['setup_seconds']:.1f} | {r['fallback']} | {r['max_distance_error']:.1e} | "
-            f"{r['prdc_over_td3bc']:.1f}x |"
+            f"| {r['queries']} | {r['method']} | {r['seconds'] * 1e3:.1f} | "
+            f"{r['max_distance_error']:.1e} | {r['prdc_over_td3bc']:.1f}x |"
         )
+    if training:
+        lines += [
+            "",
+            f"Real training, the first {training['updates']} updates (batch 256, PRDC with the paper's "
+            f"settings {training['prdc_settings']}, search=kdtree), ms per update by blocks of "
+            f"{training['block']}:",
+            "",
+            "| updates | " + " | ".join(str(b) for b in training["block_ends"]) + " |",
+            "|---|" + "---|" * len(training["block_ends"]),
+        ]
+        for algo_name in ("td3bc", "prdc"):
+            ms = " | ".join(f"{x * 1e3:.1f}" for x in training[algo_name])
+            lines.append(f"| {algo_name} | {ms} |")
     write_text(RESULTS_DIR / f"{name}.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
 
