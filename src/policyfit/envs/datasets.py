@@ -29,7 +29,7 @@ from pathlib import Path
 from policyfit.data.dataset import Dataset
 from policyfit.data.io import find_dataset
 from policyfit.data.io import load_dataset as load_file
-from policyfit.envs import classic, discrete_suite, maze, suite
+from policyfit.envs import classic, discrete_suite, maze, stochastic, suite
 from policyfit.errors import ConfigError, DatasetError
 
 
@@ -79,6 +79,7 @@ def is_builtin_name(name: str) -> bool:
         or discrete_suite.is_discrete_name(name)
         or maze.is_maze_name(name)
         or classic.is_classic_name(name)
+        or stochastic.is_bandit_name(name)
     )
 
 
@@ -101,6 +102,8 @@ def make_dataset(
         return discrete_suite.make_dataset(name, size=size, seed=seed, out=out, progress=progress)
     if maze.is_maze_name(name):
         return maze.make_dataset(name, size=size, seed=seed, out=out, progress=progress)
+    if stochastic.is_bandit_name(name):
+        return stochastic.make_bandit_dataset(name, size=size, seed=seed, out=out)
     if classic.is_classic_name(name):
         ds = classic.make_cartpole_dataset(name, size=size, seed=seed)
         if out is not None:
@@ -119,6 +122,7 @@ def list_datasets() -> list[dict]:
         + discrete_suite.list_datasets()
         + maze.list_datasets()
         + classic.list_datasets()
+        + stochastic.list_datasets()
     )
 
 

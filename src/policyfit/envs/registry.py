@@ -60,9 +60,11 @@ def make_env(env_id: str, seed: int | None = None, **kwargs):
     from policyfit.envs.jaxenv import register_envs
     from policyfit.envs.maze_env import register_maze_envs
     from policyfit.envs.quiet import route_mujoco_warnings
+    from policyfit.envs.stochastic import register_bandit_envs
 
     register_envs()
     register_maze_envs()
+    register_bandit_envs()
     route_mujoco_warnings()
     env = gym.make(env_id, **kwargs)
     if seed is not None:

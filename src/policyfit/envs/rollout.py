@@ -79,9 +79,11 @@ def _make_vector_env(env_id: str, n: int):
     from policyfit.envs.jaxenv import register_envs
     from policyfit.envs.maze_env import register_maze_envs
     from policyfit.envs.quiet import route_mujoco_warnings
+    from policyfit.envs.stochastic import register_bandit_envs
 
     register_envs()
     register_maze_envs()
+    register_bandit_envs()
     route_mujoco_warnings()
     try:
         return gym.vector.SyncVectorEnv([lambda: gym.make(env_id) for _ in range(n)])

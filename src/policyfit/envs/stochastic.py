@@ -23,6 +23,11 @@ Actions are stored as one-hot vectors in the box ``[0, 1]^arms`` so that the con
 sequence models (DT, DoC) learn them by regression, as the DoC code does (one-hot actions, MSE);
 the environment pulls the ``argmax`` arm.
 
+Both are built-in datasets (``policyfit data make doc-bandit``, ``lucky-bandit``; 1,000 episodes
+by default) whose ``env_id`` (``policyfit/DocBandit-v0``, ``policyfit/LuckyBandit-v0``) is a
+registered gymnasium environment, so ``policyfit train dt --dataset doc-bandit`` evaluates by the
+usual rollouts. Their reference scores: a uniformly random arm (0) and the best arm (100).
+
 Example:
     >>> ds = bernoulli_bandit_dataset(DOC_BANDIT, episodes=1000, seed=0)
     >>> len(ds), ds.action_dim, float(ds.terminals.mean())
@@ -36,10 +41,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import functools
+
 import numpy as np
 
 from policyfit.data.dataset import Dataset
 from policyfit.data.spaces import box_space
+from policyfit.errors import PolicyfitError
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,11 @@ class BernoulliBandit:
     @property
     def arms(self) -> int:
         return len(self.probs)
+
+    @property
+    def env_id(self) -> str:
+        """The registered evaluation environment (``policyfit/DocBandit-v0``)."""
+        return "policyfit/" + "".join(w.title() for w in self.name.split("-")) + "-v0"
 
     @property
     def best_arm(self) -> int:
@@ -70,6 +83,16 @@ DOC_BANDIT = BernoulliBandit("doc-bandit", probs=(0.1, 0.9), behavior=(0.9, 0.1)
 LUCKY_BANDIT = BernoulliBandit("lucky-bandit", probs=(0.2, 0.8), behavior=(0.9, 0.1))
 
 
+#: The built-in bandit datasets by name.
+BANDITS: dict[str, BernoulliBandit] = {b.name: b for b in (DOC_BANDIT, LUCKY_BANDIT)}
+DEFAULT_EPISODES = 1000
+
+
+def is_bandit_name(name: str) -> bool:
+    """``doc-bandit`` or ``lucky-bandit``."""
+    return name.strip().lower() in BANDITS
+
+
 def bernoulli_bandit_dataset(bandit: BernoulliBandit, episodes: int = 1000, seed: int = 0):
     """``episodes`` one-step episodes logged by ``bandit.behavior`` (observation: a constant 1)."""
     rng = np.random.default_rng(seed)
@@ -84,12 +107,108 @@ def bernoulli_bandit_dataset(bandit: BernoulliBandit, episodes: int = 1000, seed
         next_observations=obs.copy(),
         metadata={
             "dataset_id": f"{bandit.name}-n{episodes}-s{seed}",
+            "env_id": bandit.env_id,
+            "ref_min_score": float(np.mean(bandit.probs)),  # a uniformly random arm
+            "ref_max_score": float(np.max(bandit.probs)),  # the best arm
+            "card": {
+                "behavior": f"arm probabilities {list(bandit.behavior)}",
+                "arm_success_probabilities": list(bandit.probs),
+                "episodes": episodes,
+                "seed": seed,
+            },
             "action_space": box_space(np.zeros(bandit.arms), np.ones(bandit.arms)),
             "observation_space": box_space(np.ones(1), np.ones(1)),
             "bandit_probs": list(bandit.probs),
             "behavior_probs": list(bandit.behavior),
         },
+        source=bandit.name,
     )
+
+
+def make_bandit_dataset(name: str, size: int | None = None, seed: int = 0, out=None) -> Dataset:
+    """The built-in bandit dataset ``name`` with ``size`` episodes (default 1,000), written to
+    ``out`` when given (built in milliseconds, so never cached)."""
+    key = name.strip().lower()
+    if key not in BANDITS:
+        raise PolicyfitError(f"unknown dataset; bandit names: {', '.join(BANDITS)}", path=name)
+    size = DEFAULT_EPISODES if size is None else int(size)
+    if size < 1:
+        raise PolicyfitError("must be >= 1", path=name, field="size")
+    ds = bernoulli_bandit_dataset(BANDITS[key], episodes=size, seed=seed)
+    if out is not None:
+        from policyfit.data.io import save_dataset
+
+        save_dataset(ds, out)
+    return ds
+
+
+def list_datasets() -> list[dict]:
+    """Rows for ``policyfit data list``."""
+    return [
+        {
+            "name": name,
+            "env_id": bandit.env_id,
+            "behavior": f"arms {list(bandit.behavior)}; success {list(bandit.probs)}",
+            "available": True,
+            "cached": False,
+            "size": DEFAULT_EPISODES,
+            "behavior_normalized_score": None,
+            "path": None,
+        }
+        for name, bandit in BANDITS.items()
+    ]
+
+
+def make_bandit_env(name: str) -> Any:
+    """The bandit ``name`` as a gymnasium environment (the entry point of its registered id):
+    one step per episode, observation ``[1.0]``, action a score per arm in ``[0, 1]^arms`` (the
+    ``argmax`` arm is pulled), reward 1 with that arm's probability, ``info["arm"]``.
+
+    Example:
+        >>> env = make_bandit_env("doc-bandit")
+        >>> obs, _ = env.reset(seed=0)
+        >>> _, reward, terminated, truncated, info = env.step(np.array([0.0, 1.0]))
+        >>> info["arm"], terminated, truncated
+        (1, True, False)
+    """
+    return _bandit_env_class()(BANDITS[name])
+
+
+@functools.cache
+def _bandit_env_class() -> type:
+    import gymnasium as gym
+
+    class BernoulliBanditEnv(gym.Env):
+        def __init__(self, bandit: BernoulliBandit):
+            self.bandit = bandit
+            self.observation_space = gym.spaces.Box(1.0, 1.0, (1,), np.float32)
+            self.action_space = gym.spaces.Box(0.0, 1.0, (bandit.arms,), np.float32)
+
+        def reset(self, *, seed=None, options=None):
+            super().reset(seed=seed)
+            return np.ones(1, np.float32), {}
+
+        def step(self, action):
+            arm = int(np.argmax(np.asarray(action)))
+            reward = float(self.np_random.random() < self.bandit.probs[arm])
+            return np.ones(1, np.float32), reward, True, False, {"arm": arm}
+
+    return BernoulliBanditEnv
+
+
+@functools.cache
+def register_bandit_envs() -> None:
+    """Register ``policyfit/DocBandit-v0`` and ``policyfit/LuckyBandit-v0`` with gymnasium."""
+    import gymnasium as gym
+
+    for name, bandit in BANDITS.items():
+        if bandit.env_id not in gym.registry:
+            gym.register(
+                id=bandit.env_id,
+                entry_point="policyfit.envs.stochastic:make_bandit_env",
+                kwargs={"name": name},
+                max_episode_steps=1,
+            )
 
 
 def evaluate_bandit(policy: Any, bandit: BernoulliBandit, episodes: int = 1000, seed: int = 0):
