@@ -1,5 +1,7 @@
-"""RvS: reinforcement learning via supervised learning, conditioned on an outcome. Two learners:
-RvS-R (``rvs_r``, the average reward-to-go, below) and RvS-G (``rvs_g``, a goal: :class:`RvSG`).
+"""RvS-R and RvS-G: supervised learning conditioned on the average reward-to-go, or on a goal.
+
+RvS-R (``rvs_r``) is described here; RvS-G (``rvs_g``, goal-conditioned, hindsight goals) in
+:class:`RvSG`.
 
 Emmons, Eysenbach, Kostrikov & Levine (ICLR 2022), "RvS: What is Essential for Offline RL via
 Supervised Learning?". A plain MLP policy ``pi(a | s, omega)`` is fitted by maximum likelihood,
