@@ -191,7 +191,7 @@ def test_mbrcsl_stitches_two_sources_past_the_data_best(tmp_path):
     assert (rolls["returns"][:kept] > best).all()
     # ... and replayed in the true dynamics most of them do too: the model stitched
     replayed = np.array([true_return(rolls["actions"][i, :, 0]) for i in range(kept)])
-    assert np.median(replayed) > best, (replayed, best)
+    assert np.median(replayed) > best + 2, (replayed, best)
     # the RCSL policy, conditioned on the best kept return, beats the data's best for real
     policy = policyfit.load_policy(run.run_dir)
     carry = policy.initial_carry(1)
@@ -202,4 +202,4 @@ def test_mbrcsl_stitches_two_sources_past_the_data_best(tmp_path):
         r = reward(float(x[0, 0]))
         carry = policy.observe_reward(carry, np.array([r], np.float32))
         total += r
-    assert total > best, (total, best, float(state["goal"]))
+    assert total > best + 5, (total, best, float(state["goal"]))  # stitched optimum: ~25.5
