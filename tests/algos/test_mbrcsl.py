@@ -203,3 +203,23 @@ def test_mbrcsl_stitches_two_sources_past_the_data_best(tmp_path):
         carry = policy.observe_reward(carry, np.array([r], np.float32))
         total += r
     assert total > best + 5, (total, best, float(state["goal"]))  # stitched optimum: ~25.5
+
+
+def test_the_policy_conditions_on_the_saved_goal_unless_given_a_target():
+    spec = DatasetSpec(observation_dim=1, action_dim=1, return_max=10.0, max_episode_length=5)
+    small = dict(hidden_dims=(16,), dynamics_hidden_dims=(8,), dynamics_weight_decay=(0.0, 0.0))
+    algo = MBRCSL(MBRCSLConfig(**small, rollout_trajectories=2))
+    params = algo.policy_params(algo.init(spec, jax.random.PRNGKey(0)))
+    params = {**params, "goal": jnp.asarray(25.0)}  # what pretraining's rollouts set
+    obs = jnp.array([[0.3], [0.3]])
+    carry = algo.observe_reward(algo.initial_carry(2), jnp.array([5.0, 5.0]))
+    np.testing.assert_allclose(algo.conditioning(params, carry), [20.0, 20.0])  # 25 - 5
+    fixed = MBRCSL(MBRCSLConfig(**small, rollout_trajectories=2, target_return=20.0))
+    fixed.setup(spec)
+    carry_fixed = fixed.initial_carry(2)  # 20, nothing earned yet: the same g as above
+    np.testing.assert_allclose(fixed.conditioning(params, carry_fixed), [20.0, 20.0])
+    a, _ = algo.act(params, obs, carry)
+    b, _ = fixed.act(params, obs, carry_fixed)
+    np.testing.assert_allclose(a, b, rtol=1e-6)
+    c, _ = fixed.act(params, obs, fixed.observe_reward(carry_fixed, jnp.array([15.0, 15.0])))
+    assert not np.allclose(a, c)  # the target is an input

@@ -94,9 +94,11 @@ kept rollouts, their count and the goal are **part of the train state**: the ``s
 checkpoint written after pretraining and every later one hold them, and a resumed run trains on
 the very same rollouts. ``update`` is one RCSL step on a batch drawn from the kept rollouts.
 The sampler is RvS-R's one-step trajectory windows plus the data's start observations and the
-holdout flag. The policy's carry holds the reward earned so far and the step count; ``act``
-conditions on ``g = G - earned``, ``G`` the configured ``target_return`` or the saved policy's
-``goal`` (the best kept rollout return).
+holdout flag. The policy's carry is RvS-R's (the remaining target, reduced by each
+reward, and the step count); ``act`` conditions on ``g = G - rewards so far``, ``G`` the configured
+``target_return`` or else the saved policy's ``goal`` (the best kept rollout return), in which case
+the carry's ``return_to_go`` is kept relative to ``goal`` (it starts at 0; see
+:meth:`MBRCSL.initial_carry`).
 
 Example:
     >>> import jax, jax.numpy as jnp
@@ -110,8 +112,8 @@ Example:
     (100, 5, 2)
     >>> carry = algo.initial_carry(2)
     >>> _, carry = algo.act(algo.policy_params(state), jnp.zeros((2, 2)), carry)
-    >>> algo.observe_reward(carry, jnp.array([1.0, 2.0]))["earned"].tolist()
-    [1.0, 2.0]
+    >>> algo.observe_reward(carry, jnp.array([1.0, 2.0]))["return_to_go"].tolist()  # G - r
+    [-1.0, -2.0]
 """
 
 from __future__ import annotations
@@ -144,33 +146,33 @@ HOLDOUT_SEED = 0  # which transitions are held out (fixed: the same split on eve
 
 @dataclass(frozen=True)
 class MBRCSLConfig(RvSRConfig):
-    # --- RCSL policy (run_mbrcsl_maze.py: rcsl_hidden_dims, rcsl_lr, rcsl_weight_decay, rcsl_batch)
-    hidden_dims: tuple[int, ...] = (1024, 1024)
-    learning_rate: float = 5e-5
-    weight_decay: float = 0.1  # torch Adam's coupled L2
-    batch_size: int = 256
+    # defaults: examples/pointmaze/run_mbrcsl_maze.py (argument names in the comments)
+    hidden_dims: tuple[int, ...] = (1024, 1024)  # RCSL MLP (rcsl_hidden_dims)
+    learning_rate: float = 5e-5  # RCSL Adam step (rcsl_lr)
+    weight_decay: float = 0.1  # RCSL coupled L2, torch Adam's weight_decay (rcsl_weight_decay)
+    batch_size: int = 256  # RCSL and pretraining batch (rcsl_batch; the ensemble's is 256 too)
     # G at evaluation; None = the best kept rollout return (the official goal)
     target_return: float | None = None
+    update_target: bool = (
+        True  # subtract each reward from G (the official evaluation); must be True
+    )
     data_ratio: float = 0.0  # fraction of each RCSL batch from the data (official maze: 0)
-    # --- dynamics ensemble (n-ensemble, n-elites, dynamics_hidden_dims, dynamics_weight_decay)
-    dynamics_ensemble: int = 7
-    dynamics_elites: int = 5
-    dynamics_hidden_dims: tuple[int, ...] = (200, 200, 200, 200)
+    dynamics_ensemble: int = 7  # ensemble members (n-ensemble)
+    dynamics_elites: int = 5  # members used in rollouts, lowest holdout error (n-elites)
+    dynamics_hidden_dims: tuple[int, ...] = (200, 200, 200, 200)  # Swish MLP per member
+    # per-layer weight decay, hidden layers then output (dynamics_weight_decay)
     dynamics_weight_decay: tuple[float, ...] = (2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4)
-    dynamics_lr: float = 1e-3
-    logvar_loss_coef: float = 0.01  # ensemble_dynamics.py: learn(logvar_loss_coef=0.01)
-    dynamics_holdout: float = 0.1  # official: 20% capped at 1,000 transitions
-    # --- behaviour policy (a Gaussian mixture instead of the paper's diffusion policy)
-    behavior_hidden_dims: tuple[int, ...] = (256, 256)
-    behavior_components: int = 5
-    behavior_lr: float = 1e-3
-    # one pretraining step trains both models; CPU-scaled (official: early-stopped epochs)
-    pretrain_steps: int = 20_000
-    # --- rollouts (rollout-batch, horizon, num_need_traj, rollout_epoch)
-    rollout_batch: int = 200
-    rollout_horizon: int | None = None  # None: the data's longest episode (maze: 200)
-    rollout_trajectories: int = 100
-    rollout_rounds: int = 100  # official 1000 (a cap)
+    dynamics_lr: float = 1e-3  # ensemble Adam step (dynamics_lr)
+    logvar_loss_coef: float = 0.01  # weight of the log-variance bounds (ensemble_dynamics.py)
+    dynamics_holdout: float = 0.1  # transitions no member trains on (official 20%, <= 1,000)
+    behavior_hidden_dims: tuple[int, ...] = (256, 256)  # behaviour policy MLP
+    behavior_components: int = 5  # Gaussians in the behaviour mixture (1: Gaussian BC)
+    behavior_lr: float = 1e-3  # behaviour Adam step (official diffusion: 1e-4 AdamW)
+    pretrain_steps: int = 20_000  # steps training both models, CPU-scaled (official: epochs)
+    rollout_batch: int = 200  # rollouts per round (rollout-batch)
+    rollout_horizon: int | None = None  # H; None: the data's longest episode (maze: 200)
+    rollout_trajectories: int = 100  # rollouts to keep (num_need_traj)
+    rollout_rounds: int = 100  # most rounds of rollout_batch (rollout_epoch: 1000)
 
 
 # ---------------------------------------------------------------------------------- networks
@@ -274,8 +276,7 @@ def weight_decay_loss(params: dict, decays: Sequence[float]) -> jnp.ndarray:
     """``sum_l wd_l * 0.5 * ||W_l||^2`` over the members' layers (kernels only, as the official)."""
     layers = params["params"]["members"]
     return sum(
-        decay * 0.5 * jnp.sum(layers[f"layer_{i}"]["kernel"] ** 2)
-        for i, decay in enumerate(decays)
+        decay * 0.5 * jnp.sum(layers[f"layer_{i}"]["kernel"] ** 2) for i, decay in enumerate(decays)
     )
 
 
@@ -599,20 +600,20 @@ class MBRCSL(RvSR):
 
     # ------------------------------------------------------------------ acting with a carry
     def initial_carry(self, batch_size: int) -> Carry:
-        """The reward earned so far (0) and the step count (0) of each episode."""
+        """RvS-R's carry: the remaining target and the step count. The remaining target is kept
+        *relative to the saved goal* when no ``target_return`` is configured (it starts at 0):
+        the goal is a learned value in the policy's parameters, which this method cannot see."""
+        start = self.config.target_return or 0.0
         return {
-            "earned": jnp.zeros((batch_size,), jnp.float32),
+            "return_to_go": jnp.full((batch_size,), start, jnp.float32),
             "timestep": jnp.zeros((batch_size,), jnp.int32),
         }
 
-    def observe_reward(self, carry: Carry, reward: jnp.ndarray) -> Carry:
-        return {**carry, "earned": carry["earned"] + reward}
-
     def conditioning(self, params: dict, carry: Carry) -> jnp.ndarray:
-        """``g = G - earned``: ``G`` the configured target, else the saved goal."""
-        target = self.config.target_return
-        goal = params["goal"] if target is None else jnp.asarray(target, jnp.float32)
-        return goal - carry["earned"]
+        """``g``: the carry's remaining target, plus the saved goal when none was configured."""
+        if self.config.target_return is None:
+            return carry["return_to_go"] + params["goal"]
+        return carry["return_to_go"]
 
     def act(
         self, params: dict, obs: jnp.ndarray, carry: Carry, key: jax.Array | None = None
