@@ -153,9 +153,7 @@ class MBRCSLConfig(RvSRConfig):
     batch_size: int = 256  # RCSL and pretraining batch (rcsl_batch; the ensemble's is 256 too)
     # G at evaluation; None = the best kept rollout return (the official goal)
     target_return: float | None = None
-    update_target: bool = (
-        True  # subtract each reward from G (the official evaluation); must be True
-    )
+    update_target: bool = True  # subtract each reward from G (the official evaluation; only True)
     data_ratio: float = 0.0  # fraction of each RCSL batch from the data (official maze: 0)
     dynamics_ensemble: int = 7  # ensemble members (n-ensemble)
     dynamics_elites: int = 5  # members used in rollouts, lowest holdout error (n-elites)
