@@ -197,7 +197,12 @@ def write(name: str, args, algos: list[str], rows: list[dict], data: dict, secon
         )
     mb = [r for r in rows if r["algo"] == "mbrcsl"]
     if mb:
-        lines += ["", "MBRCSL's rollouts per seed:", "", "| seed | kept | rounds | fallback | goal |"]
+        lines += [
+            "",
+            "MBRCSL's rollouts per seed:",
+            "",
+            "| seed | kept | rounds | fallback | goal |",
+        ]
         lines.append("|---|---|---|---|---|")
         for r in mb:
             lines.append(
@@ -233,9 +238,9 @@ def plot(path: Path, algos: list[str], summary: dict, data: dict) -> None:
     shown = [a for a in algos if a in summary]
     fig, ax = plt.subplots(figsize=(6, 4))
     means = [summary[a]["return_mean"] for a in shown]
-    errors = np.array(
-        [[m - summary[a]["ci95"][0], summary[a]["ci95"][1] - m] for a, m in zip(shown, means)]
-    ).T.reshape(2, len(shown))
+    low = [m - summary[a]["ci95"][0] for a, m in zip(shown, means, strict=True)]
+    high = [summary[a]["ci95"][1] - m for a, m in zip(shown, means, strict=True)]
+    errors = np.array([low, high]).reshape(2, len(shown))
     ax.bar(np.arange(len(shown)), means, yerr=errors, capsize=4, color="tab:blue")
     ax.axhline(data["data_best_return"], color="tab:red", ls="--", label="data's best episode")
     if data["stitched_optimum"] is not None:
