@@ -207,7 +207,12 @@ def test_mbrcsl_stitches_two_sources_past_the_data_best(tmp_path):
 
 def test_the_policy_conditions_on_the_saved_goal_unless_given_a_target():
     spec = DatasetSpec(observation_dim=1, action_dim=1, return_max=10.0, max_episode_length=5)
-    small = dict(hidden_dims=(16,), dynamics_hidden_dims=(8,), dynamics_weight_decay=(0.0, 0.0))
+    small = dict(
+        hidden_dims=(16,),
+        dynamics_hidden_dims=(8,),
+        dynamics_weight_decay=(0.0, 0.0),
+        behavior_hidden_dims=(8,),
+    )
     algo = MBRCSL(MBRCSLConfig(**small, rollout_trajectories=2))
     params = algo.policy_params(algo.init(spec, jax.random.PRNGKey(0)))
     params = {**params, "goal": jnp.asarray(25.0)}  # what pretraining's rollouts set
