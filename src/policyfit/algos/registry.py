@@ -35,6 +35,7 @@ from policyfit.algos import (  # noqa: F401
     dt,
     iql,
     lipschitz_bc,
+    mbrcsl,
     mce,
     prdc,
     qrdqn,
