@@ -13,8 +13,20 @@ nearest action anywhere in the dataset. ``k`` picks the k-th nearest instead, as
 
 The official code (``LAMDA-RL/PRDC``, ``prdc.py`` and ``main.py`` at commit 9f38464) builds a
 scipy ``KDTree`` over ``hstack[beta * S_normalized, A]`` and queries it on the host. Here the
-search runs inside the jitted update and is exact (:mod:`policyfit.algos.nearest`: a chunked
-brute-force search on the device, certified against float rounding); the table lives in the
+search is exact either way (``search``):
+
+* ``device``: inside the jitted update (:mod:`policyfit.algos.nearest`: a chunked brute-force
+  search, certified against float rounding), for accelerators;
+* ``kdtree`` (``auto`` on a CPU): scipy's ``cKDTree`` through ``jax.pure_callback``, on all
+  cores, each query pruned by its own dataset pair (``|pi(s) - a|`` bounds the nearest
+  distance; :func:`kdtree_nearest_within`).
+
+The cost depends on where the actor is. ``benchmarks/prdc_nn.py`` on ``halfcheetah-medium`` (1M
+keys of 23 dimensions, batch 256, Intel Xeon, 2 cores): about 7 ms per query batch when
+``pi(s)`` is near the data's actions (PRDC ~1.4x a TD3+BC update), but about 800 ms from a
+young actor whose actions lie far from them (the KD-tree then visits most of its nodes, and the
+brute force is no faster on 2 cores: 12 GFLOP per batch). With halfcheetah's ``alpha = 40`` the
+actor stays far for the whole first thousand updates (~0.9 s per update). The table lives in the
 sampler's data (:class:`PRDCSampler`), not in the checkpointed train state.
 
 Defaults: ``prdc.py``/``utils/config.py`` — 2x256 actor and critics, Adam 3e-4, batch 256,

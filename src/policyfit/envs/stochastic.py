@@ -38,10 +38,9 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
-
-import functools
 
 import numpy as np
 
@@ -207,7 +206,6 @@ def register_bandit_envs() -> None:
                 id=bandit.env_id,
                 entry_point="policyfit.envs.stochastic:make_bandit_env",
                 kwargs={"name": name},
-                max_episode_steps=1,
             )
 
 
