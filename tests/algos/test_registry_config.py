@@ -26,6 +26,8 @@ def test_all_algorithms_registered_with_paper_defaults():
     assert get_algorithm("qrdqn").Config().n_quantiles == 50  # ml-jku/OfflineRL
     assert get_algorithm("rem").Config().n_heads == 200  # batch_rl, ml-jku/OfflineRL
     builtin |= {"bcq_discrete", "crr", "bve", "rem", "cql_discrete", "mce"}
+    builtin |= {"prdc", "a2pr", "lipschitz_bc", "demo_reg", "vgps"}  # policy regularization
+    builtin |= {"dt", "doc", "rvs_g", "mbrcsl"}  # outcome-conditioned
     assert builtin <= set(ALGORITHMS)
     assert get_algorithm("TD3+BC") is ALGORITHMS["td3bc"]
     assert get_algorithm("td3bc").Config().alpha == 2.5
