@@ -19,7 +19,8 @@ Usage: ``python benchmarks/stitching.py [--dataset pointmaze-stitch] [--algos mb
 [--seeds 0,1,2] [--steps 50000] [--episodes 10] [--set mbrcsl.pretrain_steps=5000 ...]
 [--workdir DIR] [--results DIR]``; writes ``<results>/stitching_<cpu-kind>.{json,md,png}``
 (``benchmarks/results`` by default). Results are rewritten after every run, so a killed
-invocation leaves what it measured.
+invocation leaves what it measured. A variant of an algorithm is ``ALGO@LABEL`` with its own
+settings: ``--algos mbrcsl,mbrcsl@small --set mbrcsl@small.hidden_dims=256,256``.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def main() -> None:
         for algo in algos:
             run_dir = Path(args.workdir) / f"{algo}-{args.dataset}-s{seed}"
             summary = train_or_resume(
-                algo,
+                algo.split("@")[0],
                 ds,
                 run_dir,
                 steps=args.steps,
@@ -112,7 +113,7 @@ def run_row(algo: str, seed: int, run_dir: Path, summary: dict) -> dict:
         "train_seconds": summary.get("train_seconds"),
         "run_dir": str(run_dir),
     }
-    if algo == "mbrcsl":
+    if algo.split("@")[0] == "mbrcsl":
         metrics = last_train_metrics(run_dir)
         row.update({k: metrics.get(k) for k in MBRCSL_METRICS})
     return row
@@ -139,9 +140,9 @@ def summarize(algos: list[str], rows: list[dict], data: dict) -> dict[str, dict]
     return out
 
 
-def claim(summary: dict[str, dict]) -> str:
-    """The paper's claim in one sentence, from the intervals (None where an algorithm is absent)."""
-    mb, rvs = summary.get("mbrcsl"), summary.get("rvs_r")
+def claim(summary: dict[str, dict], mbrcsl: str = "mbrcsl") -> str:
+    """The paper's claim in one sentence, from the intervals, for the MBRCSL variant ``mbrcsl``."""
+    mb, rvs = summary.get(mbrcsl), summary.get("rvs_r")
     if mb is None or rvs is None:
         return "not measured: needs both mbrcsl and rvs_r"
     verdict = {
@@ -156,7 +157,9 @@ def claim(summary: dict[str, dict]) -> str:
 def write(name: str, args, algos: list[str], rows: list[dict], data: dict, seconds: float) -> None:
     results = Path(args.results)
     summary = summarize(algos, rows, data)
-    verdict = claim(summary)
+    variants = [a for a in algos if a.split("@")[0] == "mbrcsl"] or ["mbrcsl"]
+    claims = {v: claim(summary, v) for v in variants}
+    verdict = claims[variants[0]]
     payload = {
         "dataset": args.dataset,
         "steps": args.steps,
@@ -166,6 +169,7 @@ def write(name: str, args, algos: list[str], rows: list[dict], data: dict, secon
         "data": data,
         "summary": summary,
         "claim": verdict,
+        "claims": claims,
         "seconds": round(seconds, 1),
         "rows": rows,
     }
@@ -195,23 +199,30 @@ def write(name: str, args, algos: list[str], rows: list[dict], data: dict, secon
             f"| {algo} | {interval} | {s['seeds_above_data_best']}/{s['seeds']} | "
             f"{'yes' if s['stitches'] else 'no'} |"
         )
-    mb = [r for r in rows if r["algo"] == "mbrcsl"]
+    mb = [r for r in rows if r["algo"].split("@")[0] == "mbrcsl"]
     if mb:
         lines += [
             "",
             "MBRCSL's rollouts per seed:",
             "",
-            "| seed | kept | rounds | fallback | goal |",
+            "| variant | seed | kept | rounds | fallback | goal |",
         ]
-        lines.append("|---|---|---|---|---|")
+        lines.append("|---|---|---|---|---|---|")
         for r in mb:
             lines.append(
-                f"| {r['seed']} | {_fmt(r['rollouts_kept'], 0)} | {_fmt(r['rollout_rounds'], 0)} "
-                f"| {_fmt(r['rollout_fallback'], 0)} | {_fmt(r['goal'])} |"
+                f"| {r['algo']} | {r['seed']} | {_fmt(r['rollouts_kept'], 0)} | "
+                f"{_fmt(r['rollout_rounds'], 0)} | {_fmt(r['rollout_fallback'], 0)} | "
+                f"{_fmt(r['goal'])} |"
             )
+    overrides = parse_overrides(args.overrides)
+    lines += [""]
+    for variant, text in claims.items():
+        settings = ", ".join(f"{k}={v}" for k, v in overrides.get(variant, {}).items())
+        lines.append(
+            f"**Claim** (MBRCSL stitches where plain RCSL cannot), `{variant}`"
+            f"{f' ({settings})' if settings else ''}: {text}."
+        )
     lines += [
-        "",
-        f"**Claim** (MBRCSL stitches where plain RCSL cannot): {verdict}.",
         "",
         "stitches: the interval's lower end is above the data's best episode return. kept: "
         "rollouts that passed the return filter (model return above the data's best); fallback 1: "
