@@ -131,6 +131,151 @@ def policyfit_config(target_return: float | None = None) -> dict[str, Any]:
     return cfg
 
 
+# --------------------------------------------------------------------------- diagnosis
+#: The matmuls of one update at the paper's shapes (B 64 x 3K 60 = 3840 tokens, width 128, MLP
+#: 512), as einsums both libraries run: forward (x @ W), the attention's batched products, and
+#: the weight gradients of the backward pass (x^T @ dy, contracting batch and tokens; flax's Dense
+#: backward keeps them 3-d).
+GEMMS: dict[str, tuple[str, tuple[int, ...], tuple[int, ...]]] = {
+    "fwd qkv/proj [3840,128]x[128,128]": ("mk,kn->mn", (3840, 128), (128, 128)),
+    "fwd mlp up [3840,128]x[128,512]": ("mk,kn->mn", (3840, 128), (128, 512)),
+    "fwd mlp down [3840,512]x[512,128]": ("mk,kn->mn", (3840, 512), (512, 128)),
+    "attn q.k [64,60,128]x[64,60,128]": ("btk,bsk->bts", (64, 60, 128), (64, 60, 128)),
+    "attn p.v [64,60,60]x[64,60,128]": ("bts,bsk->btk", (64, 60, 60), (64, 60, 128)),
+    "dW qkv/proj [64,60,128]^T[64,60,128]": ("btk,btn->kn", (64, 60, 128), (64, 60, 128)),
+    "dW mlp up [64,60,128]^T[64,60,512]": ("btk,btn->kn", (64, 60, 128), (64, 60, 512)),
+    "dW mlp down [64,60,512]^T[64,60,128]": ("btk,btn->kn", (64, 60, 512), (64, 60, 128)),
+    "dx mlp down [3840,128]x[512,128]^T": ("mn,kn->mk", (3840, 128), (512, 128)),
+}
+
+
+def gemm_flops(spec: str, a: tuple[int, ...], b: tuple[int, ...]) -> float:
+    """2 x the product of every distinct index size of an einsum ``spec`` over shapes a, b."""
+    sizes: dict[str, int] = {}
+    for letters, shape in zip(spec.split("->")[0].split(","), (a, b), strict=True):
+        sizes.update(zip(letters, shape, strict=True))
+    return 2.0 * float(np.prod(list(sizes.values())))
+
+
+def best_seconds(fn: Any, reps: int) -> float:
+    fn()
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def jax_gemms(reps: int = 20) -> dict[str, float]:
+    """GFLOP/s of each :data:`GEMMS` einsum under ``jax.jit`` (best of ``reps``)."""
+    import jax
+    import jax.numpy as jnp
+
+    out = {}
+    for name, (spec, a, b) in GEMMS.items():
+        x, y = jnp.ones(a, jnp.float32), jnp.ones(b, jnp.float32)
+        f = jax.jit(lambda x, y, spec=spec: jnp.einsum(spec, x, y))
+        t = best_seconds(lambda f=f, x=x, y=y: f(x, y).block_until_ready(), reps)
+        out[name] = gemm_flops(spec, a, b) / t / 1e9
+    return out
+
+
+def torch_gemms(reps: int = 20) -> dict[str, float]:
+    import torch
+
+    out = {}
+    for name, (spec, a, b) in GEMMS.items():
+        x, y = torch.ones(a), torch.ones(b)
+        t = best_seconds(lambda spec=spec, x=x, y=y: torch.einsum(spec, x, y), reps)
+        out[name] = gemm_flops(spec, a, b) / t / 1e9
+    return out
+
+
+def d3rlpy_phases(d3rlpy: Any, learner: Any, dataset: Any, reps: int = 5) -> dict[str, float]:
+    """Milliseconds of one d3rlpy update's parts: window sampling, forward (loss), forward +
+    backward, the whole update (with AdamW); best of ``reps``."""
+    from d3rlpy.torch_utility import TorchTrajectoryMiniBatch
+
+    impl, cfg = learner.impl, learner.config
+    batch = dataset.sample_trajectory_batch(SHARED["batch_size"], SHARED["context_length"])
+    tb = TorchTrajectoryMiniBatch.from_batch(
+        batch=batch,
+        device="cpu:0",
+        observation_scaler=cfg.observation_scaler,
+        action_scaler=cfg.action_scaler,
+        reward_scaler=cfg.reward_scaler,
+    )
+    impl.modules.transformer.train()
+
+    def backward() -> None:
+        impl.modules.optim.zero_grad()
+        impl.compute_loss(tb).backward()
+
+    k, n = SHARED["batch_size"], SHARED["context_length"]
+    return {
+        "sample_ms": 1e3 * best_seconds(lambda: dataset.sample_trajectory_batch(k, n), reps),
+        "forward_ms": 1e3 * best_seconds(lambda: impl.compute_loss(tb), reps),
+        "forward_backward_ms": 1e3 * best_seconds(backward, reps),
+        "update_ms": 1e3 * best_seconds(lambda: learner.update(batch), reps),
+    }
+
+
+def _policyfit_parts(learner: Any, state: dict, sampler: Any, reps: int) -> dict[str, float]:
+    import jax
+
+    from policyfit.nn.normalization import to_unit_actions
+
+    n = SHARED["batch_size"]
+    batch = sampler.sample(sampler.data, jax.random.PRNGKey(2), n)
+    acts = to_unit_actions(batch["actions"], state["action_scale"]) * batch["mask"][..., None]
+    key = jax.random.PRNGKey(3)
+
+    def loss(p):
+        return learner.loss(p, state, batch, acts, key)
+
+    forward, backward = jax.jit(loss), jax.jit(jax.grad(loss))
+    sample = jax.jit(lambda k: sampler.sample(sampler.data, k, n))
+    k4, actor = jax.random.PRNGKey(4), state["actor"]
+    return {
+        "sample_ms": 1e3 * best_seconds(lambda: jax.block_until_ready(sample(k4)), reps),
+        "forward_ms": 1e3 * best_seconds(lambda: forward(actor).block_until_ready(), reps),
+        "forward_backward_ms": 1e3
+        * best_seconds(lambda: jax.block_until_ready(backward(actor)), reps),
+    }
+
+
+def policyfit_phases(ds: Any, reps: int = 3) -> dict[str, float]:
+    """The same parts of one policyfit update (each jitted alone; ``update_ms``: the fused program
+    of 10 updates / 10, sampling included), and the update without dropout."""
+    import jax
+    import jax.numpy as jnp
+
+    from policyfit.algos.base import DatasetSpec
+    from policyfit.algos.dt import DecisionTransformer, DTConfig
+    from policyfit.training.trainer import make_train_chunk
+
+    spec = DatasetSpec.from_dataset(ds)
+    out = {}
+    for dropout in (SHARED["dropout"], 0.0):
+        learner = DecisionTransformer(
+            DTConfig.from_dict({**policyfit_config(), "dropout": dropout})
+        )
+        state = jax.jit(learner.init, static_argnums=0)(spec, jax.random.PRNGKey(0))
+        sampler = learner.make_sampler(ds, spec)
+        chunk = make_train_chunk(learner, sampler, jax.random.PRNGKey(1), SHARED["batch_size"])
+        t = best_seconds(
+            lambda c=chunk, st=state, sm=sampler: jax.block_until_ready(
+                c(st, sm.data, jnp.int32(0), 10)
+            ),
+            reps,
+        )
+        out["update_ms" if dropout else "update_ms_without_dropout"] = 1e3 * t / 10
+        if dropout:
+            out.update(_policyfit_parts(learner, state, sampler, reps))
+    return out
+
+
 # --------------------------------------------------------------------------- d3rlpy worker
 def d3rlpy_config(d3rlpy: Any, activation: str = "gelu") -> Any:
     """d3rlpy's ``DecisionTransformerConfig`` set to :data:`SHARED` (its defaults: batch 64, lr 1e-4,
@@ -274,6 +419,11 @@ def d3rlpy_worker(job: dict[str, Any]) -> dict[str, Any]:
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
     }
+    if job["mode"] == "diagnose":
+        d3rlpy.seed(0)
+        learner = d3rlpy_config(d3rlpy, job["activation"]).create(device="cpu:0")
+        _fit(d3rlpy, learner, dataset, 2)
+        return {**info, "phases": d3rlpy_phases(d3rlpy, learner, dataset), "gemm": torch_gemms()}
     if job["mode"] == "throughput":
         d3rlpy.seed(0)
         learner = d3rlpy_config(d3rlpy, job["activation"]).create(device="cpu:0")
@@ -545,7 +695,9 @@ def markdown(record: dict[str, Any]) -> str:
         f"update per step) after a {D3RLPY_WARMUP_UPDATES}-update warm-up fit.",
     ]
     if record.get("diagnosis"):
-        lines += ["", "## Why", "", record["diagnosis"]]
+        lines += diagnosis_markdown(record["diagnosis"])
+    if not record.get("scores"):
+        lines += ["", "## Scores", "", SCORES_NOT_RUN]
     scores = record.get("scores")
     if scores:
         lines += [
@@ -572,6 +724,39 @@ def markdown(record: dict[str, Any]) -> str:
     lines += ["", "## What differs (besides the library)", ""]
     lines += [f"* {d}" for d in DIFFERENCES]
     return "\n".join(lines) + "\n"
+
+
+SCORES_NOT_RUN = (
+    "Not run in this result: the paper's budget (100k updates x 3 seeds) is hours per seed on "
+    "this CPU for either library. Run `python benchmarks/dt_peer.py --score-steps 100000 "
+    "--seeds 0,1,2 --out dt_peer_scores_<machine>` on a GPU machine. The score path was "
+    "smoke-tested at 100 updates, 1 seed (both libraries train, roll out 10 episodes of Hopper-v5 "
+    "at target 3600 and report); scores at that budget mean nothing and are not committed."
+)
+
+
+def diagnosis_markdown(diag: dict[str, Any]) -> list[str]:
+    """Tables of the per-part times and the matmul GFLOP/s of both libraries."""
+    sides = {"policyfit": diag["policyfit"]}
+    sides.update({k: v for k, v in diag.items() if k.startswith("d3rlpy_") and "phases" in v})
+    names = list(sides)
+    head = "| | " + " | ".join(n.replace("d3rlpy_", "d3rlpy, threads ") for n in names) + " |"
+    sep = "|---" * (len(names) + 1) + "|"
+    lines = ["", "## Where the time goes (one update, milliseconds, best of a few)", "", head, sep]
+    for part in (
+        "sample_ms",
+        "forward_ms",
+        "forward_backward_ms",
+        "update_ms",
+        "update_ms_without_dropout",
+    ):
+        cells = [_f(sides[n]["phases"].get(part)) for n in names]
+        lines.append(f"| {part} | " + " | ".join(cells) + " |")
+    lines += ["", "Matmul GFLOP/s at the update's shapes (einsum, jit for XLA):", "", head, sep]
+    for g in GEMMS:
+        cells = [_f(sides[n]["gemm"].get(g)) for n in names]
+        lines.append(f"| {g} | " + " | ".join(cells) + " |")
+    return lines
 
 
 DIFFERENCES = [
@@ -608,6 +793,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--d3rlpy-python", default=str(HERE / ".venv-d3rlpy" / "bin" / "python"))
     p.add_argument("--d3rlpy-activation", default="gelu", choices=("gelu", "relu"))
+    p.add_argument(
+        "--diagnose",
+        action="store_true",
+        help="also time the parts of one update and the update's matmul shapes in both libraries",
+    )
     p.add_argument("--score-steps", type=int, default=0, help="0: throughput only")
     p.add_argument("--seeds", default="0")
     p.add_argument("--episodes", type=int, default=10)
@@ -675,6 +865,19 @@ def main(argv: list[str] | None = None) -> None:
     }
     t = record["throughput"]
     print(f"ratio policyfit/d3rlpy: {t['ratio']}", flush=True)
+    if args.diagnose:
+        diag = {"policyfit": {"phases": policyfit_phases(ds), "gemm": jax_gemms()}}
+        if have_d3:  # at d3rlpy's best thread count (the table shows the others' rates)
+            for n_threads in [int(t["d3rlpy_best_threads"] or threads[0])]:
+                job = {
+                    "mode": "diagnose",
+                    "data": str(data_path),
+                    "threads": n_threads,
+                    "activation": args.d3rlpy_activation,
+                }
+                diag[f"d3rlpy_{n_threads}"] = run_d3rlpy(args.d3rlpy_python, job)
+        record["diagnosis"] = diag
+        print(json.dumps(diag, indent=1), flush=True)
 
     if args.score_steps > 0:
         seeds = [int(s) for s in args.seeds.split(",")]
