@@ -27,12 +27,20 @@ the arrays, episodes cut at ``terminals | timeouts`` (:func:`episode_bounds` is 
   of each reported; the machine is shared). policyfit: the trainer's fused program
   (:func:`policyfit.training.trainer.make_train_chunk`: ``lax.scan`` over ``--fuse`` updates with
   the windows sampled inside it) after a compile and a warm-up call; d3rlpy: ``fit`` (its Python
-  window sampler and update loop, no logging) after a 20-update warm-up ``fit``, in its own venv
-  (``--d3rlpy-python``, default ``benchmarks/.venv-d3rlpy/bin/python``; ``make bench-venv``), with
-  ``--torch-threads`` threads (default 2: every core of the 2-core machine, as XLA uses). FLOPs of
-  one update: XLA's cost analysis of policyfit's compiled update (one batch, forward + backward +
-  AdamW); GFLOP/s of both use that count (same network), and torch's ``FlopCounterMode`` count of
-  one d3rlpy update (matmuls only) is recorded beside it as a cross-check.
+  window sampler and update loop, no logging; timed from its first to its last update through
+  ``fit``'s per-step callback, so ``fit``'s one-off setup is left out) after a 20-update warm-up
+  ``fit``, in its own venv (``--d3rlpy-python``, default ``benchmarks/.venv-d3rlpy/bin/python``;
+  ``make bench-venv``), once per torch thread count of ``--torch-threads`` (default ``1,2``; a
+  timed fit ends after ``--d3rlpy-cap-seconds``). Both counts are reported and the ratio is taken
+  against d3rlpy's best: on the shared 2-core machine, 2 OpenMP threads stall at every operator
+  whenever the other core is busy (about 3 s per update against 0.25 s with 1 thread), which
+  says nothing about d3rlpy. XLA runs its own thread pool over both cores. FLOPs of one update:
+  XLA's cost analysis of policyfit's compiled update (one batch, forward + backward + AdamW);
+  GFLOP/s of both use that count (same network), and torch's ``FlopCounterMode`` count of one
+  d3rlpy update (matmuls only) is recorded beside it as a cross-check.
+* Diagnosis (``--diagnose``): the parts of one update (sampling, forward, forward + backward,
+  the whole update, policyfit's without dropout) and the update's matmul shapes (forward,
+  attention, weight gradients) timed in both libraries, with a paragraph on where the time goes.
 * Scores (``--score-steps S``, 0 = skip): each library trains ``S`` updates per seed (``--seeds``),
   then rolls out 10 episodes (``--episodes``) of the dataset's environment (Hopper-v5) with the
   paper's target return (``--target-return``, default from
@@ -43,7 +51,8 @@ the arrays, episodes cut at ``terminals | timeouts`` (:func:`episode_bounds` is 
 
 Results: ``benchmarks/results/dt_peer_<cpu kind>.{json,md}`` (``--out`` changes the name).
 
-    python benchmarks/dt_peer.py                          # throughput, 200 updates x 2 rounds
+    python benchmarks/dt_peer.py --diagnose               # throughput, 200 updates x 2 rounds
+    python benchmarks/dt_peer.py --render benchmarks/results/dt_peer_intel-xeon.json  # md only
     python benchmarks/dt_peer.py --score-steps 100000 --seeds 0,1,2 --out dt_peer_scores_gpu
     python benchmarks/dt_peer.py --score-steps 100 --seeds 0 --rounds 1 --out dt_peer_smoke
 """
@@ -201,7 +210,7 @@ def d3rlpy_phases(d3rlpy: Any, learner: Any, dataset: Any, reps: int = 5) -> dic
     batch = dataset.sample_trajectory_batch(SHARED["batch_size"], SHARED["context_length"])
     tb = TorchTrajectoryMiniBatch.from_batch(
         batch=batch,
-        device="cpu:0",
+        device=str(learner.impl.device),
         observation_scaler=cfg.observation_scaler,
         action_scaler=cfg.action_scaler,
         reward_scaler=cfg.reward_scaler,
@@ -421,12 +430,12 @@ def d3rlpy_worker(job: dict[str, Any]) -> dict[str, Any]:
     }
     if job["mode"] == "diagnose":
         d3rlpy.seed(0)
-        learner = d3rlpy_config(d3rlpy, job["activation"]).create(device="cpu:0")
+        learner = d3rlpy_config(d3rlpy, job["activation"]).create(device=job.get("device", "cpu:0"))
         _fit(d3rlpy, learner, dataset, 2)
         return {**info, "phases": d3rlpy_phases(d3rlpy, learner, dataset), "gemm": torch_gemms()}
     if job["mode"] == "throughput":
         d3rlpy.seed(0)
-        learner = d3rlpy_config(d3rlpy, job["activation"]).create(device="cpu:0")
+        learner = d3rlpy_config(d3rlpy, job["activation"]).create(device=job.get("device", "cpu:0"))
         _fit(d3rlpy, learner, dataset, D3RLPY_WARMUP_UPDATES)  # builds the networks, warms up
         timed = _fit(d3rlpy, learner, dataset, job["updates"], job.get("cap_seconds"))
         return {
@@ -440,7 +449,7 @@ def d3rlpy_worker(job: dict[str, Any]) -> dict[str, Any]:
     rows = []
     for seed in job["seeds"]:
         d3rlpy.seed(seed)
-        learner = d3rlpy_config(d3rlpy, job["activation"]).create(device="cpu:0")
+        learner = d3rlpy_config(d3rlpy, job["activation"]).create(device=job.get("device", "cpu:0"))
         timed = _fit(d3rlpy, learner, dataset, job["steps"])
         rows.append(
             {
@@ -652,7 +661,7 @@ def markdown(record: dict[str, Any]) -> str:
         f"end {', '.join(f'{x:.1f}' for x in record['load_average_end'])} "
         "(a shared machine: other jobs ran meanwhile).",
         "",
-        "| library | updates/s (best) | rounds | GFLOP/s | % of matmul peak |",
+        "| library | updates/s (best) | rounds | GFLOP/s | % of XLA's 2048^2 matmul rate |",
         "|---|---|---|---|---|",
     ]
     peak = t["matmul_peak_gflops"]
@@ -680,12 +689,22 @@ def markdown(record: dict[str, Any]) -> str:
         "",
         f"**Ratio policyfit / d3rlpy (its best thread count, {t['d3rlpy_best_threads']}): "
         f"{_f(ratio, 2)}x** ({by}; goal >= 3x: {'met' if ratio and ratio >= 3 else 'NOT met'}).",
+    ]
+    if ratio is not None and ratio < 1:
+        lines += [
+            "",
+            f"policyfit is {1 / ratio:.2f}x SLOWER than d3rlpy on this machine "
+            f"({_f(t['policyfit_updates_per_second'], 2)} vs "
+            f"{_f(t['d3rlpy_updates_per_second'], 2)} updates/s); why: see below.",
+        ]
+    lines += [
         "",
         f"FLOPs of one update: {_f(t['flops_per_update_xla'] / 1e6 if t['flops_per_update_xla'] else None)} "
         "MFLOP (XLA cost analysis of policyfit's compiled update, used for both GFLOP/s); torch "
         "FlopCounterMode on one d3rlpy update (matmuls only): "
         f"{_f(t['flops_per_update_torch_matmul'] / 1e6 if t['flops_per_update_torch_matmul'] else None)}"
-        f" MFLOP. float32 matmul peak (jax, 2048^2): {peak:.1f} GFLOP/s. Parameters: policyfit "
+        f" MFLOP. XLA's float32 2048^2 matmul on this machine: {peak:.1f} GFLOP/s (a reference, "
+        "not the CPU's peak: torch's one-thread matmuls above reach more). Parameters: policyfit "
         f"{record['policyfit']['parameters']:,}, d3rlpy "
         f"{next((r['parameters'] for r in record['d3rlpy'] if 'parameters' in r), 'n/a')}. "
         f"policyfit compile: {record['policyfit']['compile_seconds']:.1f} s (not timed).",
@@ -809,6 +828,8 @@ DIFFERENCES = [
     "attention mask; policyfit's start there, padded at the end (causal attention: no mask)",
     "loss: d3rlpy sums the squared error over action dims and averages over all B x K slots; "
     "policyfit (as the paper) averages over action dims and the valid slots",
+    "timestep table: d3rlpy's has max_timestep + 1 = 1001 rows, policyfit's one row per step of "
+    "the data's longest episode (the parameter counts differ by that; lookups cost the same)",
     "LayerNorm epsilon (d3rlpy 3e-3, flax 1e-6); initialization (d3rlpy N(0, 0.02), flax "
     "LeCun normal); timesteps start at 1 in d3rlpy, 0 in policyfit",
 ]
@@ -833,6 +854,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="a timed d3rlpy fit ends after this long (its rate: the updates done by then)",
     )
     p.add_argument("--d3rlpy-python", default=str(HERE / ".venv-d3rlpy" / "bin" / "python"))
+    p.add_argument(
+        "--d3rlpy-device", default="cpu:0", help="torch device of d3rlpy (cuda:0 on a GPU machine)"
+    )
     p.add_argument("--d3rlpy-activation", default="gelu", choices=("gelu", "relu"))
     p.add_argument(
         "--diagnose",
@@ -897,6 +921,7 @@ def main(argv: list[str] | None = None) -> None:
                 "threads": n_threads,
                 "cap_seconds": args.d3rlpy_cap_seconds,
                 "activation": args.d3rlpy_activation,
+                "device": args.d3rlpy_device,
             }
             d3.append({"threads": n_threads, **run_d3rlpy(args.d3rlpy_python, job)})
             print(f"d3rlpy: {d3[-1]}", flush=True)
@@ -930,6 +955,7 @@ def main(argv: list[str] | None = None) -> None:
                     "data": str(data_path),
                     "threads": n_threads,
                     "activation": args.d3rlpy_activation,
+                    "device": args.d3rlpy_device,
                 }
                 diag[f"d3rlpy_{n_threads}"] = run_d3rlpy(args.d3rlpy_python, job)
         record["diagnosis"] = diag
@@ -953,6 +979,7 @@ def main(argv: list[str] | None = None) -> None:
                 "env_id": ds.env_id,
                 "threads": int(t["d3rlpy_best_threads"] or threads[0]),
                 "activation": args.d3rlpy_activation,
+                "device": args.d3rlpy_device,
             }
             res = run_d3rlpy(args.d3rlpy_python, job)
             rows += res.get("rows", [{"library": "d3rlpy", "error": res.get("error")}])
