@@ -320,14 +320,23 @@ def d3rlpy_config(d3rlpy: Any, activation: str = "gelu") -> Any:
     )
 
 
+def d3rlpy_flags(terminals: np.ndarray, timeouts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """float32 ``(terminals, timeouts)`` for ``MDPDataset``, which rejects a step flagged both
+    ways: there the terminal wins (the episode ended by termination; the cut is the same).
+    """
+    term = np.asarray(terminals, bool)
+    return term.astype(np.float32), (np.asarray(timeouts, bool) & ~term).astype(np.float32)
+
+
 def d3rlpy_dataset(d3rlpy: Any, path: str) -> Any:
     data = np.load(path)
+    terminals, timeouts = d3rlpy_flags(data["terminals"], data["timeouts"])
     return d3rlpy.dataset.MDPDataset(
         observations=data["observations"].astype(np.float32),
         actions=data["actions"].astype(np.float32),
         rewards=data["rewards"].astype(np.float32),
-        terminals=data["terminals"].astype(np.float32),
-        timeouts=data["timeouts"].astype(np.float32),
+        terminals=terminals,
+        timeouts=timeouts,
     )
 
 

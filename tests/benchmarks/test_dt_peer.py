@@ -57,6 +57,13 @@ def test_episode_summary_by_hand(peer):
     }
 
 
+def test_d3rlpy_flags_let_the_terminal_win(peer):
+    terminals, timeouts = peer.d3rlpy_flags(TERMINALS, TIMEOUTS)
+    assert terminals.dtype == timeouts.dtype == np.float32
+    assert terminals.tolist() == [0, 0, 1, 0, 0, 0, 1]
+    assert timeouts.tolist() == [0, 0, 0, 0, 1, 0, 0]  # the last step: terminal, not timeout
+
+
 def test_gemm_flops_counts_every_index_once(peer):
     assert peer.gemm_flops("mk,kn->mn", (3840, 128), (128, 512)) == 2 * 3840 * 128 * 512
     # a weight gradient: batch and tokens contracted
