@@ -202,24 +202,3 @@ def test_kdtree_search_gives_the_device_search_update():
     with pytest.raises(ConfigError, match="search: must be 'auto', 'device' or 'kdtree'"):
         PRDC(PRDCConfig(search="ball")).setup(hn.SPEC)
 
-
-@pytest.mark.parametrize("scale", [0.1, 3.0])
-def test_bounded_kdtree_search_is_scipys_nearest(scale):
-    """The own-pair bound only prunes: the answer is the unbounded query's, also for queries far
-    from the data and for a bound equal to the nearest distance itself."""
-    from scipy.spatial import cKDTree
-
-    from policyfit.algos.prdc import kdtree_nearest_within
-
-    rng = np.random.default_rng(1)
-    keys = rng.normal(size=(2000, 5))
-    keys[1000:1010] = keys[:10]  # exact duplicates
-    tree = cKDTree(keys)
-    rows = rng.integers(0, len(keys), 100)
-    queries = keys[rows] + rng.normal(scale=scale, size=(100, 5)) * np.r_[0, 0, 1, 1, 1]
-    own = np.linalg.norm(queries - keys[rows], axis=1)  # a point within this distance
-    want, _ = tree.query(queries, k=1)
-    got = kdtree_nearest_within(tree, queries, own)
-    np.testing.assert_allclose(np.linalg.norm(queries - keys[got], axis=1), want, rtol=0, atol=0)
-    tight = kdtree_nearest_within(tree, queries, want)  # the bound is the answer itself
-    np.testing.assert_allclose(np.linalg.norm(queries - keys[tight], axis=1), want, atol=0)

@@ -18,8 +18,9 @@ search is exact either way (``search``):
 * ``device``: inside the jitted update (:mod:`policyfit.algos.nearest`: a chunked brute-force
   search, certified against float rounding), for accelerators;
 * ``kdtree`` (``auto`` on a CPU): scipy's ``cKDTree`` through ``jax.pure_callback``, on all
-  cores, each query pruned by its own dataset pair (``|pi(s) - a|`` bounds the nearest
-  distance; :func:`kdtree_nearest_within`).
+  cores. (Pruning each query by its own dataset pair, whose distance bounds the nearest one,
+  was measured in ``benchmarks/prdc_nn.py`` and did not pay: no faster far from the data,
+  slower near it.)
 
 The cost depends on where the actor is. ``benchmarks/prdc_nn.py`` on ``halfcheetah-medium`` (1M
 keys of 23 dimensions, batch 256, Intel Xeon, 2 cores): about 7 ms per query batch when
@@ -113,42 +114,6 @@ class PRDCSampler(TransitionSampler):
         return dict(batch, nn_table=data["table"])
 
 
-def kdtree_nearest_within(
-    tree: Any, queries: np.ndarray, bound: np.ndarray, groups: int = 8
-) -> np.ndarray:
-    """Exact nearest neighbours (``k = 1``) of ``queries`` in a ``cKDTree``, given an upper bound
-    on each query's nearest distance (a point known to lie within it).
-
-    scipy's ``distance_upper_bound`` prunes every node farther than the bound, which is what
-    makes the search affordable when queries lie far from the data (a young actor's
-    ``(beta s, pi(s))``): the queries are sorted by bound and split into ``groups``, each queried
-    in one call (all cores) with its largest bound, widened by a relative ``1e-6`` so float
-    rounding can never exclude the known point. A query with nothing found (impossible when the
-    bound is valid) is searched again without one. Returns ``int32`` indices.
-
-    Example:
-        >>> from scipy.spatial import cKDTree
-        >>> tree = cKDTree(np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 3.0]]))
-        >>> kdtree_nearest_within(tree, np.array([[0.9, 0.1], [0.0, 2.0]]), np.array([1.0, 1.0]))
-        array([1, 2], dtype=int32)
-    """
-    queries = np.asarray(queries, np.float64)
-    bound = np.asarray(bound, np.float64)
-    out = np.empty(len(queries), np.int64)
-    order = np.argsort(bound, kind="stable")
-    for part in np.array_split(order, min(groups, len(order))):
-        if len(part) == 0:
-            continue
-        limit = float(bound[part].max()) * (1 + 1e-6) + 1e-9
-        if not np.isfinite(limit):
-            limit = np.inf
-        _, out[part] = tree.query(queries[part], k=1, distance_upper_bound=limit, workers=-1)
-    missing = out >= tree.n
-    if missing.any():
-        _, out[missing] = tree.query(queries[missing], k=1, workers=-1)
-    return out.astype(np.int32)
-
-
 def resolve_search(search: str) -> str:
     """``auto`` -> ``kdtree`` on the CPU backend, ``device`` on an accelerator."""
     if search != "auto":
@@ -197,26 +162,18 @@ class PRDC(TD3BC):
         return sampler
 
     def nearest_actions(
-        self, obs: jnp.ndarray, pi: jnp.ndarray, table: dict, own: jnp.ndarray | None = None
+        self, obs: jnp.ndarray, pi: jnp.ndarray, table: dict
     ) -> tuple[jnp.ndarray, jnp.ndarray]:
         """``(a^ [B, A], fallback)``: the action of the dataset pair nearest (k-th nearest) to
-        ``(beta * obs, pi)``; ``obs`` normalized, ``pi`` in ``[-1, 1]``; no gradient.
-
-        ``own`` (optional, ``[B, A]`` unit actions): the batch's own dataset actions. Each row
-        ``(beta * obs, own)`` is in the table, so ``|pi - own|`` bounds the nearest distance;
-        the host KD-tree uses it to prune (exact all the same; ``k = 1`` only).
-        """
+        ``(beta * obs, pi)``; ``obs`` normalized, ``pi`` in ``[-1, 1]``; no gradient."""
         query = jax.lax.stop_gradient(jnp.concatenate([self.config.beta * obs, pi], axis=1))
         if getattr(self, "_tree", None) is not None:  # make_sampler chose the host KD-tree
-            bound = None
-            if own is not None and self.config.k == 1:
-                bound = jnp.sqrt(jnp.sum((jax.lax.stop_gradient(pi) - own) ** 2, axis=1))
-            idx, fallback = self._kdtree_query(query, bound), jnp.asarray(False)
+            idx, fallback = self._kdtree_query(query), jnp.asarray(False)
         else:
             idx, _, fallback = nearest_neighbor(query, table, k=self.config.k)
         return table_rows(table, idx)[:, obs.shape[1] :], fallback
 
-    def _kdtree_query(self, query: jnp.ndarray, bound: jnp.ndarray | None = None) -> jnp.ndarray:
+    def _kdtree_query(self, query: jnp.ndarray) -> jnp.ndarray:
         tree = getattr(self, "_tree", None)
         if tree is None:
             raise ConfigError(
@@ -224,26 +181,19 @@ class PRDC(TD3BC):
                 path=self.name,
                 field="search",
             )
+        k = self.config.k
+
+        def host(q):
+            _, idx = tree.query(np.asarray(q, dtype=np.float64), k=[k], workers=-1)
+            return idx[:, 0].astype(np.int32)
+
         shape = jax.ShapeDtypeStruct((query.shape[0],), jnp.int32)
-        if bound is None:
-            k = self.config.k
+        return jax.pure_callback(host, shape, query)
 
-            def host(q):
-                _, idx = tree.query(np.asarray(q, dtype=np.float64), k=[k], workers=-1)
-                return idx[:, 0].astype(np.int32)
-
-            return jax.pure_callback(host, shape, query)
-        return jax.pure_callback(
-            lambda q, b: kdtree_nearest_within(tree, np.asarray(q), np.asarray(b)),
-            shape,
-            query,
-            bound,
-        )
-
-    def actor_loss(self, actor_params, critic_params, obs, table, own_actions=None):
+    def actor_loss(self, actor_params, critic_params, obs, table):
         pi = self.actor.apply(actor_params, obs)
         q = self.critic.apply(critic_params, obs, pi)[0]  # Q_1, as prdc.py
-        target, fallback = self.nearest_actions(obs, pi, table, own_actions)
+        target, fallback = self.nearest_actions(obs, pi, table)
         loss, mse = regularized_actor_loss(q, pi, target, self.config.alpha)
         return loss, (mse, fallback.astype(jnp.float32))
 
@@ -254,7 +204,7 @@ class PRDC(TD3BC):
                 path=self.name,
                 field="nn_table",
             )
-        return obs, batch["nn_table"], actions
+        return obs, batch["nn_table"]
 
     def actor_metrics(self, aux) -> dict:
         mse, fallback = aux
