@@ -201,4 +201,3 @@ def test_kdtree_search_gives_the_device_search_update():
     np.testing.assert_allclose(out["kdtree"], out["device"], rtol=1e-5)
     with pytest.raises(ConfigError, match="search: must be 'auto', 'device' or 'kdtree'"):
         PRDC(PRDCConfig(search="ball")).setup(hn.SPEC)
-
