@@ -238,7 +238,8 @@ def plot(table: dict, datasets: list[str], data_level: dict, path: Path) -> None
             ax.plot(v["scores"], [i] * len(v["scores"]), "x", color="grey", ms=4)
         if data_level.get(d) is not None:
             ax.axvline(data_level[d], ls="--", color="grey", lw=1, label="data")
-            ax.legend(loc="lower right", fontsize=8)
+            # below the last row, so the legend never hides a cell
+            ax.legend(loc="lower center", bbox_to_anchor=(0.5, -0.32), fontsize=8, frameon=False)
         ax.set_yticks(range(len(algos)), algos)
         ax.invert_yaxis()
         ax.set_title(d)
