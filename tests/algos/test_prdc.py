@@ -172,7 +172,7 @@ def test_prdc_learns_better_than_random_on_pendulum(tmp_path):
         save_every=0,
         eval_episodes=5,
         progress=False,
-        fast_compile=True,
+        fast_compile=False,  # optimized code: the updates run faster than they compile slower
     )
     final = result.summary["final_return_mean"]
     assert final > RANDOM_RETURN + 400, f"final return {final:.0f}"
