@@ -30,9 +30,10 @@ def test_doc_bandit_is_built_in_with_reference_scores():
 def test_bandit_environment_pays_the_pulled_arm():
     env = make_env("policyfit/LuckyBandit-v0", seed=0)
     paid = {0: [], 1: []}
+    rng = np.random.default_rng(0)
     for _ in range(3000):
         env.reset()
-        arm = int(np.random.default_rng(len(paid[0]) + len(paid[1])).integers(2))
+        arm = int(rng.integers(2))
         action = np.eye(2, dtype=np.float32)[arm]
         _, reward, terminated, truncated, info = env.step(action)
         assert terminated and not truncated and info["arm"] == arm

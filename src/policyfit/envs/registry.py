@@ -53,10 +53,10 @@ def normalized_score(env_id: str, returns: np.ndarray | float) -> np.ndarray | f
     return float(out) if np.ndim(out) == 0 else out
 
 
-def make_env(env_id: str, seed: int | None = None, **kwargs):
-    """A single gymnasium environment (time limit included)."""
-    import gymnasium as gym
-
+def register_policyfit_envs() -> None:
+    """Register every environment id policyfit defines with gymnasium (the gymnax lanes, the flat
+    ``policyfit/PointMaze_*-v3`` and the ``policyfit/*Bandit-v0`` ids) and route MuJoCo's
+    warnings; each part runs once per process. Call it before ``gymnasium.make``."""
     from policyfit.envs.jaxenv import register_envs
     from policyfit.envs.maze_env import register_maze_envs
     from policyfit.envs.quiet import route_mujoco_warnings
@@ -66,6 +66,13 @@ def make_env(env_id: str, seed: int | None = None, **kwargs):
     register_maze_envs()
     register_bandit_envs()
     route_mujoco_warnings()
+
+
+def make_env(env_id: str, seed: int | None = None, **kwargs):
+    """A single gymnasium environment (time limit included)."""
+    import gymnasium as gym
+
+    register_policyfit_envs()
     env = gym.make(env_id, **kwargs)
     if seed is not None:
         env.reset(seed=seed)

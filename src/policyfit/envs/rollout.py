@@ -76,15 +76,9 @@ def as_carry_policy(policy: CarryPolicy | Callable[[np.ndarray], Any]) -> CarryP
 def _make_vector_env(env_id: str, n: int):
     import gymnasium as gym
 
-    from policyfit.envs.jaxenv import register_envs
-    from policyfit.envs.maze_env import register_maze_envs
-    from policyfit.envs.quiet import route_mujoco_warnings
-    from policyfit.envs.stochastic import register_bandit_envs
+    from policyfit.envs.registry import register_policyfit_envs
 
-    register_envs()
-    register_maze_envs()
-    register_bandit_envs()
-    route_mujoco_warnings()
+    register_policyfit_envs()
     try:
         return gym.vector.SyncVectorEnv([lambda: gym.make(env_id) for _ in range(n)])
     except gym.error.Error as exc:
