@@ -44,9 +44,26 @@ CORL = {
 }
 
 # What each newer algorithm's own paper reports on the D4RL v2 datasets (other data, 1M updates):
-# (score, where it was read). Only numbers whose source was checked are listed.
+# (score, where it was read). Only numbers whose source was found are listed; a source that is not
+# the paper itself (or a verbatim copy of its table) starts with "secondary" and is marked † in the
+# table. Session 10 looked them up (search tools); the PRDC and A2PR papers' own tables could not
+# be read (the stored arXiv pages stop before them, and neither official README has a table).
+_RVS_T1 = "RvS paper (arXiv 2112.10751) Table 1, RvS-R column, v2 datasets (Appendix A)"
+_A2PR = "secondary: DOSER paper's Table 1, A2PR column ('taken from original papers')"
 PAPER: dict[str, dict[str, tuple[float, str]]] = {
-    "prdc": {"walker2d-medium-replay": (92.0, "PRDC paper via wizwand.com leaderboard")},
+    "prdc": {"walker2d-medium-replay": (92.0, "secondary: wizwand.com leaderboard for the paper")},
+    "a2pr": {
+        "hopper-medium": (100.8, _A2PR),
+        "halfcheetah-medium": (68.6, _A2PR),
+        "walker2d-medium-replay": (94.4, _A2PR),
+    },
+    "rvs_r": {
+        "hopper-medium": (60.2, _RVS_T1),
+        "halfcheetah-medium": (41.6, _RVS_T1),
+        "walker2d-medium-replay": (60.6, _RVS_T1),
+    },
+    # lipschitz_bc (Al Makdah et al. 2021) and demo_reg (Tiapkin et al. 2024) report no D4RL
+    # numbers (a control-theory paper and a theory paper).
 }
 
 # The algorithms every newer one is compared with, per dataset.
@@ -295,12 +312,15 @@ def markdown(payload: dict, datasets: list[str], args) -> str:
         for d in datasets:
             v = row.get(d)
             if v is None:
-                cells.append("—")
+                paper = PAPER.get(algo, {}).get(d)
+                mark = "†" if paper and paper[1].startswith("secondary") else ""
+                cells.append(f"— (paper {paper[0]}{mark})" if paper else "—")
                 continue
             ref = (
                 f"CORL {v['corl']}"
                 if v["corl"] is not None
                 else f"paper {v['paper_d4rl']['score']}"
+                + ("†" if v["paper_d4rl"]["source"].startswith("secondary") else "")
                 if v["paper_d4rl"]
                 else "paper: —"
             )
@@ -331,16 +351,14 @@ def markdown(payload: dict, datasets: list[str], args) -> str:
                 )
                 + " |"
             )
-    sources = sorted(
-        {
-            (a, d, v["paper_d4rl"]["source"])
-            for a, r in table.items()
-            for d, v in r.items()
-            if v["paper_d4rl"]
-        }
-    )
+    sources: dict[tuple[str, str], list[str]] = {}
+    for a, r in table.items():
+        for d, v in r.items():
+            if v["paper_d4rl"]:
+                sources.setdefault((a, v["paper_d4rl"]["source"]), []).append(d)
     if sources:
-        lines += ["", "Paper numbers: " + "; ".join(f"{a} {d}: {s}" for a, d, s in sources) + "."]
+        lines += ["", "Paper numbers (D4RL v2, other data; † secondary source):"]
+        lines += [f"- {a} ({', '.join(ds)}): {s}" for (a, s), ds in sorted(sources.items())]
     lines += ["", f"![scores]({args.name}.png)"]
     return "\n".join(lines) + "\n"
 
