@@ -516,6 +516,9 @@ def write_all(
 
     summary = summarize(rows, setup["steps"], setup["episodes"])
     setup = {**setup, "load_average": list(os.getloadavg())}
+    for algo in summary["cells"]:  # rows of algorithms not in this invocation's --algos
+        setup["configs"] = {algo: policyfit_config(algo, setup["steps"]), **setup["configs"]}
+        setup["field_map"] = {algo: COMMON_FIELDS + FIELD_MAP[algo], **setup["field_map"]}
     path = write_result(name, {"setup": setup, "summary": summary, "runs": rows})
     record = json.loads(path.read_text())
     write_text(RESULTS_DIR / f"{name}.md", markdown(record, name))
@@ -644,14 +647,15 @@ def _verdict_text(cell: dict[str, Any]) -> str:
     v = cell.get("verdict")
     if v is None:
         return "-"
-    text = "overlap" if v == "overlap" else "**SEPARATED**"
-    return text + (" (n<3)" if cell["min_seeds"] < 3 else "")
+    if cell["min_seeds"] < 3:  # the bootstrap interval of fewer seeds is no interval
+        return "n<3"
+    return "overlap" if v == "overlap" else "**SEPARATED**"
 
 
 def markdown(record: dict[str, Any], name: str) -> str:
     setup, summary = record["setup"], record["summary"]
     versions = record["versions"]
-    d3v = setup.get("d3rlpy_versions") or {}
+    d3v = sorted({f"{r['d3rlpy']} (torch {r['torch']})" for r in record["runs"] if r.get("d3rlpy")})
     load = ", ".join(f"{x:.2f}" for x in setup["load_average"])
     lines = [
         "# Parity: policyfit vs d3rlpy, same method, same data, same evaluation (issue 19)",
@@ -661,12 +665,13 @@ def markdown(record: dict[str, Any], name: str) -> str:
         f"`policyfit.evaluation.evaluate`). Machine: {record['machine']['cpu']} "
         f"({record['machine']['cpu_count']} cores, shared); load average at the last write: "
         f"{load}. Commit {record['commit']}; jax {versions.get('jax')}; d3rlpy "
-        f"{d3v.get('d3rlpy', '?')} (torch {d3v.get('torch', '?')}, {setup['torch_threads']} "
-        f"thread(s), device {setup['d3rlpy_device']}); torch in policyfit's venv "
+        f"{', '.join(d3v) or '-'} ({setup['torch_threads']} torch thread(s), device "
+        f"{setup['d3rlpy_device']}); torch in policyfit's venv "
         f"{setup.get('torch_main', '?')} (evaluation of d3rlpy's TorchScript policy only).",
         "",
         "Cells: final normalized score, mean [95% bootstrap interval over seeds] (n seeds). "
-        "Verdict: whether the two intervals overlap (n<3: too few seeds for an interval). Time: "
+        "Verdict: whether the two intervals overlap (n<3: fewer than 3 seeds on a side, no "
+        "verdict). Time: "
         "the training job's wall-clock (policyfit: `policyfit.train`'s, compilation, checkpoints "
         "and its 1-episode final check included; d3rlpy: the worker process, imports and "
         "dataset building included), updates/s over the update loop (in parentheses the steady "
@@ -842,7 +847,7 @@ def main(argv: list[str] | None = None) -> None:
         d3rlpy_worker(json.loads(Path(args.d3rlpy_worker).read_text()))
         return
     sys.path.insert(0, str(HERE))
-    from common import cpu_kind
+    from common import cpu_kind, git_commit
     from policyfit.errors import PolicyfitError
 
     name = args.name or f"parity_{cpu_kind()}"
@@ -865,6 +870,7 @@ def main(argv: list[str] | None = None) -> None:
     work = HERE / "work" / name
     work.mkdir(parents=True, exist_ok=True)
     done = {run_key(r) for r in read_rows(name) if r.get("score") is not None}
+    commit = git_commit()
     datas: dict[str, Data] = {}
     rows: list[dict[str, Any]] = read_rows(name)
     t_all = time.perf_counter()
@@ -904,6 +910,7 @@ def main(argv: list[str] | None = None) -> None:
                         **out,
                         "session_seconds": time.perf_counter() - t0,
                         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                        "commit": commit,
                         "load_average": list(os.getloadavg()),
                     }
                     rows = record_row(name, row, setup)
