@@ -10,10 +10,18 @@ pair is repeated ``--rounds`` times (the machine is shared; the best round of ea
 * d3rlpy: ``algo.fit`` (its own replay sampling and update loop, no logging/saving) after a warm-up
   fit, in its own virtual environment (``--d3rlpy-python``; it pins gymnasium 1.0.0).
 
-Also reports the achieved GFLOP/s of each policyfit update (XLA's cost analysis of the compiled
-program / time) against this CPU's measured float32 matmul peak (2048x2048 ``jnp.dot``).
+Also reports, per algorithm, the **shape-matched limit** (:mod:`gemm_limit`, issue 19): the
+update's own matrix products, read off its compiled program and timed alone in XLA and in PyTorch
+on this machine, the faster of the two summed over the update. ``% of limit`` = limit time /
+measured update time: how close the whole update (element-wise work, Adam and the sampling
+included) comes to its matrix products alone at the best speed either library gets for those
+shapes. And, as before, the achieved GFLOP/s (XLA's cost analysis / time) against this CPU's
+float32 matmul peak (2048x2048 ``jnp.dot``).
 
-    python benchmarks/throughput.py [--algos iql,td3bc,cql] [--updates 2000] [--rounds 2]
+Results are kept per CPU kind: ``--out`` defaults to ``throughput_<cpu kind>`` (``intel-xeon``,
+``amd-epyc``, ...; :func:`common.cpu_kind`), so a run on one machine never overwrites another's.
+
+    python benchmarks/throughput.py [--algos iql,td3bc,cql] [--updates 2000] [--rounds 2] [--no-limit]
     # d3rlpy venv: make bench-venv  (torch==2.13.0 d3rlpy mujoco imageio in benchmarks/.venv-d3rlpy)
 """
 
@@ -24,7 +32,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -149,25 +156,60 @@ def matmul_peak_gflops(n: int = 2048, reps: int = 10) -> float:
     return 2 * n**3 / best / 1e9
 
 
-def policyfit_throughput(ds, algo: str, updates: int, fuse: int) -> dict:
+def hopper_dataset(path: Path | None = None):
+    """The benchmark's dataset (:func:`make_data`, cached under ``benchmarks/work/``)."""
+    from policyfit.data import Dataset
+
+    path = path or HERE / "work" / "throughput" / "hopper-random-100k.npz"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        make_data(path)
+    raw = np.load(path)
+    return Dataset(
+        **{k: raw[k] for k in raw.files},
+        metadata={"env_id": "Hopper-v5"},
+        source="hopper-random-100k",
+    )
+
+
+def build(ds, algo: str):
+    """(learner, initial state, sampler) with the benchmark's widths and batch."""
     import jax
-    import jax.numpy as jnp
 
     from policyfit.algos.base import DatasetSpec
     from policyfit.algos.registry import get_algorithm
     from policyfit.data.sampler import TransitionSampler
-    from policyfit.training.trainer import make_train_chunk
 
     cls = get_algorithm(algo)
     config = cls.Config.from_dict({"hidden_dims": (WIDTH,) * LAYERS[algo], "batch_size": BATCH})
     learner = cls(config)
     spec = DatasetSpec.from_dataset(ds)
     state = jax.jit(learner.init, static_argnums=0)(spec, jax.random.PRNGKey(0))
-    sampler = TransitionSampler(ds)
+    return learner, state, TransitionSampler(ds)
+
+
+def compiled_update(learner, state, sampler):
+    """One update (one batch), compiled alone: its cost analysis and HLO text."""
+    import jax
+
+    batch = sampler.sample(sampler.data, jax.random.PRNGKey(2), BATCH)
+    return jax.jit(learner.update).lower(state, batch, jax.random.PRNGKey(3)).compile()
+
+
+def compiled_update_text(ds, algo: str) -> str:
+    return compiled_update(*build(ds, algo)).as_text()
+
+
+def policyfit_throughput(ds, algo: str, updates: int, fuse: int) -> dict:
+    import jax
+    import jax.numpy as jnp
+
+    from policyfit.training.trainer import make_train_chunk
+
+    learner, state, sampler = build(ds, algo)
     chunk = make_train_chunk(learner, sampler, jax.random.PRNGKey(1), BATCH)
     # FLOPs of ONE update (XLA's cost analysis counts a scan body once, not per iteration).
-    batch = sampler.sample(sampler.data, jax.random.PRNGKey(2), BATCH)
-    one = jax.jit(learner.update).lower(state, batch, jax.random.PRNGKey(3)).compile()
+    one = compiled_update(learner, state, sampler)
     cost = one.cost_analysis()
     cost = cost[0] if isinstance(cost, list | tuple) else cost
     flops_per_update = float(cost.get("flops", 0.0)) if cost else None
@@ -191,6 +233,11 @@ def policyfit_throughput(ds, algo: str, updates: int, fuse: int) -> dict:
         "flops_per_update": flops_per_update,
         "gflops_per_second": rate * flops_per_update / 1e9 if flops_per_update else None,
     }
+
+
+def _gemm_cell(g: dict) -> str:
+    torch = "—" if g["torch_gflops"] is None else f"{g['torch_gflops']:.0f}"
+    return f"{g['count']:g}× {g['gemm']}: {g['xla_gflops']:.0f} / {torch}"
 
 
 def write_all(args: argparse.Namespace, peak: float, results: dict) -> Path:
@@ -221,8 +268,9 @@ def write_all(args: argparse.Namespace, peak: float, results: dict) -> Path:
         f"float32 matmul peak: {peak:.1f} GFLOP/s; load average at the end: "
         f"{', '.join(f'{x:.1f}' for x in os.getloadavg())} (shared 2-core machine)",
         "",
-        "| algorithm | policyfit upd/s | d3rlpy upd/s | ratio | policyfit GFLOP/s | % of matmul peak |",
-        "|---|---|---|---|---|---|",
+        "| algorithm | policyfit upd/s | d3rlpy upd/s | ratio | limit upd/s | % of limit "
+        "| policyfit GFLOP/s | % of matmul peak |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for algo, r in results.items():
         d3 = r["d3rlpy"] or {}
@@ -231,9 +279,36 @@ def write_all(args: argparse.Namespace, peak: float, results: dict) -> Path:
             f"| {algo} | {r['policyfit']['updates_per_second']:.0f} | "
             f"{d3.get('updates_per_second', float('nan')):.0f} | "
             f"{'n/a' if ratio is None else f'{ratio:.2f}x'} | "
-            f"{r['policyfit']['gflops_per_second'] or 0:.1f} | "
+            + (
+                f"{lim['limit_updates_per_second']:.0f} | {100 * r['fraction_of_limit']:.0f}% | "
+                if (lim := r.get("limit"))
+                else "— | — | "
+            )
+            + f"{r['policyfit']['gflops_per_second'] or 0:.1f} | "
             f"{100 * r['fraction_of_matmul_peak']:.0f}% |"
         )
+    limits = {a: r["limit"] for a, r in results.items() if r.get("limit")}
+    if limits:
+        lines += [
+            "",
+            "Limit: the update's matrix products (optimized HLO) timed alone, the faster of XLA and "
+            "PyTorch per shape (best of 1 and 2 torch threads); a dot in one branch of a two-way "
+            "`cond` (TD3's delayed actor) counts 1/2. Per shape, GFLOP/s XLA / PyTorch:",
+            "",
+        ]
+        for algo, lim in limits.items():
+            shapes = "; ".join(_gemm_cell(g) for g in lim["gemms"][:6])
+            lines.append(
+                f"- **{algo}**: {lim['gemm_flops_per_update'] / 1e9:.2f} GFLOP of matrix products "
+                f"per update; limit {1e3 * lim['limit_seconds_per_update']:.2f} ms "
+                f"(XLA alone {1e3 * lim['xla_only_seconds']:.2f} ms"
+                + (
+                    f", PyTorch alone {1e3 * lim['torch_only_seconds']:.2f} ms"
+                    if lim["torch_only_seconds"]
+                    else ""
+                )
+                + f"). Largest: {shapes}"
+            )
     write_text(HERE / "results" / f"{args.out}.md", "\n".join(lines) + "\n")
     return path
 
@@ -251,7 +326,10 @@ def main() -> None:
         default="1,2",
         help="d3rlpy is run with each of these torch thread counts; its best is reported",
     )
-    parser.add_argument("--out", default="throughput")
+    parser.add_argument("--out", default=None, help="results name (default: throughput_<cpu kind>)")
+    parser.add_argument(
+        "--no-limit", action="store_true", help="skip the shape-matched limit (gemm_limit.py)"
+    )
     args = parser.parse_args()
     algos = args.algos.split(",")
 
@@ -264,18 +342,13 @@ def main() -> None:
         return
 
     sys.path.insert(0, str(HERE))
+    from gemm_limit import shape_matched_limit
 
-    from policyfit.data import Dataset
+    from common import cpu_kind
 
-    work = Path(tempfile.mkdtemp(prefix="pf-throughput-"))
-    data_path = work / "hopper-random-100k.npz"
-    make_data(data_path)
-    raw = np.load(data_path)
-    ds = Dataset(
-        **{k: raw[k] for k in raw.files},
-        metadata={"env_id": "Hopper-v5"},
-        source="hopper-random-100k",
-    )
+    args.out = args.out or f"throughput_{cpu_kind()}"
+    data_path = HERE / "work" / "throughput" / "hopper-random-100k.npz"
+    ds = hopper_dataset(data_path)
     have_d3rlpy = Path(args.d3rlpy_python).exists()
     peak = matmul_peak_gflops()
     print(f"float32 matmul peak (jax, 2048^2): {peak:.1f} GFLOP/s; load average {os.getloadavg()}")
@@ -304,7 +377,16 @@ def main() -> None:
             else (rounds_d3[0] if rounds_d3 else None)
         )
         ratio = best_pf["updates_per_second"] / best_d3["updates_per_second"] if ok_d3 else None
+        limit = (
+            None
+            if args.no_limit
+            else shape_matched_limit(compiled_update_text(ds, algo), args.d3rlpy_python)
+        )
         results[algo] = {
+            "limit": limit,
+            "fraction_of_limit": (
+                limit["limit_seconds_per_update"] * best_pf["updates_per_second"] if limit else None
+            ),
             "policyfit": best_pf,
             "d3rlpy": best_d3,
             "speedup_vs_d3rlpy": ratio,
@@ -316,7 +398,13 @@ def main() -> None:
         print(
             f"{algo:7s} policyfit {best_pf['updates_per_second']:8.0f} upd/s  d3rlpy {d3} upd/s  "
             f"ratio {ratio if ratio is None else round(ratio, 2)}  "
-            f"{best_pf['gflops_per_second'] or 0:.1f} GFLOP/s ({100 * results[algo]['fraction_of_matmul_peak']:.0f}% of peak)",
+            f"{best_pf['gflops_per_second'] or 0:.1f} GFLOP/s ({100 * results[algo]['fraction_of_matmul_peak']:.0f}% of peak)"
+            + (
+                f"; limit {limit['limit_updates_per_second']:.0f} upd/s "
+                f"({100 * results[algo]['fraction_of_limit']:.0f}% of it)"
+                if limit
+                else ""
+            ),
             flush=True,
         )
         write_all(args, peak, results)
