@@ -32,8 +32,9 @@ observation standardization from the dataset (d3rlpy: ``StandardObservationScale
 0.1 (policyfit's ``cql_alpha``, Schweighofer et al. 2022; d3rlpy's ``alpha``), discrete BC without
 d3rlpy's logit penalty (``beta=0``; policyfit has none). What cannot be matched exactly:
 initialization (PyTorch's Kaiming-uniform vs flax's LeCun-normal defaults), the standardization's
-epsilon (d3rlpy 1e-3 added to the std), and d3rlpy's handling of an episode cut by a time limit (its last transition bootstraps
-from a zero observation; policyfit uses the logged next observation). Both sample transitions
+epsilon (d3rlpy 1e-3 added to the std), and d3rlpy's handling of an episode cut by a time limit
+(d3rlpy 2.8.1 drops its last transition, ``transition_count = size - 1`` for an episode that did
+not terminate; policyfit keeps it with the logged next observation). Both sample transitions
 uniformly with replacement.
 
 Defaults (about 9 minutes for the three algorithms on the three datasets on the shared 2-core CPU,

@@ -1,0 +1,239 @@
+"""Newer jax on this CPU: the update speed and the XLA hang, per jax version (issue 19).
+
+Speed: each interpreter (a venv holding one jax version, ``PYTHONPATH=src`` so the same policyfit
+sources run) times the fused training updates of ``--algos`` on ``throughput.py``'s data and three
+of its matrix products alone; the reference interpreter (the pinned jax) runs right before each
+one, so every version is compared with the pin under the same machine load (ratio in one pair).
+
+Hang: the reason ``pyproject.toml`` pins ``jax<0.7``.
+``pyproject.toml`` pins ``jax<0.7`` because jax/jaxlib 0.10.2 hung training on the CPU (README,
+"Known issue"). Session 10 re-checked it on a quiet machine: it is not about load. A single
+``policyfit train riql`` (or ``iql --set n_critics=5``) on an idle 2-core Intel Xeon hangs for good
+at its first ``device_get``; the worker threads of XLA's Eigen pool all wait for work while the
+main thread waits for a buffer that never becomes ready (gdb). The smallest program found that
+does the same is below: the jitted init of a 5-member flax ensemble critic, its optax Adam state
+and a second reference to the same parameters (a target network) — 12 lines. With 2 members, or
+without either the Adam state or the target, it finishes.
+
+Each given interpreter runs the program ``--tries`` times in a fresh process with a
+``--timeout``; a run that times out counts as a hang.
+
+    python benchmarks/jax_versions.py /work/venv-jax-0.7.2/bin/python /work/venv-jax-0.10.2/bin/python
+    python benchmarks/jax_versions.py .venv/bin/python::--xla_cpu_use_onednn=true   # a flag
+    # a venv per version: python3.11 -m venv V && V/bin/pip install jax==X jaxlib==X flax optax \
+    #   scipy "gymnasium[mujoco]<1.4" h5py minari rich msgpack click pyyaml matplotlib
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+PROGRAM = """
+import jax, jax.numpy as jnp, optax
+from flax import linen as nn
+
+class Critic(nn.Module):
+    @nn.compact
+    def __call__(self, obs, act):
+        x = jnp.concatenate([obs, act], -1)
+        x = nn.relu(nn.Dense(256)(x))
+        x = nn.relu(nn.Dense(256)(x))
+        return nn.Dense(1)(x)[..., 0]
+
+class Ensemble(nn.Module):
+    n: int
+    @nn.compact
+    def __call__(self, obs, act):
+        vm = nn.vmap(Critic, variable_axes={"params": 0}, split_rngs={"params": True},
+                     in_axes=None, out_axes=0, axis_size=self.n)
+        return vm()(obs, act)
+
+def init(key, n):
+    params = Ensemble(n).init(key, jnp.zeros((1, 11)), jnp.zeros((1, 3)))
+    return {"critic": params, "target": params, "opt": optax.adam(3e-4).init(params)}
+
+out = jax.jit(init, static_argnums=1)(jax.random.PRNGKey(0), N)
+jax.block_until_ready(out)
+print(jax.__version__)
+"""
+
+
+def split_variant(variant: str) -> tuple[str, str]:
+    """``PYTHON`` or ``PYTHON::XLA_FLAGS`` -> (python, flags)."""
+    python, _, flags = variant.partition("::")
+    return python, flags
+
+
+def _env(flags: str) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(HERE.parent / "src"), "PYTHONWARNINGS": "ignore"}
+    env["XLA_FLAGS"] = flags if flags else env.get("XLA_FLAGS", "")
+    return env
+
+
+def run(variant: str, members: int, timeout: float) -> dict:
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(
+            [split_variant(variant)[0], "-c", PROGRAM.replace("N)", f"{members})")],
+            env=_env(split_variant(variant)[1]),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        return {"hang": True, "seconds": timeout}
+    return {
+        "hang": False,
+        "seconds": time.perf_counter() - t0,
+        "jax": proc.stdout.strip() or None,
+        "error": None if proc.returncode == 0 else proc.stderr.strip().splitlines()[-1:],
+    }
+
+
+UPDATES = {"td3bc": 2000, "iql": 2000, "cql": 300}
+
+
+def speed_worker(algos: list[str]) -> dict:
+    """Inside one interpreter: updates/s of each algorithm, GFLOP/s of three products alone."""
+    sys.path.insert(0, str(HERE))
+    import jax
+    from gemm_limit import Gemm, time_xla
+    from throughput import hopper_dataset, policyfit_throughput
+
+    gemms = {
+        "256x256x256": Gemm("f32", (256, 256), (256, 256), (1,), (0,), (), ()),
+        "2x(256x256x256)": Gemm("f32", (2, 256, 256), (2, 256, 256), (2,), (1,), (0,), (0,)),
+        "2x(7680x256x256)": Gemm("f32", (2, 7680, 256), (2, 256, 256), (2,), (1,), (0,), (0,)),
+    }
+    out = {
+        "jax": jax.__version__,
+        "gflops": {k: g.flops / time_xla(g, reps=50) / 1e9 for k, g in gemms.items()},
+    }
+    ds = hopper_dataset()
+    for algo in algos:
+        fuse = min(250, UPDATES.get(algo, 1000))
+        r = policyfit_throughput(ds, algo, UPDATES.get(algo, 1000), fuse)
+        out[algo] = {"updates_per_second": r["updates_per_second"], "compile": r["compile_seconds"]}
+    return out
+
+
+def speed(variant: str, algos: list[str]) -> dict:
+    python, flags = split_variant(variant)
+    proc = subprocess.run(
+        [python, str(Path(__file__).resolve()), "--speed-worker", ",".join(algos)],
+        capture_output=True,
+        text=True,
+        env=_env(flags),
+    )
+    if proc.returncode != 0:
+        return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def markdown(payload: dict) -> str:
+    algos = payload["algos"]
+    lines = [
+        f"# jax versions on this CPU ({payload['machine']['cpu']}, "
+        f"{payload['machine']['cpu_count']} cores)",
+        "",
+        "Each row: that version's fused-update speed and matrix-product GFLOP/s, and in brackets "
+        "the ratio to the pinned jax measured right before it (same load). Hang: the minimal "
+        f"reproduction ({payload['members']} critics), hangs / tries.",
+        "",
+        "| jax | hang | "
+        + " | ".join(f"{a} upd/s (× pin)" for a in algos)
+        + " | "
+        + " | ".join(f"{g} GFLOP/s" for g in payload["gemm_names"])
+        + " | load |",
+        "|---|---|" + "---|" * (len(algos) + len(payload["gemm_names"]) + 1),
+    ]
+    for row in payload["rows"]:
+        new, ref = row["speed"], row["reference_speed"]
+        if "error" in new or "error" in ref:
+            lines.append(
+                f"| {row['jax']} | {row['hangs']}/{row['tries']} | error: "
+                f"{new.get('error') or ref.get('error')} |"
+            )
+            continue
+        cells = [
+            f"{new[a]['updates_per_second']:.1f} ({new[a]['updates_per_second'] / ref[a]['updates_per_second']:.2f}×)"
+            for a in algos
+        ]
+        cells += [
+            f"{new['gflops'][g]:.0f} (pin {ref['gflops'][g]:.0f})" for g in payload["gemm_names"]
+        ]
+        lines.append(
+            f"| {row['jax']} | {row['hangs']}/{row['tries']} | "
+            + " | ".join(cells)
+            + f" | {row['load']:.1f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "pythons",
+        nargs="*",
+        help="interpreters, one per jax version; PYTHON::XLA_FLAGS runs it with those flags",
+    )
+    parser.add_argument("--reference", default=sys.executable, help="the pinned jax's python")
+    parser.add_argument("--algos", default="td3bc,iql,cql")
+    parser.add_argument("--members", type=int, default=5)
+    parser.add_argument("--tries", type=int, default=3)
+    parser.add_argument("--timeout", type=float, default=30.0)
+    parser.add_argument("--no-speed", action="store_true")
+    parser.add_argument("--speed-worker", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.speed_worker:
+        print(json.dumps(speed_worker(args.speed_worker.split(","))))
+        return
+    sys.path.insert(0, str(HERE))
+    from common import cpu_kind, machine, write_result, write_text
+
+    algos = args.algos.split(",")
+    rows = []
+    for python in [args.reference, *args.pythons]:
+        version = subprocess.run(
+            [split_variant(python)[0], "-c", "import jax; print(jax.__version__)"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip() + (f" {split_variant(python)[1]}" if split_variant(python)[1] else "")
+        runs = [run(python, args.members, args.timeout) for _ in range(args.tries)]
+        row = {
+            "python": python,
+            "jax": version,
+            "tries": args.tries,
+            "hangs": sum(r["hang"] for r in runs),
+            "runs": runs,
+        }
+        if not args.no_speed and python != args.reference:
+            row["reference_speed"] = speed(args.reference, algos)
+            row["speed"] = speed(python, algos)
+            row["load"] = os.getloadavg()[0]
+        print(json.dumps({k: v for k, v in row.items() if k != "runs"}), flush=True)
+        rows.append(row)
+    payload = {
+        "algos": algos,
+        "members": args.members,
+        "gemm_names": ["256x256x256", "2x(256x256x256)", "2x(7680x256x256)"],
+        "machine": machine(),
+        "rows": [r for r in rows if "speed" in r] if not args.no_speed else rows,
+        "hang_only": [r for r in rows if "speed" not in r],
+    }
+    name = f"jax_versions_{cpu_kind()}"
+    write_result(name, payload)
+    if not args.no_speed:
+        write_text(HERE / "results" / f"{name}.md", markdown(payload))
+
+
+if __name__ == "__main__":
+    main()
