@@ -5,15 +5,16 @@ sources run) times the fused training updates of ``--algos`` on ``throughput.py`
 of its matrix products alone; the reference interpreter (the pinned jax) runs right before each
 one, so every version is compared with the pin under the same machine load (ratio in one pair).
 
-Hang: the reason ``pyproject.toml`` pins ``jax<0.7``.
-``pyproject.toml`` pins ``jax<0.7`` because jax/jaxlib 0.10.2 hung training on the CPU (README,
+Hang: ``pyproject.toml`` pins ``jax<0.7`` because jax/jaxlib 0.10.2 hung training on the CPU (README,
 "Known issue"). Session 10 re-checked it on a quiet machine: it is not about load. A single
 ``policyfit train riql`` (or ``iql --set n_critics=5``) on an idle 2-core Intel Xeon hangs for good
 at its first ``device_get``; the worker threads of XLA's Eigen pool all wait for work while the
 main thread waits for a buffer that never becomes ready (gdb). The smallest program found that
-does the same is below: the jitted init of a 5-member flax ensemble critic, its optax Adam state
-and a second reference to the same parameters (a target network) — 12 lines. With 2 members, or
-without either the Adam state or the target, it finishes.
+does the same is :data:`PROGRAM`: the jitted init of policyfit's 5-member ``EnsembleCritic`` (a
+flax ``nn.vmap`` of MLPs with orthogonal init), its optax Adam state and a second reference to the
+same parameters (a target network). With 2 members, or without either the Adam state or the
+target, it finishes; so does the same program with a plain flax critic of default init, and a
+vmapped orthogonal init alone (with or without the aliasing).
 
 Each given interpreter runs the program ``--tries`` times in a fresh process with a
 ``--timeout``; a run that times out counts as a hang.
@@ -38,26 +39,10 @@ HERE = Path(__file__).resolve().parent
 
 PROGRAM = """
 import jax, jax.numpy as jnp, optax
-from flax import linen as nn
-
-class Critic(nn.Module):
-    @nn.compact
-    def __call__(self, obs, act):
-        x = jnp.concatenate([obs, act], -1)
-        x = nn.relu(nn.Dense(256)(x))
-        x = nn.relu(nn.Dense(256)(x))
-        return nn.Dense(1)(x)[..., 0]
-
-class Ensemble(nn.Module):
-    n: int
-    @nn.compact
-    def __call__(self, obs, act):
-        vm = nn.vmap(Critic, variable_axes={"params": 0}, split_rngs={"params": True},
-                     in_axes=None, out_axes=0, axis_size=self.n)
-        return vm()(obs, act)
+from policyfit.nn.modules import EnsembleCritic  # flax nn.vmap of MLPs, orthogonal init
 
 def init(key, n):
-    params = Ensemble(n).init(key, jnp.zeros((1, 11)), jnp.zeros((1, 3)))
+    params = EnsembleCritic((256, 256), n).init(key, jnp.zeros((1, 11)), jnp.zeros((1, 3)))
     return {"critic": params, "target": params, "opt": optax.adam(3e-4).init(params)}
 
 out = jax.jit(init, static_argnums=1)(jax.random.PRNGKey(0), N)
@@ -145,23 +130,21 @@ def markdown(payload: dict) -> str:
         f"{payload['machine']['cpu_count']} cores)",
         "",
         "Each row: that version's fused-update speed and matrix-product GFLOP/s, and in brackets "
-        "the ratio to the pinned jax measured right before it (same load). Hang: the minimal "
-        f"reproduction ({payload['members']} critics), hangs / tries.",
+        "the ratio to the pinned jax measured right before it (same load). The hang is checked "
+        "separately (`--no-speed`, the reproduction in `PROGRAM`): "
+        "`jax_versions_hang_<cpu kind>.{json,md}`.",
         "",
-        "| jax | hang | "
+        "| jax | "
         + " | ".join(f"{a} upd/s (× pin)" for a in algos)
         + " | "
         + " | ".join(f"{g} GFLOP/s" for g in payload["gemm_names"])
         + " | load |",
-        "|---|---|" + "---|" * (len(algos) + len(payload["gemm_names"]) + 1),
+        "|---|" + "---|" * (len(algos) + len(payload["gemm_names"]) + 1),
     ]
     for row in payload["rows"]:
         new, ref = row["speed"], row["reference_speed"]
         if "error" in new or "error" in ref:
-            lines.append(
-                f"| {row['jax']} | {row['hangs']}/{row['tries']} | error: "
-                f"{new.get('error') or ref.get('error')} |"
-            )
+            lines.append(f"| {row['jax']} | error: {new.get('error') or ref.get('error')} |")
             continue
         cells = [
             f"{new[a]['updates_per_second']:.1f} ({new[a]['updates_per_second'] / ref[a]['updates_per_second']:.2f}×)"
@@ -170,11 +153,24 @@ def markdown(payload: dict) -> str:
         cells += [
             f"{new['gflops'][g]:.0f} (pin {ref['gflops'][g]:.0f})" for g in payload["gemm_names"]
         ]
-        lines.append(
-            f"| {row['jax']} | {row['hangs']}/{row['tries']} | "
-            + " | ".join(cells)
-            + f" | {row['load']:.1f} |"
-        )
+        lines.append(f"| {row['jax']} | " + " | ".join(cells) + f" | {row['load']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def hang_markdown(payload: dict) -> str:
+    lines = [
+        f"# The XLA CPU hang, per jax version ({payload['machine']['cpu']})",
+        "",
+        f"`PROGRAM` ({payload['members']}-member `EnsembleCritic` init with its Adam state and a "
+        "target reference), each try a fresh process; a try that outlives its timeout is a hang.",
+        "",
+        "| jax | hangs / tries | seconds per finished try |",
+        "|---|---|---|",
+    ]
+    for row in payload["rows"]:
+        done = [r["seconds"] for r in row["runs"] if not r["hang"]]
+        secs = ", ".join(f"{x:.1f}" for x in done) or "—"
+        lines.append(f"| {row['jax']} | {row['hangs']} / {row['tries']} | {secs} |")
     return "\n".join(lines) + "\n"
 
 
@@ -190,7 +186,10 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=5)
     parser.add_argument("--tries", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=30.0)
-    parser.add_argument("--no-speed", action="store_true")
+    parser.add_argument("--no-speed", action="store_true", help="only the hang reproduction")
+    parser.add_argument(
+        "--table-only", action="store_true", help="rewrite the markdown from the results JSON"
+    )
     parser.add_argument("--speed-worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.speed_worker:
@@ -199,6 +198,14 @@ def main() -> None:
     sys.path.insert(0, str(HERE))
     from common import cpu_kind, machine, write_result, write_text
 
+    if args.table_only:
+        for name in (f"jax_versions_{cpu_kind()}", f"jax_versions_hang_{cpu_kind()}"):
+            path = HERE / "results" / f"{name}.json"
+            if path.exists():
+                payload = json.loads(path.read_text())
+                text = hang_markdown(payload) if "hang" in name else markdown(payload)
+                write_text(HERE / "results" / f"{name}.md", text)
+        return
     algos = args.algos.split(",")
     rows = []
     for python in [args.reference, *args.pythons]:
@@ -229,10 +236,10 @@ def main() -> None:
         "rows": [r for r in rows if "speed" in r] if not args.no_speed else rows,
         "hang_only": [r for r in rows if "speed" not in r],
     }
-    name = f"jax_versions_{cpu_kind()}"
+    name = f"jax_versions{'_hang' if args.no_speed else ''}_{cpu_kind()}"
     write_result(name, payload)
-    if not args.no_speed:
-        write_text(HERE / "results" / f"{name}.md", markdown(payload))
+    text = hang_markdown(payload) if args.no_speed else markdown(payload)
+    write_text(HERE / "results" / f"{name}.md", text)
 
 
 if __name__ == "__main__":
