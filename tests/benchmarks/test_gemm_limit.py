@@ -2,36 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import jax
 import jax.numpy as jnp
-import pytest
-
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
-
-
-@pytest.fixture(scope="module")
-def gl():
-    sys.path.insert(0, str(BENCH))
-    try:
-        spec = importlib.util.spec_from_file_location("bench_gemm_limit", BENCH / "gemm_limit.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module  # its dataclass looks its module up there
-        spec.loader.exec_module(module)
-        yield module
-    finally:
-        sys.modules.pop("bench_gemm_limit", None)
-        sys.path.remove(str(BENCH))
 
 
 def _hlo(fn, *args) -> str:
     return jax.jit(fn).lower(*args).compile().as_text()
 
 
-def test_plain_batched_and_conditional_dots_are_found_with_weights(gl):
+def test_plain_batched_and_conditional_dots_are_found_with_weights(gemm_limit):
     x = jnp.ones((64, 32))
     w = jnp.ones((32, 48))
     e = jnp.ones((3, 48, 16))
@@ -44,7 +23,7 @@ def test_plain_batched_and_conditional_dots_are_found_with_weights(gl):
         out = jax.lax.cond(flag, lambda z: z @ v, lambda z: z[..., :5] * 2.0, z)
         return out
 
-    gemms = gl.gemms_of(_hlo(fn, x, w, e, v, True))
+    gemms = gemm_limit.gemms_of(_hlo(fn, x, w, e, v, True))
     by_flops = {g.flops: n for g, n in gemms.items()}
     assert by_flops[2 * 64 * 32 * 48] == 1.0
     assert by_flops[2 * 3 * 64 * 48 * 16] == 1.0
@@ -52,16 +31,16 @@ def test_plain_batched_and_conditional_dots_are_found_with_weights(gl):
     assert sum(gemms.values()) == 2.5
 
 
-def test_flops_and_label_of_a_transposed_batched_product(gl):
+def test_flops_and_label_of_a_transposed_batched_product(gemm_limit):
     # XLA's TD3 critic backward: [2,256,256] . [2,256,256], contracting 1 x 1, batch 0
-    g = gl.Gemm("f32", (2, 256, 64), (2, 256, 32), (1,), (1,), (0,), (0,))
+    g = gemm_limit.Gemm("f32", (2, 256, 64), (2, 256, 32), (1,), (1,), (0,), (0,))
     assert g.flops == 2 * 2 * 64 * 256 * 32
     assert g.label() == "2x256x64 . 2x256x32 c[1][1] b[0]"
 
 
-def test_xla_timing_is_positive_and_scales_with_size(gl):
-    small = gl.Gemm("f32", (32, 32), (32, 32), (1,), (0,), (), ())
-    big = gl.Gemm("f32", (256, 256), (256, 256), (1,), (0,), (), ())
-    t_small = gl.time_xla(small, reps=50, trials=2)
-    t_big = gl.time_xla(big, reps=50, trials=2)
+def test_xla_timing_is_positive_and_scales_with_size(gemm_limit):
+    small = gemm_limit.Gemm("f32", (32, 32), (32, 32), (1,), (0,), (), ())
+    big = gemm_limit.Gemm("f32", (256, 256), (256, 256), (1,), (0,), (), ())
+    t_small = gemm_limit.time_xla(small, reps=50, trials=2)
+    t_big = gemm_limit.time_xla(big, reps=50, trials=2)
     assert 0 < t_small < t_big  # 512x the FLOPs: the loop really runs every product
