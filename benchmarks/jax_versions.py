@@ -124,7 +124,8 @@ def speed(variant: str, algos: list[str]) -> dict:
 
 
 def markdown(payload: dict) -> str:
-    algos = payload["algos"]
+    # rows accumulate over runs that may have timed different algorithms: the union, "—" if absent
+    algos = list(dict.fromkeys(a for row in payload["rows"] for a in _row_algos(row)))
     lines = [
         f"# jax versions on this CPU ({payload['machine']['cpu']}, "
         f"{payload['machine']['cpu_count']} cores)",
@@ -148,13 +149,31 @@ def markdown(payload: dict) -> str:
             continue
         cells = [
             f"{new[a]['updates_per_second']:.1f} ({new[a]['updates_per_second'] / ref[a]['updates_per_second']:.2f}×)"
+            if a in new and a in ref
+            else "—"
             for a in algos
         ]
         cells += [
             f"{new['gflops'][g]:.0f} (pin {ref['gflops'][g]:.0f})" for g in payload["gemm_names"]
         ]
         lines.append(f"| {row['jax']} | " + " | ".join(cells) + f" | {row['load']:.1f} |")
+    dates = sorted({row["date"] for row in payload["rows"] if "date" in row})
+    if dates:
+        lines += ["", f"Measured on {', '.join(dates)}; a rerun of a variant replaces its row."]
     return "\n".join(lines) + "\n"
+
+
+def _row_algos(row: dict) -> list[str]:
+    speed = row.get("speed", {})
+    return [a for a in speed if a != "gflops" and isinstance(speed[a], dict)]
+
+
+def merged_rows(path: Path, rows: list[dict]) -> list[dict]:
+    """The rows already in ``path`` (earlier runs, other variants) followed by ``rows``; a variant
+    measured again (same ``jax`` label) keeps only its new row."""
+    old = json.loads(path.read_text()).get("rows", []) if path.is_file() else []
+    labels = {r["jax"] for r in rows}
+    return [r for r in old if r["jax"] not in labels] + rows
 
 
 def hang_markdown(payload: dict) -> str:
@@ -218,6 +237,7 @@ def main() -> None:
         row = {
             "python": python,
             "jax": version,
+            "date": time.strftime("%Y-%m-%d"),
             "tries": args.tries,
             "hangs": sum(r["hang"] for r in runs),
             "runs": runs,
@@ -228,15 +248,16 @@ def main() -> None:
             row["load"] = os.getloadavg()[0]
         print(json.dumps({k: v for k, v in row.items() if k != "runs"}), flush=True)
         rows.append(row)
+    name = f"jax_versions{'_hang' if args.no_speed else ''}_{cpu_kind()}"
+    kept = [r for r in rows if "speed" in r] if not args.no_speed else rows
     payload = {
         "algos": algos,
         "members": args.members,
         "gemm_names": ["256x256x256", "2x(256x256x256)", "2x(7680x256x256)"],
         "machine": machine(),
-        "rows": [r for r in rows if "speed" in r] if not args.no_speed else rows,
+        "rows": merged_rows(HERE / "results" / f"{name}.json", kept),
         "hang_only": [r for r in rows if "speed" not in r],
     }
-    name = f"jax_versions{'_hang' if args.no_speed else ''}_{cpu_kind()}"
     write_result(name, payload)
     text = hang_markdown(payload) if args.no_speed else markdown(payload)
     write_text(HERE / "results" / f"{name}.md", text)

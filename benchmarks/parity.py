@@ -85,6 +85,11 @@ a cut run is redone, a finished but unevaluated one is only evaluated). Seeds ar
 so a budget cut short still leaves every cell with its first seeds. ``--table-only`` rewrites the
 markdown and the plot from the JSON. Outputs: ``<name>.{json,md,png}``.
 
+Two processes, one per library (``--libraries policyfit`` and ``--libraries d3rlpy``), may share
+the results file: a row is added under an exclusive lock on ``<name>.json.lock``. d3rlpy's worker
+uses one core, so the pair finishes in about two thirds of the time of one process for both; each
+row keeps the load average at its end, and the times are then those of a shared machine.
+
     python benchmarks/parity.py                                   # 100k updates, seeds 0,1,2
     python benchmarks/parity.py --algos cql --steps 20000         # CQL at a smaller budget
     python benchmarks/parity.py --table-only
@@ -504,8 +509,14 @@ def read_rows(name: str) -> list[dict[str, Any]]:
 def record_row(name: str, row: dict[str, Any], setup: dict[str, Any]) -> list[dict[str, Any]]:
     """Add ``row`` to ``results/<name>.json`` (replacing the same run's older row), written
     atomically with a fresh summary and markdown; returns every row."""
-    rows = [r for r in read_rows(name) if run_key(r) != run_key(row)] + [row]
-    write_all(name, rows, setup, plot_too=False)
+    import fcntl
+
+    lock = result_path(name).with_suffix(".json.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("w") as handle:  # another parity process (the other library) may write too
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        rows = [r for r in read_rows(name) if run_key(r) != run_key(row)] + [row]
+        write_all(name, rows, setup, plot_too=False)
     return rows
 
 
@@ -671,7 +682,8 @@ def markdown(record: dict[str, Any], name: str) -> str:
         "",
         "Cells: final normalized score, mean [95% bootstrap interval over seeds] (n seeds). "
         "Verdict: whether the two intervals overlap (n<3: fewer than 3 seeds on a side, no "
-        "verdict). Time: "
+        "verdict). Time (a shared machine: the two libraries' runs may overlap, see each run's "
+        "load average in the JSON): "
         "the training job's wall-clock (policyfit: `policyfit.train`'s, compilation, checkpoints "
         "and its 1-episode final check included; d3rlpy: the worker process, imports and "
         "dataset building included), updates/s over the update loop (in parentheses the steady "
