@@ -3,27 +3,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+from bench_modules import BENCH, benchmark
+
 OBP_PYTHON = BENCH / ".venv-obp" / "bin" / "python"
 
 
 @pytest.fixture(scope="module")
 def parity():
-    sys.path.insert(0, str(BENCH))
-    try:
-        spec = importlib.util.spec_from_file_location("bench_obp_parity", BENCH / "obp_parity.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+    with benchmark("obp_parity") as module:
         yield module
-    finally:
-        sys.path.remove(str(BENCH))
 
 
 def test_verdicts(parity):

@@ -12,7 +12,6 @@ reduction must be the configured one (minimum for IQL, the 0.25-quantile for RIQ
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 from pathlib import Path
 
 import jax
@@ -20,7 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+from bench_modules import benchmark
+
 W0 = np.array([2.0, 1.5, 3.0, 2.5, 1.8])  # per critic: slope for a > 0
 W1 = np.array([0.5, 1.0, 0.2, 0.6, 0.9])  # slope for a < 0
 B = np.array([0.1, 0.0, -0.1, 0.05, 0.2])
@@ -31,10 +31,8 @@ MASK = np.array([1, 0, 0, 1, 0, 0, 0, 1, 0, 0], dtype=bool)  # 3 of 10 rows corr
 
 @pytest.fixture(scope="module")
 def awr():
-    spec = importlib.util.spec_from_file_location("bench_awr_weights", BENCH / "awr_weights.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    with benchmark("awr_weights") as module:
+        yield module
 
 
 def critic_params(params, n_critics: int, sign: float):

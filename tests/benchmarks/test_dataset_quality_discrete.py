@@ -4,29 +4,18 @@ kill-safe runs file, the budget guard, the plan of a resumed grid and TQ's compl
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+from bench_modules import benchmark
 
 
 @pytest.fixture(scope="module")
 def dq():
-    sys.path.insert(0, str(BENCH))
-    try:
-        spec = importlib.util.spec_from_file_location(
-            "bench_dataset_quality_discrete", BENCH / "dataset_quality_discrete.py"
-        )
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+    with benchmark("dataset_quality_discrete") as module:
         yield module
-    finally:
-        sys.path.remove(str(BENCH))
 
 
 # TQ and SACo per (env, kind): per env, expert is the high-TQ and random the low-TQ dataset;

@@ -5,29 +5,18 @@ the result table built from hand-made rows whose means, ratios and verdicts are 
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+from bench_modules import benchmark
 
 
 @pytest.fixture(scope="module")
 def peer():
-    sys.path.insert(0, str(BENCH))
-    try:
-        spec = importlib.util.spec_from_file_location(
-            "bench_discrete_peer", BENCH / "discrete_peer.py"
-        )
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+    with benchmark("discrete_peer") as module:
         yield module
-    finally:
-        sys.path.remove(str(BENCH))
 
 
 def test_policyfit_side_trains_and_evaluates_on_the_documented_episodes(peer, tmp_path):

@@ -5,28 +5,20 @@ and, with the d3rlpy venv present, d3rlpy's episodes of a hand-made ``.npz`` aga
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+from bench_modules import BENCH, benchmark
+
 D3RLPY_PYTHON = BENCH / ".venv-d3rlpy" / "bin" / "python"
 
 
 @pytest.fixture(scope="module")
 def peer():
-    sys.path.insert(0, str(BENCH))
-    try:
-        spec = importlib.util.spec_from_file_location("bench_dt_peer", BENCH / "dt_peer.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+    with benchmark("dt_peer") as module:
         yield module
-    finally:
-        sys.path.remove(str(BENCH))
 
 
 # 7 transitions: an episode ending in a terminal (0-2), one cut by a timeout (3-4), one more

@@ -8,23 +8,19 @@ import multiprocessing
 
 import pytest
 
-from conftest import load_benchmark, unload_benchmark
+from bench_modules import benchmark
 
 
 @pytest.fixture
 def jax_versions():
-    try:
-        yield load_benchmark("jax_versions")
-    finally:
-        unload_benchmark("jax_versions")
+    with benchmark("jax_versions") as module:
+        yield module
 
 
 @pytest.fixture
 def parity():
-    try:
-        yield load_benchmark("parity")
-    finally:
-        unload_benchmark("parity")
+    with benchmark("parity") as module:
+        yield module
 
 
 def test_jax_versions_keeps_other_variants_and_replaces_a_rerun(jax_versions, tmp_path):

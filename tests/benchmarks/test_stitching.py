@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+from bench_modules import benchmark
 
 
 @pytest.fixture(scope="module")
 def stitching():
-    sys.path.insert(0, str(BENCH))
-    try:
-        spec = importlib.util.spec_from_file_location("bench_stitching", BENCH / "stitching.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+    with benchmark("stitching") as module:
         yield module
-    finally:
-        sys.path.remove(str(BENCH))
 
 
 def rows(algo, returns):
