@@ -19,6 +19,9 @@ vmapped orthogonal init alone (with or without the aliasing).
 Each given interpreter runs the program ``--tries`` times in a fresh process with a
 ``--timeout``; a run that times out counts as a hang.
 
+Results accumulate in ``results/jax_versions[_hang]_<cpu kind>.{json,md}``: a run adds its
+variants' rows to those already there, and a variant measured again replaces its own row.
+
     python benchmarks/jax_versions.py /work/venv-jax-0.7.2/bin/python /work/venv-jax-0.10.2/bin/python
     python benchmarks/jax_versions.py .venv/bin/python::--xla_cpu_use_onednn=true   # a flag
     # a venv per version: python3.11 -m venv V && V/bin/pip install jax==X jaxlib==X flax optax \
