@@ -361,10 +361,14 @@ def run_d3rlpy_job(python: str, job: dict[str, Any]) -> dict[str, Any]:
     job_path.write_text(json.dumps(job))
     cmd = [python, str(Path(__file__).resolve()), "--d3rlpy-worker", str(job_path)]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    # the worker's output goes to a file, not a pipe: a worker whose parent was stopped then
+    # finishes its run and writes its record (with a pipe it died of EPIPE), and a rerun reuses it
+    log_path = record_path.with_name(record_path.stem + ".log")
+    with log_path.open("w") as log:
+        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
     job_path.unlink(missing_ok=True)
     if proc.returncode != 0 or not record_path.is_file():
-        lines = proc.stderr.strip().splitlines()
+        lines = log_path.read_text().strip().splitlines()
         return {"error": lines[-1] if lines else f"worker exit {proc.returncode}"}
     return json.loads(record_path.read_text())
 
