@@ -11,7 +11,8 @@ Built-in names are the MuJoCo suite's (``hopper-medium``, built from shipped SAC
 shipped online DQN runs, :mod:`policyfit.envs.discrete_suite`), the maze suite's
 (``pointmaze-umaze``, ``pointmaze-stitch``, from a waypoint controller on gymnasium-robotics'
 PointMaze, :mod:`policyfit.envs.maze`) and ``cartpole-medium`` (a fixed controller,
-:mod:`policyfit.envs.classic`). Resolution order: an existing path, then a
+:mod:`policyfit.envs.classic`), DoC's stochastic tasks (``doc-bandit``, ``frozenlake``,
+:mod:`policyfit.envs.stochastic` and :mod:`policyfit.envs.frozenlake`). Resolution order: an existing path, then a
 built-in name (case-insensitive), then a Minari id in the local Minari root.
 
 Example:
@@ -29,7 +30,7 @@ from pathlib import Path
 from policyfit.data.dataset import Dataset
 from policyfit.data.io import find_dataset
 from policyfit.data.io import load_dataset as load_file
-from policyfit.envs import classic, discrete_suite, maze, stochastic, suite
+from policyfit.envs import classic, discrete_suite, frozenlake, maze, stochastic, suite
 from policyfit.errors import ConfigError, DatasetError
 
 
@@ -80,6 +81,7 @@ def is_builtin_name(name: str) -> bool:
         or maze.is_maze_name(name)
         or classic.is_classic_name(name)
         or stochastic.is_bandit_name(name)
+        or frozenlake.is_frozenlake_name(name)
     )
 
 
@@ -104,6 +106,8 @@ def make_dataset(
         return maze.make_dataset(name, size=size, seed=seed, out=out, progress=progress)
     if stochastic.is_bandit_name(name):
         return stochastic.make_bandit_dataset(name, size=size, seed=seed, out=out)
+    if frozenlake.is_frozenlake_name(name):
+        return frozenlake.make_frozenlake_dataset(name, size=size, seed=seed, out=out)
     if classic.is_classic_name(name):
         ds = classic.make_cartpole_dataset(name, size=size, seed=seed)
         if out is not None:
@@ -123,6 +127,7 @@ def list_datasets() -> list[dict]:
         + maze.list_datasets()
         + classic.list_datasets()
         + stochastic.list_datasets()
+        + frozenlake.list_datasets()
     )
 
 
