@@ -107,7 +107,9 @@ def test_built_in_names_and_registered_environments(tmp_path):
     assert (total, steps) == (1.0, 6)  # the shortest path
     assert make_env("policyfit/FrozenLake-v0").spec.max_episode_steps == 100
     out = tmp_path / "lake.hdf5"
-    result = CliRunner().invoke(cli, ["data", "make", "frozenlake", "--size", "30", "--out", str(out)])
+    result = CliRunner().invoke(
+        cli, ["data", "make", "frozenlake", "--size", "30", "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     assert load_file(out).metadata["card"]["episodes"] == 30
     with pytest.raises(PolicyfitError, match="size: must be >= 1"):

@@ -58,10 +58,10 @@ def register_policyfit_envs() -> None:
     ``policyfit/PointMaze_*-v3``, the ``policyfit/*Bandit-v0`` and the ``policyfit/FrozenLake*-v0``
     ids) and route MuJoCo's warnings; each part runs once per process. Call it before
     ``gymnasium.make``."""
+    from policyfit.envs.frozenlake import register_frozenlake_envs
     from policyfit.envs.jaxenv import register_envs
     from policyfit.envs.maze_env import register_maze_envs
     from policyfit.envs.quiet import route_mujoco_warnings
-    from policyfit.envs.frozenlake import register_frozenlake_envs
     from policyfit.envs.stochastic import register_bandit_envs
 
     register_envs()
