@@ -201,9 +201,10 @@ def select_latent(values, latents):
         >>> z.tolist(), v.tolist()
         ([[1.0]], [0.699999988079071])
     """
-    best = jnp.argmax(values, axis=-1)
-    z = jnp.take_along_axis(latents, best[:, None, None], axis=1)[:, 0]
-    v = jnp.take_along_axis(values, best[:, None], axis=1)[:, 0]
+    # a one-hot sum, not take_along_axis (a gather that jax2onnx 0.8.1 converts wrongly); exact
+    pick = jnp.arange(values.shape[-1]) == jnp.argmax(values, axis=-1)[:, None]  # [B, M]
+    z = jnp.sum(jnp.where(pick[..., None], latents, 0.0), axis=1)
+    v = jnp.sum(jnp.where(pick, values, 0.0), axis=1)
     return z, v
 
 
@@ -283,7 +284,10 @@ class DoCNetwork(nn.Module):
         ``(mean, logvar)`` ``[B, K, L]`` at every state token."""
         b, k = timesteps.shape
         time = self.embed_timestep(timesteps)
-        prev_r = jnp.concatenate([jnp.zeros_like(rewards[:, :1]), rewards[:, :-1]], axis=1)
+        # static slices, not rewards[:, :-1] (a gather under a symbolic batch: ONNX export)
+        head = jax.lax.slice_in_dim(rewards, 0, k - 1, axis=1)
+        first = jnp.zeros_like(jax.lax.slice_in_dim(rewards, 0, 1, axis=1))
+        prev_r = jnp.concatenate([first, head], axis=1)
         tokens = self._tokens(
             self.embed_return(prev_r[..., None]) + time,
             self.embed_state(obs) + time,
@@ -291,7 +295,8 @@ class DoCNetwork(nn.Module):
             train,
         )
         x = self.trunk(tokens, train=train).reshape(b, k, 3, self.embed_dim)
-        prior = self.prior_trunk(tokens, train=train).reshape(b, k, 3, self.embed_dim)[:, :, 1]
+        prior = self.prior_trunk(tokens, train=train).reshape(b, k, 3, self.embed_dim)
+        prior = jax.lax.index_in_dim(prior, 1, 2, False)  # [:, :, 1] without a gather (ONNX)
         mean, logvar = jnp.split(self.predict_prior(prior), 2, axis=-1)
         return x, mean, logvar
 
@@ -320,7 +325,8 @@ class DoCNetwork(nn.Module):
         """Action in ``[-1, 1]`` and value (tanh, scaled return units) from ``[s_t feature, z]``."""
         h = jnp.concatenate([state_feature, z], axis=-1)
         action = jnp.tanh(self.predict_action(h))
-        value = jnp.tanh(self.predict_value(h))[..., 0]
+        value = jnp.tanh(self.predict_value(h))
+        value = jax.lax.index_in_dim(value, 0, value.ndim - 1, False)  # [..., 0], not a gather
         return action, value
 
     def energy_features(self, next_obs, next_timesteps, rewards, timesteps):
@@ -525,10 +531,13 @@ class DichotomyOfControl(DecisionTransformer):
         )
         b = slot.shape[0]
         pick = jnp.arange(x.shape[1])[None, :] == slot[:, None]  # [B, K]
-        feat = jnp.sum(jnp.where(pick[..., None], x[:, :, 1], 0.0), axis=1)
+        state_x = jax.lax.index_in_dim(x, 1, 2, False)  # x[:, :, 1] without a gather (ONNX)
+        feat = jnp.sum(jnp.where(pick[..., None], state_x, 0.0), axis=1)
         mean = jnp.sum(jnp.where(pick[..., None], p_mean, 0.0), axis=1)
         logvar = jnp.sum(jnp.where(pick[..., None], p_logvar, 0.0), axis=1)
         m = cfg.num_latent_samples
+        # key=None: fixed draws, a different set per row (one shared set for every row made
+        # the value-guided choice worse: on the lucky bandit every row then took the lucky arm)
         key = jax.random.PRNGKey(0) if key is None else key
         eps = jax.random.normal(key, (b, m, cfg.latent_dim))
         latents = mean[:, None] + eps * jnp.exp(0.5 * logvar)[:, None]

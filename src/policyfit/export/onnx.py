@@ -36,6 +36,12 @@ through TensorFlow); its 0.8.x line is the one that supports policyfit's jax 0.6
    rewrites ``broadcast_in_dim`` of a batch-shaped array (``x - x.max(-1, keepdims=True)``,
    ``x[:, None]``) as a ``reshape`` plus a ``concatenate`` of copies: jax2onnx 0.8.1 reshapes
    such an operand to a static shape with 1 for the batch, which fails for any other batch size;
+   and it rewrites what 0.8.1 has no handler for: a ``dot_general`` that is not a plain 2-D
+   matmul (a Dense layer on ``[B, T, E]`` tokens: one ``[B, E] x [E, F]`` matmul per token,
+   concatenated; attention's batched products: elementwise products summed), and ``rsqrt``
+   (``1 / sqrt``). Indexing such as ``x[:, 1:]`` under a symbolic batch traces to a ``gather``
+   that 0.8.1 converts with the wrong rank, so the transformer policies index with static
+   ``lax`` slices instead;
 3. on the ONNX side, graph inputs the converter dropped because nothing reads them (RvS-R's
    ``reward`` with ``update_target=False``) are put back, inputs and outputs get their names, and
    the converter's shape annotations (some say ``[1, 1]`` for a ``[B, 1]`` tensor) are replaced
@@ -511,8 +517,9 @@ class _Converter:
         import jax
 
         closed = jax.make_jaxpr(fn)(*specs)
-        # jax2onnx drops graph inputs nothing reads (RvS-R's reward when update_target=False);
-        # they are put back below, so every model of a kind has the same inputs
+        # jax2onnx drops some graph inputs nothing reads (RvS-R's reward when
+        # update_target=False; not DoC's value); they are put back below, so every model of a
+        # kind has the same inputs
         read = {id(v) for eqn in closed.jaxpr.eqns for v in eqn.invars}
         read |= {id(v) for v in closed.jaxpr.outvars}
         used = [id(v) in read for v in closed.jaxpr.invars]
@@ -607,6 +614,7 @@ def _restored_globals() -> Iterator[None]:
 def _inline_eval(jaxpr: Any, consts: Any, args: Any) -> list:
     """Evaluate ``jaxpr`` primitive by primitive, inlining nested calls (see the module
     docstring, point 2); under the converter's trace this records a flat graph."""
+    import jax
     from jax.extend.core import Literal
 
     env: dict = {}
@@ -625,6 +633,11 @@ def _inline_eval(jaxpr: Any, consts: Any, args: Any) -> list:
             outs = _inline_eval(getattr(inner, "jaxpr", inner), inner_consts, values)
         elif name == "broadcast_in_dim" and _batch_shaped(eqn.invars[0].aval.shape):
             outs = [_broadcast(values[0], eqn.params)]
+        elif name == "dot_general" and not _plain_matmul(eqn):
+            outs = [_dot_as_matmuls(*values, eqn.params)]
+        elif name == "rsqrt":  # no jax2onnx 0.8.1 handler (LayerNorm)
+            root = jax.lax.sqrt(values[0])
+            outs = [jax.lax.div(jax.lax.exp(root * 0.0), root)]  # exp(0 x): ones of its shape
         else:
             subfuns, params = eqn.primitive.get_bind_params(eqn.params)
             outs = eqn.primitive.bind(*subfuns, *values, **params)
@@ -632,6 +645,70 @@ def _inline_eval(jaxpr: Any, consts: Any, args: Any) -> list:
                 outs = [outs]
         env.update(zip(eqn.outvars, outs, strict=True))
     return [read(v) for v in jaxpr.outvars]
+
+
+def _plain_matmul(eqn: Any) -> bool:
+    """A 2-D ``[M, K] x [K, N]`` product without batch dimensions (what jax2onnx 0.8.1 converts)."""
+    (lc, rc), (lb, _) = eqn.params["dimension_numbers"]
+    lhs, rhs = (v.aval.ndim for v in eqn.invars)
+    return lhs == 2 and rhs == 2 and not lb and tuple(lc) == (1,) and tuple(rc) == (0,)
+
+
+def _dot_as_matmuls(lhs: Any, rhs: Any, params: dict) -> Any:
+    """Any ``dot_general`` (a Dense layer on ``[B, T, E]`` tokens, attention's batched products)
+    as what jax2onnx 0.8.1 converts: operands transposed and reshaped so that each product is a
+    2-D ``[M, K] x [K, N]`` matmul, one per index of the (static) batch dimensions past the
+    first; a symbolic batch dimension of both operands is moved into ``M`` by an elementwise
+    product and a sum instead (exact; attention's sizes are small)."""
+    import math
+
+    from jax import lax
+
+    (lc, rc), (lb, rb) = params["dimension_numbers"]
+    extra = {k: params[k] for k in ("precision", "preferred_element_type") if k in params}
+    if _batch_shaped(lhs.shape[1:]) or _batch_shaped(rhs.shape[1:]):
+        # a symbolic size past the first axis: left to the converter (which may refuse it)
+        return lax.dot_general(lhs, rhs, params["dimension_numbers"], **extra)
+    lf = [d for d in range(lhs.ndim) if d not in lc and d not in lb]
+    rf = [d for d in range(rhs.ndim) if d not in rc and d not in rb]
+    # [batch..., free..., contracting...] and [batch..., contracting..., free...]
+    lhs = lax.transpose(lhs, (*lb, *lf, *lc))
+    rhs = lax.transpose(rhs, (*rb, *rc, *rf))
+    nb = len(lb)
+    batch = lhs.shape[:nb]
+    lfree, rfree = lhs.shape[nb : nb + len(lf)], rhs.shape[nb + len(rc) :]
+    k = math.prod(lhs.shape[nb + len(lf) :])
+    if not nb:
+        # [B, S, K] x [K, N], B the (symbolic) first free axis kept apart: one [B, K] x [K, N]
+        # matmul per index of S, concatenated (jax2onnx cannot reshape B into M)
+        lead, rest = lfree[:1], lfree[1:]
+        s_size, n = math.prod(rest), math.prod(rfree)
+        lhs3 = lax.reshape(lhs, (*lead, s_size, k))
+        rhs2 = lax.reshape(rhs, (k, n))
+        rows = []
+        for i in range(s_size):
+            row = lax.reshape(lax.slice_in_dim(lhs3, i, i + 1, axis=1), (*lead, k))
+            row = lax.dot_general(row, rhs2, (((1,), (0,)), ((), ())), **extra)
+            rows.append(lax.reshape(row, (*lead, 1, n)))
+        out = rows[0] if s_size == 1 else lax.concatenate(rows, 1)
+        return lax.reshape(out, (*lfree, *rfree))
+    # batched: elementwise products summed over the contraction
+    left = lax.reshape(lhs, (*batch, math.prod(lfree), k, 1))
+    right = lax.reshape(rhs, (*batch, 1, k, math.prod(rfree)))
+    shape = (*batch, math.prod(lfree), k, math.prod(rfree))
+    prod = lax.mul(_grow(left, shape), _grow(right, shape))
+    out = prod.sum(nb + 1)
+    return lax.reshape(out, (*batch, *lfree, *rfree))
+
+
+def _grow(x: Any, shape: tuple) -> Any:
+    """``x`` with its size-1 axes repeated to ``shape`` (static sizes), by concatenation."""
+    from jax import lax
+
+    for i, (have, want) in enumerate(zip(x.shape, shape, strict=True)):
+        if have != want:
+            x = lax.concatenate([x] * want, i)
+    return x
 
 
 def _batch_shaped(shape: tuple) -> bool:
@@ -681,6 +758,8 @@ def _name_graph(
     """
     graph = model.graph
     kept = [name for name, is_used in zip(inputs, used, strict=True) if is_used]
+    if len(graph.input) == len(inputs):  # the converter kept the unread inputs too (DoC's value)
+        kept = list(inputs)
     if len(graph.input) != len(kept) or len(graph.output) != len(outputs):
         raise PolicyfitError(
             f"the converter made {len(graph.input)} inputs and {len(graph.output)} outputs; "
