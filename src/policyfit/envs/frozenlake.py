@@ -57,12 +57,11 @@ import numpy as np
 
 from policyfit.data.dataset import Dataset
 from policyfit.data.spaces import box_space
-from policyfit.errors import PolicyfitError
+from policyfit.envs.stochastic import DEFAULT_EPISODES, dataset_row, make_named_dataset
 
 N_STATES = 16
 N_ACTIONS = 4  # gymnasium's order: left, down, right, up
 MAX_STEPS = 100  # FrozenLake-v1's time limit on the 4 x 4 map
-DEFAULT_EPISODES = 1000
 BEHAVIOR_EPSILON = 0.4  # dice_rl: epsilon = 0.2 * (1 - alpha) with alpha = -1
 
 
@@ -215,33 +214,17 @@ def frozenlake_dataset(task: FrozenLakeTask, episodes: int = DEFAULT_EPISODES, s
 def make_frozenlake_dataset(name: str, size=None, seed: int = 0, out=None) -> Dataset:
     """The built-in FrozenLake dataset ``name`` with ``size`` episodes (default 1,000), written to
     ``out`` when given (built in about a second, so never cached)."""
-    key = name.strip().lower()
-    if key not in LAKES:
-        raise PolicyfitError(f"unknown dataset; FrozenLake names: {', '.join(LAKES)}", path=name)
-    size = DEFAULT_EPISODES if size is None else int(size)
-    if size < 1:
-        raise PolicyfitError("must be >= 1", path=name, field="size")
-    ds = frozenlake_dataset(LAKES[key], episodes=size, seed=seed)
-    if out is not None:
-        from policyfit.data.io import save_dataset
-
-        save_dataset(ds, out)
-    return ds
+    return make_named_dataset(LAKES, frozenlake_dataset, name, size, seed, out, "FrozenLake")
 
 
 def list_datasets() -> list[dict]:
     """Rows for ``policyfit data list``."""
     return [
-        {
-            "name": name,
-            "env_id": task.env_id,
-            "behavior": f"optimal, epsilon {task.epsilon}; move success {task.success_rate:.2f}",
-            "available": True,
-            "cached": False,
-            "size": DEFAULT_EPISODES,
-            "behavior_normalized_score": None,
-            "path": None,
-        }
+        dataset_row(
+            name,
+            task.env_id,
+            f"optimal, epsilon {task.epsilon}; move success {task.success_rate:.2f}",
+        )
         for name, task in LAKES.items()
     ]
 

@@ -127,13 +127,19 @@ def bernoulli_bandit_dataset(bandit: BernoulliBandit, episodes: int = 1000, seed
 def make_bandit_dataset(name: str, size: int | None = None, seed: int = 0, out=None) -> Dataset:
     """The built-in bandit dataset ``name`` with ``size`` episodes (default 1,000), written to
     ``out`` when given (built in milliseconds, so never cached)."""
+    return make_named_dataset(BANDITS, bernoulli_bandit_dataset, name, size, seed, out, "bandit")
+
+
+def make_named_dataset(tasks: dict, build, name: str, size, seed: int, out, kind: str) -> Dataset:
+    """``build(tasks[name], episodes=size, seed=seed)`` (``size`` default 1,000), written to
+    ``out`` when given: the built-in small stochastic tasks (bandits, FrozenLake)."""
     key = name.strip().lower()
-    if key not in BANDITS:
-        raise PolicyfitError(f"unknown dataset; bandit names: {', '.join(BANDITS)}", path=name)
+    if key not in tasks:
+        raise PolicyfitError(f"unknown dataset; {kind} names: {', '.join(tasks)}", path=name)
     size = DEFAULT_EPISODES if size is None else int(size)
     if size < 1:
         raise PolicyfitError("must be >= 1", path=name, field="size")
-    ds = bernoulli_bandit_dataset(BANDITS[key], episodes=size, seed=seed)
+    ds = build(tasks[key], episodes=size, seed=seed)
     if out is not None:
         from policyfit.data.io import save_dataset
 
@@ -144,18 +150,25 @@ def make_bandit_dataset(name: str, size: int | None = None, seed: int = 0, out=N
 def list_datasets() -> list[dict]:
     """Rows for ``policyfit data list``."""
     return [
-        {
-            "name": name,
-            "env_id": bandit.env_id,
-            "behavior": f"arms {list(bandit.behavior)}; success {list(bandit.probs)}",
-            "available": True,
-            "cached": False,
-            "size": DEFAULT_EPISODES,
-            "behavior_normalized_score": None,
-            "path": None,
-        }
+        dataset_row(
+            name, bandit.env_id, f"arms {list(bandit.behavior)}; success {list(bandit.probs)}"
+        )
         for name, bandit in BANDITS.items()
     ]
+
+
+def dataset_row(name: str, env_id: str, behavior: str) -> dict:
+    """One ``policyfit data list`` row of a small task built on demand (never cached)."""
+    return {
+        "name": name,
+        "env_id": env_id,
+        "behavior": behavior,
+        "available": True,
+        "cached": False,
+        "size": DEFAULT_EPISODES,
+        "behavior_normalized_score": None,
+        "path": None,
+    }
 
 
 def make_bandit_env(name: str) -> Any:
