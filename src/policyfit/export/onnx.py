@@ -655,11 +655,18 @@ def _plain_matmul(eqn: Any) -> bool:
 
 
 def _dot_as_matmuls(lhs: Any, rhs: Any, params: dict) -> Any:
-    """Any ``dot_general`` (a Dense layer on ``[B, T, E]`` tokens, attention's batched products)
-    as what jax2onnx 0.8.1 converts: operands transposed and reshaped so that each product is a
-    2-D ``[M, K] x [K, N]`` matmul, one per index of the (static) batch dimensions past the
-    first; a symbolic batch dimension of both operands is moved into ``M`` by an elementwise
-    product and a sum instead (exact; attention's sizes are small)."""
+    """Any ``dot_general`` as primitives jax2onnx 0.8.1 converts, the operands first transposed to
+    ``[batch, free, contracting]`` and ``[batch, contracting, free]``:
+
+    * without batch dimensions (a Dense layer on ``[B, T, E]`` tokens): one 2-D
+      ``[B, K] x [K, N]`` matmul per index of the left free axes past the first (the tokens),
+      concatenated; the symbolic ``B`` stays an axis of its own, as jax2onnx cannot reshape it
+      into the rows;
+    * with batch dimensions (attention's ``[B, H, T, D]`` products, ensembles): the elementwise
+      product of the operands grown to ``[batch, M, K, N]`` (static sizes), summed over ``K``;
+      the sizes there are small.
+
+    A symbolic size past either operand's first axis is left to the converter."""
     import math
 
     from jax import lax
