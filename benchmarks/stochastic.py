@@ -175,6 +175,16 @@ def summarize(curves, keys):
     }
 
 
+def method_rows(methods: dict, keys) -> list[str]:
+    """Markdown rows ``| method | mean ± ci95 | ... |`` of :func:`summarize` results."""
+    return [
+        f"| {label} | "
+        + " | ".join(f"{row[k]['mean']:.3f} ± {row[k]['ci95']:.3f}" for k in keys)
+        + " |"
+        for label, row in methods.items()
+    ]
+
+
 def plot(result: dict, path: Path, achieved="expected_return", reference="best_arm_return"):
     """Promised against achieved return per method, one panel per task."""
     from policyfit.common.files import atomic_write_bytes
@@ -247,10 +257,7 @@ def run_bandits(args) -> tuple[dict, list[str]]:
             "| method | promised | achieved | sampled return | best-arm share |",
             "|---|---|---|---|---|",
         ]
-        for label, row in info["methods"].items():
-            cells = [f"{row[k]['mean']:.3f} ± {row[k]['ci95']:.3f}" for k in keys]
-            lines.append(f"| {label} | " + " | ".join(cells) + " |")
-        lines.append("")
+        lines += method_rows(info["methods"], keys) + [""]
     return tasks, lines
 
 
@@ -306,10 +313,7 @@ def run_lake(args) -> tuple[dict, list[str]]:
             "| method | promised | success | episode length |",
             "|---|---|---|---|",
         ]
-        for label, row in info["methods"].items():
-            cells = [f"{row[k]['mean']:.3f} ± {row[k]['ci95']:.3f}" for k in keys]
-            lines.append(f"| {label} | " + " | ".join(cells) + " |")
-        lines.append("")
+        lines += method_rows(info["methods"], keys) + [""]
     return tasks, lines
 
 
