@@ -284,10 +284,7 @@ class DoCNetwork(nn.Module):
         ``(mean, logvar)`` ``[B, K, L]`` at every state token."""
         b, k = timesteps.shape
         time = self.embed_timestep(timesteps)
-        # static slices, not rewards[:, :-1] (a gather under a symbolic batch: ONNX export)
-        head = jax.lax.slice_in_dim(rewards, 0, k - 1, axis=1)
-        first = jnp.zeros_like(jax.lax.slice_in_dim(rewards, 0, 1, axis=1))
-        prev_r = jnp.concatenate([first, head], axis=1)
+        prev_r = jnp.concatenate([jnp.zeros_like(rewards[:, :1]), rewards[:, :-1]], axis=1)
         tokens = self._tokens(
             self.embed_return(prev_r[..., None]) + time,
             self.embed_state(obs) + time,
@@ -296,7 +293,7 @@ class DoCNetwork(nn.Module):
         )
         x = self.trunk(tokens, train=train).reshape(b, k, 3, self.embed_dim)
         prior = self.prior_trunk(tokens, train=train).reshape(b, k, 3, self.embed_dim)
-        prior = jax.lax.index_in_dim(prior, 1, 2, False)  # [:, :, 1] without a gather (ONNX)
+        prior = prior[:, :, 1]
         mean, logvar = jnp.split(self.predict_prior(prior), 2, axis=-1)
         return x, mean, logvar
 
@@ -326,8 +323,7 @@ class DoCNetwork(nn.Module):
         h = jnp.concatenate([state_feature, z], axis=-1)
         action = jnp.tanh(self.predict_action(h))
         value = jnp.tanh(self.predict_value(h))
-        value = jax.lax.index_in_dim(value, 0, value.ndim - 1, False)  # [..., 0], not a gather
-        return action, value
+        return action, value[..., 0]
 
     def energy_features(self, next_obs, next_timesteps, rewards, timesteps):
         """The two embedded outcomes of step ``t``: ``e(s_(t+1))`` and ``e_r(r_t)``."""
@@ -531,7 +527,7 @@ class DichotomyOfControl(DecisionTransformer):
         )
         b = slot.shape[0]
         pick = jnp.arange(x.shape[1])[None, :] == slot[:, None]  # [B, K]
-        state_x = jax.lax.index_in_dim(x, 1, 2, False)  # x[:, :, 1] without a gather (ONNX)
+        state_x = x[:, :, 1]
         feat = jnp.sum(jnp.where(pick[..., None], state_x, 0.0), axis=1)
         mean = jnp.sum(jnp.where(pick[..., None], p_mean, 0.0), axis=1)
         logvar = jnp.sum(jnp.where(pick[..., None], p_logvar, 0.0), axis=1)

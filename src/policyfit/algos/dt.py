@@ -149,8 +149,7 @@ class DTNetwork(nn.Module):
             dropout=self.dropout,
             name="trunk",
         )(tokens, train=train)
-        # a static slice, not [:, :, 1] (a gather jax2onnx 0.8.1 converts with the wrong rank)
-        state_tokens = jax.lax.index_in_dim(h.reshape(batch, k, 3, self.embed_dim), 1, 2, False)
+        state_tokens = h.reshape(batch, k, 3, self.embed_dim)[:, :, 1]
         return jnp.tanh(nn.Dense(self.action_dim, name="predict_action")(state_tokens))
 
 
@@ -291,14 +290,7 @@ class DecisionTransformer(Algorithm):
     def _append(self, window: jnp.ndarray, new: jnp.ndarray, slot: jnp.ndarray, full: jnp.ndarray):
         """``window [B, K, ...]`` with ``new [B, ...]`` written at ``slot``, after a left shift
         by one where the window is ``full``."""
-        k = window.shape[1]
-        # static slices (lax.slice), not indexing, which traces to a gather under a symbolic
-        # batch size: jax2onnx 0.8.1 converts that gather with the wrong rank (ONNX export)
-        head, tail = (
-            jax.lax.slice_in_dim(window, 0, 1, axis=1),
-            jax.lax.slice_in_dim(window, 1, k, axis=1),
-        )
-        shifted = jnp.concatenate([tail, head], axis=1)
+        shifted = jnp.concatenate([window[:, 1:], window[:, :1]], axis=1)
         extra = (1,) * (window.ndim - 2)
         window = jnp.where(full.reshape((-1, 1, *extra)), shifted, window)
         here = (jnp.arange(window.shape[1])[None, :] == slot[:, None]).reshape(

@@ -40,8 +40,8 @@ through TensorFlow); its 0.8.x line is the one that supports policyfit's jax 0.6
    matmul (a Dense layer on ``[B, T, E]`` tokens: one ``[B, E] x [E, F]`` matmul per token,
    concatenated; attention's batched products: elementwise products summed), and ``rsqrt``
    (``1 / sqrt``). Indexing such as ``x[:, 1:]`` under a symbolic batch traces to a ``gather``
-   that 0.8.1 converts with the wrong rank, so the transformer policies index with static
-   ``lax`` slices instead;
+   that 0.8.1 converts with the wrong rank: the re-play folds the constant index (computed from
+   literals) and emits the gather as ``lax.slice`` + ``squeeze`` (:func:`_gather_as_slice`);
 3. on the ONNX side, graph inputs the converter dropped because nothing reads them (RvS-R's
    ``reward`` with ``update_target=False``) are put back, inputs and outputs get their names, and
    the converter's shape annotations (some say ``[1, 1]`` for a ``[B, 1]`` tensor) are replaced
@@ -618,16 +618,41 @@ def _inline_eval(jaxpr: Any, consts: Any, args: Any) -> list:
     from jax.extend.core import Literal
 
     env: dict = {}
+    known: dict = {}  # vars whose values are compile-time constants (numpy), for static gathers
 
     def read(var):
         return var.val if isinstance(var, Literal) else env[var]
+
+    def constant(var):
+        if isinstance(var, Literal):
+            return np.asarray(var.val)
+        return known.get(var)
 
     env.update(zip(jaxpr.constvars, consts, strict=True))
     env.update(zip(jaxpr.invars, args, strict=True))
     for eqn in jaxpr.eqns:
         values = [read(v) for v in eqn.invars]
         name = eqn.primitive.name
-        if name in _INLINE and _INLINE[name] in eqn.params:
+        inputs = [constant(v) for v in eqn.invars]
+        if (
+            name in _FOLDABLE
+            and all(c is not None for c in inputs)
+            and not any(_batch_shaped(v.aval.shape) for v in eqn.outvars)
+        ):
+            # an index computed from literals (``x[:, 1]`` broadcasts its 1): fold it here, so a
+            # gather that reads it can be recognized as a static slice
+            with jax.ensure_compile_time_eval():
+                subfuns, params = eqn.primitive.get_bind_params(eqn.params)
+                folded = eqn.primitive.bind(*subfuns, *inputs, **params)
+            outs = list(folded) if eqn.primitive.multiple_results else [folded]
+            known.update((v, np.asarray(o)) for v, o in zip(eqn.outvars, outs, strict=True))
+        elif (
+            name == "gather"
+            and constant(eqn.invars[1]) is not None
+            and _static_gather(eqn, constant(eqn.invars[1]))
+        ):
+            outs = [_gather_as_slice(values[0], constant(eqn.invars[1]), eqn.params)]
+        elif name in _INLINE and _INLINE[name] in eqn.params:
             inner = eqn.params[_INLINE[name]]
             inner_consts = getattr(inner, "consts", ())
             outs = _inline_eval(getattr(inner, "jaxpr", inner), inner_consts, values)
@@ -645,6 +670,62 @@ def _inline_eval(jaxpr: Any, consts: Any, args: Any) -> list:
                 outs = [outs]
         env.update(zip(eqn.outvars, outs, strict=True))
     return [read(v) for v in jaxpr.outvars]
+
+
+#: primitives folded to constants when all their inputs are constants (index arithmetic)
+_FOLDABLE = frozenset(
+    {
+        "broadcast_in_dim",
+        "convert_element_type",
+        "reshape",
+        "concatenate",
+        "squeeze",
+        "expand_dims",
+        "add",
+        "sub",
+        "mul",
+        "neg",
+        "select_n",
+        "lt",
+        "ge",
+        "iota",
+    }
+)
+
+
+def _static_gather(eqn: Any, indices: np.ndarray) -> bool:
+    """A ``gather`` that is a static slice: one constant index vector (``x[:, 1:]``,
+    ``x[..., 0]`` under a symbolic batch), its output axes the slice's in order, no batching."""
+    dn = eqn.params["dimension_numbers"]
+    operand = eqn.invars[0].aval
+    kept = operand.ndim - len(dn.collapsed_slice_dims)
+    return (
+        indices.ndim == 1
+        and not dn.operand_batching_dims
+        and tuple(dn.offset_dims) == tuple(range(kept))
+        and len(dn.start_index_map) == indices.shape[0]
+        and all(isinstance(operand.shape[d], int) for d in dn.start_index_map)
+    )
+
+
+def _gather_as_slice(operand: Any, indices: np.ndarray, params: dict) -> Any:
+    """A static-slice ``gather`` (:func:`_static_gather`) as ``lax.slice`` + ``squeeze``, which
+    jax2onnx 0.8.1 converts (it converts such gathers with the wrong rank). Starts are clamped
+    into range, as ``gather`` does for every mode once the indices are in bounds."""
+    from jax import lax
+
+    dn = params["dimension_numbers"]
+    sizes = tuple(params["slice_sizes"])
+    start = [0] * operand.ndim
+    for position, dim in enumerate(dn.start_index_map):
+        start[dim] = int(min(max(int(indices[position]), 0), operand.shape[dim] - sizes[dim]))
+    # a symbolic size is the whole (batch) axis; the operand's own shape names it as traced now
+    limit = [
+        s + n if isinstance(n, int) else operand.shape[d]
+        for d, (s, n) in enumerate(zip(start, sizes, strict=True))
+    ]
+    out = lax.slice(operand, tuple(start), tuple(limit))
+    return lax.squeeze(out, tuple(dn.collapsed_slice_dims)) if dn.collapsed_slice_dims else out
 
 
 def _plain_matmul(eqn: Any) -> bool:
