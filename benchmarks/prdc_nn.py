@@ -7,7 +7,9 @@ dataset states ``s`` with two kinds of ``pi(s)``:
 * ``fresh actor``: a newly initialized actor (outputs near 0, far from the data's actions): the
   first actor steps of every run;
 * ``trained actor``: the data's own action plus N(0, 0.1) noise: an actor close to the data, as
-  late in training.
+  late in training;
+* ``saturated actor``: actions at random corners of the ``[-1, 1]`` box, where halfcheetah's
+  ``alpha = 40`` actor goes (its Q term dominates the BC term).
 
 Compared, each jitted, seconds per query batch (best of ``--repeats``):
 
@@ -17,7 +19,10 @@ Compared, each jitted, seconds per query batch (best of ``--repeats``):
   in the table, so the nearest is no farther; :func:`kdtree_nearest_within`), measured as an
   alternative (PRDC does not use it: it did not pay);
 * ``device``: :func:`policyfit.algos.nearest.nearest_neighbor` (chunked brute force, certified
-  exact), the accelerator path.
+  exact), the accelerator path;
+* ``hybrid``: PRDC's CPU default (``search="auto"``): per batch, the KD-tree when the mean
+  ``|pi(s) - a|`` is at most ``search_switch``, else the device search (timed through
+  ``PRDC.nearest_actions``; the path it took is in the row).
 
 All answers are checked to give the same distances. Also: one TD3+BC update (batch 256, 2x256)
 on the same machine, for the "<= 1.5x slower than TD3+BC" goal (PRDC's search runs every
@@ -90,13 +95,13 @@ def best_time(fn, repeats: int) -> float:
 
 def training_phase(ds, spec, dataset: str, updates: int, block: int = 50) -> dict:
     """Seconds per update, by blocks, over the first ``updates`` updates of PRDC (the paper's
-    settings for ``dataset``, the host KD-tree) and TD3+BC on the same batches' sizes: how long a
+    settings for ``dataset``, the default search) and TD3+BC on the same batches' sizes: how long a
     young actor's far-from-data queries last in real training."""
     from policyfit.algos.registry import paper_settings
 
     settings = paper_settings("prdc", dataset)
     out = {"updates": updates, "block": block, "prdc_settings": settings}
-    for name, algo in (("td3bc", TD3BC()), ("prdc", PRDC(PRDCConfig(search="kdtree", **settings)))):
+    for name, algo in (("td3bc", TD3BC()), ("prdc", PRDC(PRDCConfig(**settings)))):
         sampler = algo.make_sampler(ds, spec) if name == "prdc" else None
         state = algo.init(spec, jax.random.PRNGKey(0))
         update = jax.jit(algo.update)
@@ -164,7 +169,13 @@ def main() -> None:
             prdc.actor.apply(fresh, jnp.asarray(keys[rows, :obs_dim] / prdc.config.beta))
         ),
         "trained actor": np.clip(own + rng.normal(0, 0.1, own.shape), -1, 1).astype(np.float32),
+        "saturated actor": np.sign(rng.normal(size=own.shape)).astype(np.float32),
     }
+    hybrid_prdc = PRDC(PRDCConfig(search="hybrid", search_chunk=args.chunk))
+    hybrid_prdc._tree = tree  # the same host index
+    hybrid = jax.jit(
+        lambda o, p, a: hybrid_prdc.nearest_actions(o, p, table, a)[::2]  # (a^, device)
+    )
 
     def host_plain(q):
         _, idx = tree.query(np.asarray(q, np.float64), k=1, workers=-1)
@@ -201,6 +212,20 @@ def main() -> None:
                 }
             )
             print(rows_out[-1], flush=True)
+        obs_n = jnp.asarray(keys[rows, :obs_dim] / prdc.config.beta)
+        args_h = (obs_n, jnp.asarray(pi), jnp.asarray(own))
+        seconds = best_time(lambda a=args_h: hybrid(*a), args.repeats)
+        path = "device" if bool(hybrid(*args_h)[1]) else "kdtree"
+        rows_out.append(
+            {
+                "queries": label,
+                "method": f"hybrid, search_switch {hybrid_prdc.config.search_switch:g} (took "
+                f"{path}; own-pair distance {float(np.linalg.norm(pi - own, axis=1).mean()):.2f})",
+                "seconds": seconds,
+                "max_distance_error": None,
+            }
+        )
+        print(rows_out[-1], flush=True)
 
     # one TD3+BC update on this machine (same batch size), for scale
     algo = TD3BC()
@@ -252,13 +277,13 @@ def main() -> None:
     for r in rows_out:
         lines.append(
             f"| {r['queries']} | {r['method']} | {r['seconds'] * 1e3:.1f} | "
-            f"{r['max_distance_error']:.1e} | {r['prdc_over_td3bc']:.1f}x |"
+            f"{_e(r['max_distance_error'])} | {r['prdc_over_td3bc']:.1f}x |"
         )
     if training:
         lines += [
             "",
             f"Real training, the first {training['updates']} updates (batch 256, PRDC with the paper's "
-            f"settings {training['prdc_settings']}, search=kdtree), ms per update by blocks of "
+            f"settings {training['prdc_settings']}, the default search), ms per update by blocks of "
             f"{training['block']}:",
             "",
             "| updates | " + " | ".join(str(b) for b in training["block_ends"]) + " |",
@@ -269,6 +294,10 @@ def main() -> None:
             lines.append(f"| {algo_name} | {ms} |")
     write_text(RESULTS_DIR / f"{name}.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def _e(x: float | None) -> str:
+    return "(same path)" if x is None else f"{x:.1e}"
 
 
 if __name__ == "__main__":

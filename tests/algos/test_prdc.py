@@ -101,7 +101,9 @@ def test_actor_loss_on_three_rows_by_hand():
     beta = 2.0
     algo, state, ds, batch = _actor_case(beta)
     obs = hn.norm_obs(batch["observations"])
-    loss, (mse, fallback) = algo.actor_loss(state["actor"], state["critic"], obs, batch["nn_table"])
+    loss, (mse, fallback, _) = algo.actor_loss(
+        state["actor"], state["critic"], obs, batch["nn_table"]
+    )
     # by hand: keys [beta * normalized s, unit a] of the 3 dataset rows; query [beta s, pi(s)]
     pi = hn.deterministic_actor(state["actor"], obs)
     keys = np.hstack([beta * hn.norm_obs(ds.observations), hn.unit_actions(ds.actions)])
@@ -132,7 +134,7 @@ def test_large_beta_is_td3bc_and_zero_beta_takes_the_nearest_action_anywhere():
     algo, state, ds, batch = _actor_case(0.0)
     obs = hn.norm_obs(batch["observations"])
     pi = hn.deterministic_actor(state["actor"], obs)
-    target, _ = algo.nearest_actions(jnp.asarray(obs), jnp.asarray(pi), batch["nn_table"])
+    target, _, _ = algo.nearest_actions(jnp.asarray(obs), jnp.asarray(pi), batch["nn_table"])
     units = hn.unit_actions(ds.actions)
     nearest = np.argmin(((pi[:, None, :] - units[None]) ** 2).sum(-1), axis=1)
     np.testing.assert_allclose(np.asarray(target), units[nearest], atol=1e-6)
@@ -179,8 +181,8 @@ def test_prdc_learns_better_than_random_on_pendulum(tmp_path):
 
 
 def test_kdtree_search_gives_the_device_search_update():
-    """search='kdtree' (scipy through pure_callback, the official code's method) and the
-    on-device search find the same neighbours, so one update is the same."""
+    """search='kdtree' (scipy through pure_callback, the official code's method), the on-device
+    search and both paths of 'hybrid' find the same neighbours, so one update is the same."""
     rng = np.random.default_rng(0)
     n = 500
     ds = Dataset(
@@ -190,14 +192,22 @@ def test_kdtree_search_gives_the_device_search_update():
         rewards=rng.normal(size=n).astype(np.float32),
         terminals=np.zeros(n, bool),
     )
-    out = {}
-    for search in ("device", "kdtree"):
-        algo = PRDC(PRDCConfig(hidden_dims=(8, 8), beta=2.0, search=search, search_chunk=64))
+    out, device = {}, {}
+    # hybrid: switch 0 -> always the device path, 1e9 -> always the tree
+    cases = {"device": {}, "kdtree": {}, "hybrid-far": {"search_switch": 0.0}}
+    cases["hybrid-near"] = {"search_switch": 1e9}
+    for name, extra in cases.items():
+        search = name.split("-")[0]
+        algo = PRDC(
+            PRDCConfig(hidden_dims=(8, 8), beta=2.0, search=search, search_chunk=64, **extra)
+        )
         state = algo.init(hn.SPEC, jax.random.PRNGKey(0))
         sampler = algo.make_sampler(ds, hn.SPEC)
         batch = sampler.sample(sampler.data, jax.random.PRNGKey(1), 64)
         _, metrics = jax.jit(algo.update)(state, batch, jax.random.PRNGKey(2))
-        out[search] = float(metrics["dc_mse"])
-    np.testing.assert_allclose(out["kdtree"], out["device"], rtol=1e-5)
-    with pytest.raises(ConfigError, match="search: must be 'auto', 'device' or 'kdtree'"):
+        out[name], device[name] = float(metrics["dc_mse"]), float(metrics["search_device"])
+    for name in cases:
+        np.testing.assert_allclose(out[name], out["device"], rtol=1e-5, err_msg=name)
+    assert device == {"device": 1.0, "kdtree": 0.0, "hybrid-far": 1.0, "hybrid-near": 0.0}
+    with pytest.raises(ConfigError, match="search: must be 'auto', 'device', 'kdtree' or 'hybrid'"):
         PRDC(PRDCConfig(search="ball")).setup(hn.SPEC)

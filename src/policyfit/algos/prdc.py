@@ -17,18 +17,20 @@ search is exact either way (``search``):
 
 * ``device``: inside the jitted update (:mod:`policyfit.algos.nearest`: a chunked brute-force
   search, certified against float rounding), for accelerators;
-* ``kdtree`` (``auto`` on a CPU): scipy's ``cKDTree`` through ``jax.pure_callback``, on all
-  cores. (Pruning each query by its own dataset pair, whose distance bounds the nearest one,
-  was measured in ``benchmarks/prdc_nn.py`` and did not pay: no faster far from the data,
-  slower near it.)
+* ``kdtree``: scipy's ``cKDTree`` through ``jax.pure_callback``, on all cores. (Pruning each
+  query by its own dataset pair, whose distance bounds the nearest one, was measured in
+  ``benchmarks/prdc_nn.py`` and did not pay: no faster far from the data, slower near it.)
+* ``hybrid`` (``auto`` on a CPU): per actor step, the KD-tree when the batch's mean
+  ``|pi(s) - a|`` is at most ``search_switch``, else the device search (``lax.cond``).
 
 The cost depends on where the actor is. ``benchmarks/prdc_nn.py`` on ``halfcheetah-medium`` (1M
-keys of 23 dimensions, batch 256, Intel Xeon, 2 cores): about 7 ms per query batch when
-``pi(s)`` is near the data's actions (PRDC ~1.4x a TD3+BC update), but about 800 ms from a
-young actor whose actions lie far from them (the KD-tree then visits most of its nodes, and the
-brute force is no faster on 2 cores: 12 GFLOP per batch). With halfcheetah's ``alpha = 40`` the
-actor stays far for the whole first thousand updates (~0.9 s per update). The table lives in the
-sampler's data (:class:`PRDCSampler`), not in the checkpointed train state.
+keys of 23 dimensions, batch 256, Intel Xeon, 2 cores): the KD-tree takes about 7 ms per query
+batch when ``pi(s)`` is near the data's actions (PRDC ~1.4x a TD3+BC update), but 0.5-3 s
+when the actions lie far from them (a young actor; halfcheetah's ``alpha = 40`` actor at the
+box's corners): the tree then visits most of its nodes. The brute force costs about the same
+everywhere (12 GFLOP per batch, ~0.9 s on 2 cores), so ``hybrid`` takes it past
+``search_switch``, where it is the cheaper one. The table lives in the sampler's data
+(:class:`PRDCSampler`), not in the checkpointed train state.
 
 Defaults: ``prdc.py``/``utils/config.py`` — 2x256 actor and critics, Adam 3e-4, batch 256,
 ``gamma = 0.99``, ``tau = 0.005``, policy noise 0.2 clipped at 0.5, ``policy_freq = 2``, states
@@ -76,9 +78,14 @@ class PRDCConfig(TD3BCConfig):
     k: int = 1  # the k-th nearest neighbour (official code: kd_tree.query(k=[k]))
     # "device": the exact chunked search inside the jitted update (policyfit.algos.nearest), for
     # accelerators; "kdtree": scipy's cKDTree on the host through jax.pure_callback (the official
-    # code's method), also exact and ~40x faster on a CPU at 1M rows (benchmarks/prdc_nn.py);
-    # "auto": kdtree on the CPU backend, device otherwise
+    # code's method), also exact and ~100x faster on a CPU at 1M rows near the data
+    # (benchmarks/prdc_nn.py); "hybrid": per batch, kdtree near the data and device far from it
+    # (where the tree visits most of its nodes); "auto": hybrid on the CPU backend, else device
     search: str = "auto"
+    # hybrid only: the batch's mean |pi(s) - a| (distance to its own pairs, an upper bound of the
+    # nearest one) above which the device search runs; both cost the same at ~1.5 (210k keys) to
+    # ~2 (1M keys) on a 2-core Xeon (benchmarks/prdc_nn.py). Speed only: both searches are exact
+    search_switch: float = 1.75
     search_chunk: int = 8192  # dataset rows per step of the on-device search (speed only)
     search_candidates: int = 16  # screened candidates per query, re-ranked exactly (speed only)
 
@@ -104,7 +111,7 @@ class PRDCSampler(TransitionSampler):
         )
         self.data = {"transitions": self.data, "table": table}
         self.tree = None
-        if resolve_search(config.search) == "kdtree":
+        if resolve_search(config.search) in ("kdtree", "hybrid"):
             from scipy.spatial import cKDTree
 
             self.tree = cKDTree(host_keys.astype(np.float64))
@@ -115,10 +122,10 @@ class PRDCSampler(TransitionSampler):
 
 
 def resolve_search(search: str) -> str:
-    """``auto`` -> ``kdtree`` on the CPU backend, ``device`` on an accelerator."""
+    """``auto`` -> ``hybrid`` on the CPU backend, ``device`` on an accelerator."""
     if search != "auto":
         return search
-    return "kdtree" if jax.default_backend() == "cpu" else "device"
+    return "hybrid" if jax.default_backend() == "cpu" else "device"
 
 
 @register("prdc")
@@ -131,11 +138,15 @@ class PRDC(TD3BC):
         cfg = self.config
         if not cfg.beta >= 0.0:
             raise ConfigError(f"must be >= 0, got {cfg.beta}", path=self.name, field="beta")
-        if cfg.search not in ("auto", "device", "kdtree"):
+        if cfg.search not in ("auto", "device", "kdtree", "hybrid"):
             raise ConfigError(
-                f"must be 'auto', 'device' or 'kdtree', got {cfg.search!r}",
+                f"must be 'auto', 'device', 'kdtree' or 'hybrid', got {cfg.search!r}",
                 path=self.name,
                 field="search",
+            )
+        if not cfg.search_switch >= 0.0:
+            raise ConfigError(
+                f"must be >= 0, got {cfg.search_switch}", path=self.name, field="search_switch"
             )
         if cfg.search_chunk < 1:
             raise ConfigError("must be >= 1", path=self.name, field="search_chunk")
@@ -162,16 +173,36 @@ class PRDC(TD3BC):
         return sampler
 
     def nearest_actions(
-        self, obs: jnp.ndarray, pi: jnp.ndarray, table: dict
-    ) -> tuple[jnp.ndarray, jnp.ndarray]:
-        """``(a^ [B, A], fallback)``: the action of the dataset pair nearest (k-th nearest) to
-        ``(beta * obs, pi)``; ``obs`` normalized, ``pi`` in ``[-1, 1]``; no gradient."""
+        self, obs: jnp.ndarray, pi: jnp.ndarray, table: dict, actions: jnp.ndarray | None = None
+    ) -> tuple[jnp.ndarray, jnp.ndarray, jnp.ndarray]:
+        """``(a^ [B, A], fallback, device)``: the action of the dataset pair nearest (k-th
+        nearest) to ``(beta * obs, pi)``; ``obs`` normalized, ``pi`` and ``actions`` (the batch's
+        own, which only pick the hybrid search's path) in ``[-1, 1]``; no gradient. ``device``
+        says the on-device search ran, ``fallback`` that it needed its direct-distance pass."""
         query = jax.lax.stop_gradient(jnp.concatenate([self.config.beta * obs, pi], axis=1))
-        if getattr(self, "_tree", None) is not None:  # make_sampler chose the host KD-tree
-            idx, fallback = self._kdtree_query(query), jnp.asarray(False)
-        else:
-            idx, _, fallback = nearest_neighbor(query, table, k=self.config.k)
-        return table_rows(table, idx)[:, obs.shape[1] :], fallback
+        search = resolve_search(self.config.search)
+        if getattr(self, "_tree", None) is None:  # no host index: the on-device search
+            search = "device"
+        elif search == "hybrid" and actions is None:
+            search = "kdtree"
+
+        def on_device(q):
+            idx, _, fallback = nearest_neighbor(q, table, k=self.config.k)
+            return idx, fallback, jnp.asarray(True)
+
+        def on_host(q):
+            return self._kdtree_query(q), jnp.asarray(False), jnp.asarray(False)
+
+        if search == "device":
+            idx, fallback, device = on_device(query)
+        elif search == "kdtree":
+            idx, fallback, device = on_host(query)
+        else:  # hybrid: the tree near the data, the brute force far from it
+            own = jnp.linalg.norm(jax.lax.stop_gradient(pi) - actions, axis=1).mean()
+            idx, fallback, device = jax.lax.cond(
+                own > self.config.search_switch, on_device, on_host, query
+            )
+        return table_rows(table, idx)[:, obs.shape[1] :], fallback, device
 
     def _kdtree_query(self, query: jnp.ndarray) -> jnp.ndarray:
         tree = getattr(self, "_tree", None)
@@ -190,12 +221,12 @@ class PRDC(TD3BC):
         shape = jax.ShapeDtypeStruct((query.shape[0],), jnp.int32)
         return jax.pure_callback(host, shape, query)
 
-    def actor_loss(self, actor_params, critic_params, obs, table):
+    def actor_loss(self, actor_params, critic_params, obs, table, actions=None):
         pi = self.actor.apply(actor_params, obs)
         q = self.critic.apply(critic_params, obs, pi)[0]  # Q_1, as prdc.py
-        target, fallback = self.nearest_actions(obs, pi, table)
+        target, fallback, device = self.nearest_actions(obs, pi, table, actions)
         loss, mse = regularized_actor_loss(q, pi, target, self.config.alpha)
-        return loss, (mse, fallback.astype(jnp.float32))
+        return loss, (mse, fallback.astype(jnp.float32), device.astype(jnp.float32))
 
     def actor_inputs(self, obs: jnp.ndarray, actions: jnp.ndarray, batch: dict) -> tuple:
         if "nn_table" not in batch:
@@ -204,10 +235,11 @@ class PRDC(TD3BC):
                 path=self.name,
                 field="nn_table",
             )
-        return obs, batch["nn_table"]
+        return obs, batch["nn_table"], actions
 
     def actor_metrics(self, aux) -> dict:
-        mse, fallback = aux
+        mse, fallback, device = aux
         # dc_mse: the actor's distance to its neighbours (the paper's "dataset constraint");
-        # search_fallback: share of actor steps whose search needed the direct-distance pass
-        return {"dc_mse": mse, "search_fallback": fallback}
+        # search_fallback: share of actor steps whose search needed the direct-distance pass;
+        # search_device: share of actor steps searched on the device (hybrid: far from the data)
+        return {"dc_mse": mse, "search_fallback": fallback, "search_device": device}
