@@ -83,9 +83,10 @@ class PRDCConfig(TD3BCConfig):
     # (where the tree visits most of its nodes); "auto": hybrid on the CPU backend, else device
     search: str = "auto"
     # hybrid only: the batch's mean |pi(s) - a| (distance to its own pairs, an upper bound of the
-    # nearest one) above which the device search runs; both cost the same at ~1.5 (210k keys) to
-    # ~2 (1M keys) on a 2-core Xeon (benchmarks/prdc_nn.py). Speed only: both searches are exact
-    search_switch: float = 1.75
+    # nearest one) above which the device search runs. On a 2-core Xeon (benchmarks/prdc_nn.py)
+    # the tree wins below ~1.5 (210k keys) to ~2.5 (1M keys) and loses 2-6x at the box's corners
+    # (~3). Speed only: both searches are exact
+    search_switch: float = 2.5
     search_chunk: int = 8192  # dataset rows per step of the on-device search (speed only)
     search_candidates: int = 16  # screened candidates per query, re-ranked exactly (speed only)
 
