@@ -827,7 +827,7 @@ def diagnosis_summary(pf: dict[str, Any], d3: dict[str, Any]) -> str:
         "oneDNN/MKL most: at the 3-d einsum rates above they would take "
         f"{dw_pf:.0f} ms of every policyfit update against {dw_d3:.0f} ms in torch. policyfit's "
         "trunk therefore computes every projection as one 2-d matmul "
-        "(`policyfit.nn.transformer.flat_dot_general`), whose gradients run at the '2-d' rate"
+        "(`policyfit.nn.modules.flat_dot_general`), whose gradients run at the '2-d' rate"
     )
     two_d = "dW mlp down, 2-d [3840,512]^T[3840,128]"
     three_d = "dW mlp down [64,60,512]^T[64,60,128]"
