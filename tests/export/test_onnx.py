@@ -326,3 +326,31 @@ def test_cli_exports_a_trained_run_and_checks_it_on_its_dataset(tmp_path):
     assert denied.output.startswith("error: /proc/forbidden/p.onnx: out: cannot create its folder")
     help_text = runner.invoke(cli, ["export", "--help"]).output
     assert "policyfit export runs/iql-hopper-medium-s0 --format onnx --out iql.onnx" in help_text
+
+
+@pytest.mark.parametrize(
+    "index",
+    [
+        lambda x: x[:, 1:],
+        lambda x: x[:, :, 1],
+        lambda x: x[..., 0],
+        lambda x: x[:, -1],
+        lambda x: x[:, 1:3],
+    ],
+    ids=["[:, 1:]", "[:, :, 1]", "[..., 0]", "[:, -1]", "[:, 1:3]"],
+)
+def test_static_gathers_are_replayed_as_slices_with_the_same_values(index):
+    """Under a symbolic batch, static indexing traces to a ``gather`` (which jax2onnx 0.8.1
+    converts with the wrong rank); the exporter's re-play emits it as a slice instead."""
+    from jax import export
+
+    from policyfit.export.onnx import _inline_eval
+
+    (b,) = export.symbolic_shape("B")
+    closed = jax.make_jaxpr(index)(jax.ShapeDtypeStruct((b, 5, 3), jnp.float32))
+    assert "gather" in str(closed.jaxpr)
+    x = jnp.arange(4 * 5 * 3, dtype=jnp.float32).reshape(4, 5, 3)
+    replay = jax.make_jaxpr(lambda x: _inline_eval(closed.jaxpr, closed.consts, [x]))(x)
+    assert "gather" not in str(replay.jaxpr)
+    (got,) = _inline_eval(closed.jaxpr, closed.consts, [x])
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(index(x)))
