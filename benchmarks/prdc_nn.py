@@ -142,7 +142,7 @@ def main() -> None:
     ap.add_argument("--dataset", default="halfcheetah-medium")
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--chunk", type=int, default=16384)
+    ap.add_argument("--chunk", type=int, default=PRDCConfig.search_chunk)
     ap.add_argument(
         "--train-updates",
         type=int,

@@ -13,6 +13,7 @@ import pytest
 from scipy.spatial import cKDTree
 
 from pendulum_data import RANDOM_RETURN, pendulum_dataset
+from policyfit.algos import nearest
 from policyfit.algos.nearest import build_table, nearest_neighbor
 from policyfit.algos.prdc import PRDC, PRDCConfig
 from policyfit.algos.td3bc import TD3BC, TD3BCConfig
@@ -28,10 +29,10 @@ def _check_against_kdtree(keys, queries, table, k):
     idx, dist = np.asarray(idx), np.sqrt(np.asarray(dist2, np.float64))
     ref_dist, ref_idx = cKDTree(keys.astype(np.float64)).query(queries.astype(np.float64), k=[k])
     ref_dist, ref_idx = ref_dist[:, 0], ref_idx[:, 0]
-    np.testing.assert_allclose(dist, ref_dist, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(dist, ref_dist, rtol=1e-6, atol=1e-6)  # float32 rounding
     # the returned row is at the returned distance, and only an exact tie may differ in index
     own = np.linalg.norm(keys[idx].astype(np.float64) - queries, axis=1)
-    np.testing.assert_allclose(own, ref_dist, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(own, ref_dist, rtol=1e-6, atol=1e-6)
     differ = idx != ref_idx
     tied = np.all(keys[idx] == keys[ref_idx], axis=1) | (
         np.abs(own - np.linalg.norm(keys[ref_idx] - queries, axis=1)) < 1e-6
@@ -59,6 +60,30 @@ def test_search_finds_the_kdtree_neighbour_distance(n, dim, duplicates, k, chunk
     queries[8:12] = keys[rng.integers(0, n, 4)]  # exactly on a row (distance 0)
     _, fallback = _check_against_kdtree(keys, queries, build_table(keys, chunk, 8), k)
     assert not fallback  # the certificate held: no near-ties beyond the 8 candidates
+
+
+@pytest.mark.parametrize("chunk", [7, 64, 1000])
+def test_band_screen_lists_the_kdtree_neighbour_and_flags_crowded_bands(chunk):
+    # k = 1's band screen alone: every query's list holds the kd-tree's neighbour (near-ties at
+    # |x| ~ 10 may add a few); a key copied 3 times into one chunk is a band it cannot list
+    rng = np.random.default_rng(chunk)
+    keys = (2.0 * rng.normal(size=(900, 23))).astype(np.float32)
+    queries = (2.0 * rng.normal(size=(40, 23))).astype(np.float32)
+    queries[:5] = keys[-5:] + 1e-3  # nearest rows in the last (padded) chunk: the band resets
+    keys[[1, 2]] = keys[0]
+    queries[5] = keys[0]
+    table = build_table(keys, chunk, 8)
+    q = jnp.asarray(queries)
+    bound = nearest._error_bound(q, jnp.sum(q * q, axis=1), table)
+    listed, count, complete = map(np.asarray, jax.jit(nearest._band_pass)(q, bound, table))
+    ref_idx = cKDTree(keys.astype(np.float64)).query(queries.astype(np.float64))[1]
+    ok = np.arange(40) != 5
+    assert np.all(complete[ok]) and np.all(count >= 1)
+    assert all(ref_idx[i] in listed[i, : count[i]] for i in np.flatnonzero(ok))
+    assert (count[ok] == 1).sum() >= 30  # a band of one key is the common case
+    assert count[5] >= 3 and not complete[5]  # 3 copies in one chunk: not listable
+    # the public search answers every query exactly, the copies through the top-m screen
+    _check_against_kdtree(keys, queries, table, 1)
 
 
 def test_search_falls_back_to_direct_distances_when_the_screening_cannot_decide():

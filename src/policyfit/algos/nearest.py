@@ -19,6 +19,15 @@ chunk by chunk in a ``lax.scan``, that is nonetheless EXACT (the same neighbour 
    points, huge ``beta``) the whole batch is searched again with direct distances (``lax.cond``,
    paid only then); ``fallback`` reports it.
 
+For ``k = 1`` (PRDC's setting everywhere) a cheaper single-pass screen runs first
+(:func:`_band_pass`): per chunk a column ``min`` of ``d~`` (keys down the rows, so XLA
+reduces across rows, vectorized over the queries: ``lax.top_k`` and ``argmin`` along a row are 3-8x
+slower on a CPU), then the keys within ``bound`` of the running minimum, listed by their lowest
+and highest row. The true nearest always lies in that band, so re-ranking the listed keys by
+direct distance is exact whenever the list is complete (at most two per chunk, eight in all);
+otherwise (many exact ties) the steps above run (``lax.cond``).
+On the CPU this is ~3x faster than the top-k screen (``benchmarks/prdc_nn.py``).
+
 The table is built once on the host (:func:`build_table`); it is a pytree of device arrays and
 travels as a jit argument (PRDC keeps it in its sampler's data, not in the checkpointed state).
 
@@ -108,6 +117,62 @@ def _running_smallest(queries, table, m, distances):
     return vals, idx
 
 
+def _error_bound(queries: jnp.ndarray, q_sq: jnp.ndarray, table: dict[str, Any]) -> jnp.ndarray:
+    """Per query: the bound on ``|d~ - d|`` (expansion and direct distance; module docstring)."""
+    dim = queries.shape[1]
+    return 2.0 * (dim + 4) * EPS32 * (jnp.sqrt(q_sq) + table["max_norm"]) ** 2
+
+
+_NO_ROW = np.iinfo(np.int32).max
+
+
+def _band_pass(queries: jnp.ndarray, band: jnp.ndarray, table: dict[str, Any], slots: int = 8):
+    """One scan for ``k = 1``: ``(rows [B, slots], count [B], complete [B])``.
+
+    ``d~`` here omits ``|q|^2`` (a per-query constant). Each chunk is searched against the running
+    minimum of ``d~`` so far, never below the final one: its keys within ``band`` of it are
+    counted and the lowest and highest such row kept in ``rows`` (all of them when a chunk has at
+    most two). When the minimum drops by more than ``band`` every earlier key falls outside the
+    new band and the list starts again (``reset``). So every key within ``band`` of the final
+    minimum is in ``rows[:count]`` when ``complete`` (no chunk held more than two, and
+    ``count <= slots``); the list may also hold keys that fell outside the band later.
+    """
+    n_chunks, chunk, _ = table["keys"].shape
+    scaled = -2.0 * queries.T  # exact: a power of two
+    rows = jnp.arange(chunk, dtype=jnp.int32)[:, None]
+    slot = jnp.arange(slots, dtype=jnp.int32)[None, :]
+
+    def body(carry, xs):
+        low, listed, count, complete = carry
+        keys, sq_norms, c = xs
+        d = sq_norms[:, None] + jnp.matmul(keys, scaled, precision=jax.lax.Precision.HIGHEST)
+        new_low = jnp.minimum(low, jnp.min(d, axis=0))
+        inside = d <= (new_low + band)[None, :]
+        c_count = jnp.sum(inside, axis=0, dtype=jnp.int32)
+        first = jnp.min(jnp.where(inside, rows, chunk), axis=0) + c * chunk
+        last = jnp.max(jnp.where(inside, rows, -1), axis=0) + c * chunk
+        reset = new_low + band < low
+        count = jnp.where(reset, 0, count)
+        complete = jnp.where(reset, True, complete)
+        at = count[:, None]
+        listed = jnp.where((slot == at) & (c_count[:, None] >= 1), first[:, None], listed)
+        listed = jnp.where((slot == at + 1) & (c_count[:, None] >= 2), last[:, None], listed)
+        count = count + c_count
+        complete = complete & (c_count <= 2) & (count <= slots)
+        return (new_low, listed, count, complete), None
+
+    batch = queries.shape[0]
+    init = (
+        jnp.full((batch,), jnp.inf, jnp.float32),
+        jnp.zeros((batch, slots), jnp.int32),
+        jnp.zeros((batch,), jnp.int32),
+        jnp.ones((batch,), bool),
+    )
+    xs = (table["keys"], table["sq_norms"], jnp.arange(n_chunks, dtype=jnp.int32))
+    (_, listed, count, complete), _ = jax.lax.scan(body, init, xs)
+    return listed, count, complete
+
+
 def nearest_neighbor(
     queries: Any, table: dict[str, Any], k: int = 1
 ) -> tuple[jnp.ndarray, jnp.ndarray, jnp.ndarray]:
@@ -122,8 +187,31 @@ def nearest_neighbor(
     m = table["candidates"].shape[0]
     if not 1 <= k <= m:
         raise ValueError(f"k={k} must be between 1 and the table's candidates={m}")
-    count = table["count"]
     q_sq = jnp.sum(queries * queries, axis=1)
+    bound = _error_bound(queries, q_sq, table)
+    if k > 1:
+        return _nearest_top_m(queries, q_sq, bound, table, k)
+    # k = 1: the band screen. bound = 2 e, e the expansion's error, so the true nearest y has
+    # d~(y) <= d(y) + e <= d(x) + e <= d~(x) + bound for the screened minimum x: every key of a
+    # band of bound (plus a margin) re-ranked by direct distance gives the exact nearest
+    listed, count, complete = _band_pass(queries, 1.25 * bound, table)
+    slots = listed.shape[1]
+    diff = queries[:, None, :] - table_rows(table, listed)
+    direct = jnp.sum(diff * diff, axis=-1)
+    direct = jnp.where(jnp.arange(slots)[None, :] < count[:, None], direct, jnp.inf)
+    direct, listed = jax.lax.sort((direct, listed), dimension=1, num_keys=2)
+    return jax.lax.cond(
+        jnp.all(complete),
+        lambda _: (listed[:, 0], direct[:, 0], jnp.asarray(False)),
+        lambda _: _nearest_top_m(queries, q_sq, bound, table, k),
+        operand=None,
+    )
+
+
+def _nearest_top_m(queries, q_sq, bound, table, k):
+    """Steps 1-3 of the module docstring: the top-``m`` screen, re-ranking and certificate."""
+    m = table["candidates"].shape[0]
+    count = table["count"]
 
     # 1. screening by the expansion
     approx, cand = _running_smallest(
@@ -135,8 +223,6 @@ def nearest_neighbor(
     exact, cand = jax.lax.sort((exact, cand), dimension=1, num_keys=2)
     best_d, best_i = exact[:, k - 1], cand[:, k - 1]
     # 3. certificate: nothing outside the candidates can be nearer than the k-th re-ranked one
-    dim = queries.shape[1]
-    bound = 2.0 * (dim + 4) * EPS32 * (jnp.sqrt(q_sq) + table["max_norm"]) ** 2
     certified = approx[:, m - 1] - bound > best_d
 
     def direct(_):

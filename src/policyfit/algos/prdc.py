@@ -87,7 +87,7 @@ class PRDCConfig(TD3BCConfig):
     # the tree wins below ~1.5 (210k keys) to ~2.5 (1M keys) and loses 2-6x at the box's corners
     # (~3). Speed only: both searches are exact
     search_switch: float = 2.5
-    search_chunk: int = 8192  # dataset rows per step of the on-device search (speed only)
+    search_chunk: int = 1024  # dataset rows per step of the on-device search (speed only)
     search_candidates: int = 16  # screened candidates per query, re-ranked exactly (speed only)
 
 
