@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import policyfit
+from policyfit.algos import doc as doc_module
 from policyfit.algos.base import DatasetSpec
 from policyfit.algos.doc import (
     DichotomyOfControl,
@@ -133,6 +134,23 @@ def test_act_uses_the_best_prior_latent_and_the_carry_records_it():
     _, carry = algo.act(params, obs, carry)
     assert carry["observations"][:, :, 0].tolist() == [[1.0, 1.0], [0.5, 0.5]]
     assert carry["length"].tolist() == [2, 2] and carry["timesteps"][0].tolist() == [0, 1]
+
+
+def test_deterministic_acting_draws_a_fixed_set_per_row_whatever_the_batch_size():
+    # key=None: row i scores the fixed set i mod FIXED_DRAW_ROWS (a NumPy table, not a draw in
+    # the graph: the policy exports to ONNX); rows differ, and a row's action does not depend
+    # on how many rows are acted on together
+    algo, state = tiny(num_latent_samples=5)
+    params = algo.policy_params(state)
+    assert algo.fixed_draws.shape == (doc_module.FIXED_DRAW_ROWS, 5, 3)
+    obs = jnp.full((doc_module.FIXED_DRAW_ROWS + 2, 1), 0.7)
+    action, carry = algo.act(params, obs, algo.initial_carry(len(obs)))
+    one, one_carry = algo.act(params, obs[:1], algo.initial_carry(1))
+    np.testing.assert_allclose(one, action[:1], rtol=1e-6)
+    np.testing.assert_allclose(action[doc_module.FIXED_DRAW_ROWS], action[0], rtol=1e-6)
+    assert len(np.unique(np.asarray(carry["value"]).round(6))) > 1  # the sets differ by row
+    fresh, _ = algo.act(params, obs[:1], algo.initial_carry(1), key=jax.random.PRNGKey(1))
+    assert not np.allclose(fresh, one)  # a key draws fresh samples
 
 
 def test_config_defaults_from_the_code_and_errors_name_the_field():

@@ -61,11 +61,6 @@ SMALL_FOR = {
 }
 # algorithms the converter cannot export yet, and why (checked: the export fails with this)
 NOT_EXPORTABLE = {
-    "doc": (
-        "random_seed",
-        "DoC's deterministic act scores M prior samples drawn with JAX's generator (a fixed key, "
-        "a different set per row); jax2onnx 0.8.1 converts neither the key nor threefry",
-    ),
     "vgps": (
         "bitcast_convert_type",
         "V-GPS samples K actions with JAX's random generator inside the policy; jax2onnx 0.8.1 "

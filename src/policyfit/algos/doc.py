@@ -87,8 +87,10 @@ Where policyfit differs, and why (each a deliberate choice):
   picks the arm with the best expected reward and predicts the value it achieves.
 * The gradient clip is global (optax), the code's Keras ``clipnorm`` clips each tensor alone;
   AdamW's decay is multiplied by the learning rate (optax), ``tfa.AdamW``'s is not.
-* ``key=None`` in :meth:`act` (deterministic acting) uses a fixed set of ``M`` standard-normal
-  draws for the prior samples; with a key they are fresh.
+* ``key=None`` in :meth:`act` (deterministic acting) uses fixed standard-normal draws for the
+  prior samples: a table of ``FIXED_DRAW_ROWS`` sets of ``M`` drawn once by NumPy (seed 0), row
+  ``i`` of a batch taking set ``i mod FIXED_DRAW_ROWS``; with a key they are fresh. The table is a
+  constant, not a draw in the graph, so the deterministic policy exports to ONNX.
 
 Acting keeps the context in the carry as Decision Transformer does (``observations``, ``actions``,
 ``rewards`` per position, ``timesteps``, ``length``, ``timestep``), plus ``value [B]``: the
@@ -116,6 +118,7 @@ from dataclasses import dataclass
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from policyfit.algos.base import AlgoConfig, Carry, DatasetSpec, register
 from policyfit.algos.dt import DecisionTransformer, warmup_adamw
@@ -129,6 +132,11 @@ from policyfit.nn.normalization import (
     to_unit_actions,
 )
 from policyfit.nn.transformer import CausalTransformer
+
+#: deterministic acting (``key=None``): this many fixed sets of prior draws, one per batch row
+#: (cycling); different rows need different sets (one shared set made every row of the lucky
+#: bandit take the lucky arm)
+FIXED_DRAW_ROWS = 64
 
 
 @dataclass(frozen=True)
@@ -386,6 +394,8 @@ class DichotomyOfControl(DecisionTransformer):
             dropout=cfg.dropout,
         )
         self.optimizer = warmup_adamw(cfg)
+        shape = (FIXED_DRAW_ROWS, cfg.num_latent_samples, cfg.latent_dim)
+        self.fixed_draws = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
 
     @property
     def target_return(self) -> float:  # DoC asks for no return; the value head picks z
@@ -532,10 +542,13 @@ class DichotomyOfControl(DecisionTransformer):
         mean = jnp.sum(jnp.where(pick[..., None], p_mean, 0.0), axis=1)
         logvar = jnp.sum(jnp.where(pick[..., None], p_logvar, 0.0), axis=1)
         m = cfg.num_latent_samples
-        # key=None: fixed draws, a different set per row (one shared set for every row made
-        # the value-guided choice worse: on the lucky bandit every row then took the lucky arm)
-        key = jax.random.PRNGKey(0) if key is None else key
-        eps = jax.random.normal(key, (b, m, cfg.latent_dim))
+        if key is None:  # the fixed table, a different set per row (FIXED_DRAW_ROWS)
+            # row numbers by a cumulative sum: jax2onnx 0.8.1 cannot convert an iota of a
+            # symbolic batch size
+            rows = (jnp.cumsum(jnp.ones_like(slot)) - 1) % FIXED_DRAW_ROWS
+            eps = jnp.take(jnp.asarray(self.fixed_draws), rows, axis=0)
+        else:
+            eps = jax.random.normal(key, (b, m, cfg.latent_dim))
         latents = mean[:, None] + eps * jnp.exp(0.5 * logvar)[:, None]
         feats = jnp.broadcast_to(feat[:, None], (b, m, feat.shape[-1]))
         _, values = net.apply(params["actor"], feats, latents, method=net.heads)
