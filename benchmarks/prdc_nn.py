@@ -19,7 +19,8 @@ Compared, each jitted, seconds per query batch (best of ``--repeats``):
   in the table, so the nearest is no farther; :func:`kdtree_nearest_within`), measured as an
   alternative (PRDC does not use it: it did not pay);
 * ``device``: :func:`policyfit.algos.nearest.nearest_neighbor` (chunked brute force, certified
-  exact), the accelerator path;
+  exact), the accelerator path; for ``k = 1`` its band screen, and beside it the top-``m``
+  screen that ``k > 1`` takes (``k = 1`` took it too before session 14);
 * ``hybrid``: PRDC's CPU default (``search="auto"``): per batch, the KD-tree when the mean
   ``|pi(s) - a|`` is at most ``search_switch``, else the device search (timed through
   ``PRDC.nearest_actions``; the path it took is in the row).
@@ -45,6 +46,7 @@ import numpy as np
 import scipy
 
 from common import RESULTS_DIR, cpu_kind, git_commit, machine, write_result, write_text
+from policyfit.algos import nearest
 from policyfit.algos.base import DatasetSpec
 from policyfit.algos.nearest import nearest_neighbor
 from policyfit.algos.prdc import PRDC, PRDCConfig
@@ -189,6 +191,12 @@ def main() -> None:
         )
     )
     device = jax.jit(nearest_neighbor, static_argnames="k")
+
+    @jax.jit
+    def device_top_m(q, table):  # the screen k > 1 takes (k = 1's, before the band screen)
+        q_sq = jnp.sum(q * q, axis=1)
+        return nearest._nearest_top_m(q, q_sq, nearest._error_bound(q, q_sq, table), table, 1)
+
     rows_out = []
     for label, pi in pis.items():
         queries = np.hstack([keys[rows, :obs_dim], pi]).astype(np.float32)
@@ -199,6 +207,10 @@ def main() -> None:
             ("kdtree (pure_callback)", lambda q=q_dev: plain(q)),
             ("kdtree + own-pair bound", lambda q=q_dev, b=b_dev: bounded(q, b)),
             (f"device brute force (chunk {args.chunk})", lambda q=q_dev: device(q, table)[0]),
+            (
+                f"device, top-m screen (k > 1; chunk {args.chunk})",
+                lambda q=q_dev: device_top_m(q, table)[0],
+            ),
         ]:
             seconds = best_time(fn, args.repeats)
             d = np.linalg.norm(keys[np.asarray(fn())].astype(np.float64) - queries, axis=1)
