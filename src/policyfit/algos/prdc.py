@@ -28,8 +28,8 @@ keys of 23 dimensions, batch 256, Intel Xeon, 2 cores): the KD-tree takes about 
 batch when ``pi(s)`` is near the data's actions (PRDC ~1.4x a TD3+BC update), but 0.5-3 s
 when the actions lie far from them (a young actor; halfcheetah's ``alpha = 40`` actor at the
 box's corners): the tree then visits most of its nodes. The brute force costs about the same
-everywhere (12 GFLOP per batch, ~0.9 s on 2 cores), so ``hybrid`` takes it past
-``search_switch``, where it is the cheaper one. The table lives in the sampler's data
+everywhere (12 GFLOP per batch, 0.42-0.45 s on 2 cores with ``k = 1``'s band screen), so
+``hybrid`` takes it past ``search_switch``, where it is the cheaper one. The table lives in the sampler's data
 (:class:`PRDCSampler`), not in the checkpointed train state.
 
 Defaults: ``prdc.py``/``utils/config.py`` — 2x256 actor and critics, Adam 3e-4, batch 256,
@@ -83,10 +83,11 @@ class PRDCConfig(TD3BCConfig):
     # (where the tree visits most of its nodes); "auto": hybrid on the CPU backend, else device
     search: str = "auto"
     # hybrid only: the batch's mean |pi(s) - a| (distance to its own pairs, an upper bound of the
-    # nearest one) above which the device search runs. On a 2-core Xeon (benchmarks/prdc_nn.py)
-    # the tree wins below ~1.5 (210k keys) to ~2.5 (1M keys) and loses 2-6x at the box's corners
-    # (~3). Speed only: both searches are exact
-    search_switch: float = 2.5
+    # nearest one) above which the device search runs. benchmarks/prdc_nn.py (2-core Xeon, 1M
+    # keys): the tree takes 5 ms at 0.2, 63 ms at 0.8 and 0.6 s at 2.1, the device search
+    # 0.42-0.45 s at any distance; they cross near 1.9 (smaller tables cross lower). Speed only:
+    # both searches are exact
+    search_switch: float = 2.0
     search_chunk: int = 1024  # dataset rows per step of the on-device search (speed only)
     search_candidates: int = 16  # screened candidates per query, re-ranked exactly (speed only)
 
