@@ -26,7 +26,8 @@ slower on a CPU), then the keys within ``bound`` of the running minimum, listed 
 and highest row. The true nearest always lies in that band, so re-ranking the listed keys by
 direct distance is exact whenever the list is complete (at most two per chunk, eight in all);
 otherwise (many exact ties) the steps above run (``lax.cond``).
-On the CPU this is ~3x faster than the top-k screen (``benchmarks/prdc_nn.py``).
+On a 2-core Xeon this is 2.4-2.6x faster than the top-m screen at its best chunk size
+(``benchmarks/prdc_nn.py``, 1M keys).
 
 The table is built once on the host (:func:`build_table`); it is a pytree of device arrays and
 travels as a jit argument (PRDC keeps it in its sampler's data, not in the checkpointed state).
@@ -121,9 +122,6 @@ def _error_bound(queries: jnp.ndarray, q_sq: jnp.ndarray, table: dict[str, Any])
     """Per query: the bound on ``|d~ - d|`` (expansion and direct distance; module docstring)."""
     dim = queries.shape[1]
     return 2.0 * (dim + 4) * EPS32 * (jnp.sqrt(q_sq) + table["max_norm"]) ** 2
-
-
-_NO_ROW = np.iinfo(np.int32).max
 
 
 def _band_pass(queries: jnp.ndarray, band: jnp.ndarray, table: dict[str, Any], slots: int = 8):
