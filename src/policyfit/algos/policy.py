@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -37,24 +36,12 @@ import numpy as np
 
 from policyfit.algos.base import Algorithm, DatasetSpec
 from policyfit.common.files import atomic_write_bytes, write_json
+from policyfit.common.xla import compiler_options
 from policyfit.errors import PolicyfitError
 
 POLICY_FORMAT = "policyfit-policy/1"
 PARAMS_FILE = "params.msgpack"
 META_FILE = "policy.json"
-# XLA options that cut compile time several-fold for slower steps: right for tiny runs and tests,
-# where compiling dominates. Turned on by fast_compile=True or POLICYFIT_FAST_COMPILE=1.
-FAST_COMPILE_OPTIONS = {
-    "xla_backend_optimization_level": 0,
-    "xla_llvm_disable_expensive_passes": True,
-}
-
-
-def compiler_options(fast_compile: bool | None = None) -> dict | None:
-    """XLA options for ``jax.jit``: :data:`FAST_COMPILE_OPTIONS` when asked, else None."""
-    if fast_compile is None:
-        fast_compile = os.environ.get("POLICYFIT_FAST_COMPILE", "") not in ("", "0")
-    return dict(FAST_COMPILE_OPTIONS) if fast_compile else None
 
 
 def spec_from_dict(values: dict[str, Any]) -> DatasetSpec:

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from policyfit.common.xla import compiler_options
 from policyfit.errors import PolicyfitError
 
 #: ``act_fn(params, obs [B, obs_dim], key) -> actions [B]`` (int32), jax-traceable.
@@ -233,7 +234,8 @@ def make_collector(key: str, act_fn: ActFn, num_envs: int, steps_per_lane: int) 
         _, traj = jax.lax.scan(body, (obs, states, rng), None, length=steps_per_lane)
         return traj
 
-    return jax.jit(run)
+    # one long scan of environment steps: always XLA's full optimization
+    return jax.jit(run, compiler_options=compiler_options(False))
 
 
 def steps_bucket(steps: int) -> int:
@@ -329,7 +331,7 @@ def make_evaluator(key: str, act_fn: ActFn, episodes: int) -> Callable:
         (_, _, _, ret, _), _ = jax.lax.scan(body, init, None, length=spec.max_episode_steps)
         return ret
 
-    return jax.jit(run)
+    return jax.jit(run, compiler_options=compiler_options(False))
 
 
 def episode_returns(key: str, act_fn: ActFn, params: Any, episodes: int, seed: int) -> np.ndarray:

@@ -49,10 +49,10 @@ import numpy as np
 
 from policyfit.algos.base import DatasetSpec
 from policyfit.algos.dqn import DQN, DQNConfig
-from policyfit.algos.policy import compiler_options
 from policyfit.common.files import atomic_write_bytes, atomic_write_text, dumps
 from policyfit.common.progress import ProgressBar
 from policyfit.common.versions import git_state, library_versions, machine_info
+from policyfit.common.xla import compiler_options
 from policyfit.envs import jaxenv
 from policyfit.envs.dqn_behavior import (
     INDEX_NAME,

@@ -62,7 +62,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from policyfit.algos.policy import compiler_options
+from policyfit.common.xla import compiler_options
 from policyfit.data.action_free import (
     AVAILABLE_KEY,
     DEFAULT_LABELLED,

@@ -315,7 +315,11 @@ def _new_run_config(
         "pretrain_steps": learner.pretrain_steps,
         "batch_size": cfg.batch_size,
         "fuse": s.fuse,
-        "fast_compile": compiler_options(s.fast_compile) is not None,
+        # True / False as asked (or True by $POLICYFIT_FAST_COMPILE); None: the process's XLA
+        # defaults, again on resume
+        "fast_compile": s.fast_compile
+        if s.fast_compile is not None
+        else (compiler_options(None) is not None or None),
         "eval_every": s.eval_every,
         "eval_episodes": s.eval_episodes,
         "save_every": s.save_every,
@@ -372,7 +376,7 @@ def _setup_run(
             run_config["config"],
         )
         s.fuse = int(run_config.get("fuse", s.fuse))
-        s.fast_compile = bool(run_config.get("fast_compile", False))
+        s.fast_compile = run_config.get("fast_compile")
         dataset = run_config["dataset"]["source"] if dataset is None else dataset
     s.fill(run_config)
     _check_settings(s)
