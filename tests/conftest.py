@@ -7,18 +7,15 @@ import os
 import numpy as np
 import pytest
 
+from policyfit.common.xla import FAST_COMPILE_OPTIONS, xla_flags
+
 # Most tests compile tiny programs and run them a few times, so compiling dominates: low XLA
 # optimization cuts those by 30-50%. Tests that run thousands of updates ask for full optimization
-# with fast_compile=False (policyfit.algos.policy.FULL_COMPILE_OPTIONS overrides these flags).
+# with fast_compile=False (policyfit.common.xla.FULL_COMPILE_OPTIONS overrides these flags).
 # Set before jax starts its backend; POLICYFIT_TEST_FULL_XLA=1 keeps XLA's defaults.
 if os.environ.get("POLICYFIT_TEST_FULL_XLA", "") in ("", "0"):
-    os.environ["XLA_FLAGS"] = " ".join(
-        [
-            os.environ.get("XLA_FLAGS", ""),
-            "--xla_backend_optimization_level=0",
-            "--xla_llvm_disable_expensive_passes=true",
-        ]
-    ).strip()
+    flags = f"{os.environ.get('XLA_FLAGS', '')} {xla_flags(FAST_COMPILE_OPTIONS)}"
+    os.environ["XLA_FLAGS"] = flags.strip()
 
 
 @pytest.fixture(autouse=True, scope="session")

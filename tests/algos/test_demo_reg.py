@@ -23,7 +23,7 @@ import pytest
 from pendulum_data import RANDOM_RETURN, pendulum_dataset
 from policyfit.algos.base import DatasetSpec
 from policyfit.algos.demo_reg import DemoReg, DemoRegConfig, gaussian_kl
-from policyfit.algos.policy import compiler_options
+from policyfit.common.xla import compiler_options
 from policyfit.data.sampler import TransitionSampler
 from policyfit.errors import ConfigError
 from policyfit.training.trainer import train

@@ -7,8 +7,8 @@ import pytest
 
 from pendulum_data import pendulum_dataset
 from policyfit.algos.base import DatasetSpec
-from policyfit.algos.policy import compiler_options
 from policyfit.algos.registry import get_algorithm
+from policyfit.common.xla import compiler_options
 from policyfit.data.sampler import TransitionSampler
 from policyfit.training.trainer import make_train_chunk
 

@@ -29,8 +29,8 @@ batch when ``pi(s)`` is near the data's actions (PRDC ~1.4x a TD3+BC update), bu
 when the actions lie far from them (a young actor; halfcheetah's ``alpha = 40`` actor at the
 box's corners): the tree then visits most of its nodes. The brute force costs about the same
 everywhere (12 GFLOP per batch, 0.42-0.45 s on 2 cores with ``k = 1``'s band screen), so
-``hybrid`` takes it past ``search_switch``, where it is the cheaper one. The table lives in the sampler's data
-(:class:`PRDCSampler`), not in the checkpointed train state.
+``hybrid`` takes it past ``search_switch``, where it is the cheaper one. The table lives in the
+sampler's data (:class:`PRDCSampler`), not in the checkpointed train state.
 
 Defaults: ``prdc.py``/``utils/config.py`` — 2x256 actor and critics, Adam 3e-4, batch 256,
 ``gamma = 0.99``, ``tau = 0.005``, policy noise 0.2 clipped at 0.5, ``policy_freq = 2``, states

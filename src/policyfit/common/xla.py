@@ -10,7 +10,13 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["FAST_COMPILE_OPTIONS", "FULL_COMPILE_OPTIONS", "compiler_options"]
+__all__ = [
+    "FAST_COMPILE_OPTIONS",
+    "FULL_COMPILE_OPTIONS",
+    "compiler_options",
+    "resolve_fast_compile",
+    "xla_flags",
+]
 
 # XLA options that cut compile time several-fold for slower steps: right for tiny runs and tests,
 # where compiling dominates. Turned on by fast_compile=True or POLICYFIT_FAST_COMPILE=1.
@@ -26,6 +32,24 @@ FULL_COMPILE_OPTIONS = {
 }
 
 
+def resolve_fast_compile(fast_compile: bool | None = None) -> bool | None:
+    """``fast_compile`` as asked; when None, True if ``$POLICYFIT_FAST_COMPILE`` is set (not "0"),
+    else None (the process's XLA defaults). What a run records, so that a resumed run compiles
+    as the original did."""
+    if fast_compile is None and os.environ.get("POLICYFIT_FAST_COMPILE", "") not in ("", "0"):
+        return True
+    return fast_compile
+
+
+def xla_flags(options: dict) -> str:
+    """``options`` as ``$XLA_FLAGS`` text, for a whole process.
+
+    >>> xla_flags(FAST_COMPILE_OPTIONS)
+    '--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true'
+    """
+    return " ".join(f"--{k}={str(v).lower()}" for k, v in options.items())
+
+
 def compiler_options(fast_compile: bool | None = None) -> dict | None:
     """XLA options for ``jax.jit``.
 
@@ -38,8 +62,7 @@ def compiler_options(fast_compile: bool | None = None) -> dict | None:
     >>> compiler_options(False)["xla_backend_optimization_level"]
     3
     """
+    fast_compile = resolve_fast_compile(fast_compile)
     if fast_compile is None:
-        if os.environ.get("POLICYFIT_FAST_COMPILE", "") in ("", "0"):
-            return None
-        fast_compile = True
+        return None
     return dict(FAST_COMPILE_OPTIONS if fast_compile else FULL_COMPILE_OPTIONS)

@@ -99,8 +99,9 @@ from typing import Any
 import numpy as np
 
 from policyfit import __version__
-from policyfit.algos.policy import PARAMS_FILE, Policy, compiler_options, is_policy_dir
+from policyfit.algos.policy import PARAMS_FILE, Policy, is_policy_dir
 from policyfit.common.files import atomic_write_bytes
+from policyfit.common.xla import compiler_options
 from policyfit.errors import ConfigError, PolicyfitError
 from policyfit.training.rundir import RunDir, load_policy
 

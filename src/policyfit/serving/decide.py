@@ -132,7 +132,7 @@ class Decider:
     def _jit_log_prob(self):
         import jax
 
-        from policyfit.algos.policy import compiler_options
+        from policyfit.common.xla import compiler_options
 
         algo = self.policy.algo
         fn = jax.jit(algo.action_log_prob, compiler_options=compiler_options(True))

@@ -40,12 +40,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from policyfit.algos.base import ALGORITHMS, AlgoConfig, Algorithm, DatasetSpec
-from policyfit.algos.policy import Policy, compiler_options, save_policy, spec_from_dict
+from policyfit.algos.policy import Policy, save_policy, spec_from_dict
 from policyfit.algos.registry import get_algorithm
 from policyfit.common.files import check_writable, dumps, to_jsonable
 from policyfit.common.progress import ProgressBar
 from policyfit.common.scores import normalized_score
 from policyfit.common.versions import library_versions
+from policyfit.common.xla import compiler_options, resolve_fast_compile
 from policyfit.data.dataset import Dataset
 from policyfit.envs.rollout import rollout_returns
 from policyfit.errors import ConfigError, PolicyfitError
@@ -315,11 +316,7 @@ def _new_run_config(
         "pretrain_steps": learner.pretrain_steps,
         "batch_size": cfg.batch_size,
         "fuse": s.fuse,
-        # True / False as asked (or True by $POLICYFIT_FAST_COMPILE); None: the process's XLA
-        # defaults, again on resume
-        "fast_compile": s.fast_compile
-        if s.fast_compile is not None
-        else (compiler_options(None) is not None or None),
+        "fast_compile": resolve_fast_compile(s.fast_compile),
         "eval_every": s.eval_every,
         "eval_episodes": s.eval_episodes,
         "save_every": s.save_every,
