@@ -85,10 +85,15 @@ a cut run is redone, a finished but unevaluated one is only evaluated). Seeds ar
 so a budget cut short still leaves every cell with its first seeds. ``--table-only`` rewrites the
 markdown and the plot from the JSON. Outputs: ``<name>.{json,md,png}``.
 
-Two processes, one per library (``--libraries policyfit`` and ``--libraries d3rlpy``), may share
-the results file: a row is added under an exclusive lock on ``<name>.json.lock``. d3rlpy's worker
-uses one core, so the pair finishes in about two thirds of the time of one process for both; each
-row keeps the load average at its end, and the times are then those of a shared machine.
+Two processes, one per library (``--libraries policyfit`` and ``--libraries d3rlpy``), may share the
+results file: a row is added under an exclusive lock on ``<name>.json.lock``. d3rlpy's worker uses
+one core; each row keeps the load average at its end, and the times are then those of a shared
+machine. On a 2-core machine (session 16, Intel Xeon) policyfit alone ran at 170-190 updates/s
+(about 9.5 min per 100k-update run) where beside a d3rlpy worker (seeds 0, 1) its steady rate was
+86-118; d3rlpy's TD3+BC ran at 40 updates/s either beside policyfit or as one of two d3rlpy
+processes split by ``--algos``, each pinned to its own core (``taskset -c 0 ... --algos iql`` and
+``taskset -c 1 ... --algos td3bc``). So run policyfit's share alone, then d3rlpy's as such a pinned
+pair.
 
     python benchmarks/parity.py                                   # 100k updates, seeds 0,1,2
     python benchmarks/parity.py --algos cql --steps 20000         # CQL at a smaller budget
