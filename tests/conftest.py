@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +19,22 @@ from policyfit.common.xla import FAST_COMPILE_OPTIONS, xla_flags
 if os.environ.get("POLICYFIT_TEST_FULL_XLA", "") in ("", "0"):
     flags = f"{os.environ.get('XLA_FLAGS', '')} {xla_flags(FAST_COMPILE_OPTIONS)}"
     os.environ["XLA_FLAGS"] = flags.strip()
+
+# One persistent XLA compilation cache for the whole run, shared by the xdist workers: many tests
+# build the same small networks on the same shapes (a new Algorithm instance is a new jit, so only
+# the persistent cache, keyed by the program, sees the repeat). Programs that compile in under
+# 50 ms are not worth a file. Removed when the run ends (pytest_sessionfinish below); jax reads
+# these variables when it is first imported. POLICYFIT_TEST_JAX_CACHE=0 turns it off.
+_TEST_RUN = os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"pid{os.getpid()}"
+JAX_TEST_CACHE = Path(tempfile.gettempdir()) / f"policyfit-test-jax-cache-{_TEST_RUN}"
+if os.environ.get("POLICYFIT_TEST_JAX_CACHE", "") != "0":
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(JAX_TEST_CACHE))
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.05")
+
+
+def pytest_sessionfinish(session):
+    if not hasattr(session.config, "workerinput"):  # the controller (or a run without xdist)
+        shutil.rmtree(JAX_TEST_CACHE, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -1,7 +1,8 @@
 """Numpy (float64) forward passes of policyfit's networks, for losses computed by hand.
 
 The loss tests (``test_loss_*.py``) set an algorithm's parameters to known random values, run one
-``update`` and compare its metrics with the paper's equations evaluated here, outside JAX. The
+``update`` (jitted, as the trainer runs it: one compiled program instead of hundreds of eager
+ops) and compare its metrics with the paper's equations evaluated here, outside JAX. The
 networks are the ones in :mod:`policyfit.nn.modules`: ReLU MLPs (optional LayerNorm before the
 ReLU), a linear head; critics are ``K`` such MLPs on ``[obs, act]`` with stacked parameters.
 """

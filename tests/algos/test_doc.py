@@ -186,22 +186,26 @@ def test_bernoulli_bandit_doc_pulls_the_best_expected_arm_where_dt_pulls_the_luc
     successes 69% are arm 0. DT asked for reward 1 imitates them; DoC should pull arm 1."""
     ds = bernoulli_bandit_dataset(LUCKY_BANDIT, episodes=1000, seed=0)
     small = dict(context_length=1, embed_dim=16, n_layer=1, dropout=0.0, warmup_steps=10)
-    # fast_compile=False: XLA's optimized code runs these 1,500 steps faster than it compiles slower
-    common = dict(seed=0, eval_every=0, save_every=0, progress=False, fast_compile=False)
+    common = dict(seed=0, eval_every=0, save_every=0, progress=False)
+    # fast_compile=False: XLA's optimized code runs DoC's 1,000 steps faster than it compiles slower
+    # (fewer steps do not do: at 300, seed 2 still pulls each arm half the time)
     doc = policyfit.train(
         "doc",
         ds,
         steps=1000,
         config={**small, "mlp_hidden": (32, 32), "learning_rate": 3e-3},
         out=tmp_path / "doc",
+        fast_compile=False,
         **common,
     )
+    # DT imitates the lucky arm from the first few hundred steps (arm 0 in all 2,000 at 250)
     dt = policyfit.train(
         "dt",
         ds,
-        steps=500,
+        steps=250,
         config={**small, "learning_rate": 3e-3, "return_scale": 1.0, "target_return": 1.0},
         out=tmp_path / "dt",
+        fast_compile=True,
         **common,
     )
     ev_doc = evaluate_bandit(doc.policy, LUCKY_BANDIT, episodes=2000, seed=1)

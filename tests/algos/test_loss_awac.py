@@ -19,7 +19,7 @@ LAMBDA = 0.4  # not 1, so that exp(A / lambda) and exp(A * lambda) differ
 
 def run(max_weight: float):
     algo = AWAC(AWACConfig(hidden_dims=(4, 3), awac_lambda=LAMBDA, max_weight=max_weight))
-    state = algo.init(hn.SPEC, jax.random.PRNGKey(0))
+    state = jax.jit(algo.init, static_argnums=0)(hn.SPEC, jax.random.PRNGKey(0))
     actor = hn.randomize(state["actor"], 1)
     actor["params"]["log_std"] = jax.numpy.array([-0.3, 0.2])  # std 0.74 and 1.22
     state = dict(
@@ -30,7 +30,7 @@ def run(max_weight: float):
     )
     batch = hn.make_batch(n=8, seed=4)
     key = jax.random.PRNGKey(5)
-    new_state, metrics = algo.update(state, batch, key)
+    new_state, metrics = jax.jit(algo.update)(state, batch, key)
     return state, batch, key, new_state, hn.metrics_f64(metrics)
 
 

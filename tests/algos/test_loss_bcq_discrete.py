@@ -61,7 +61,7 @@ def huber(u):
 
 
 def make_state(algo, scale=0.8):
-    state = algo.init(SPEC, jax.random.PRNGKey(0))
+    state = jax.jit(algo.init, static_argnums=0)(SPEC, jax.random.PRNGKey(0))
     return dict(state, q=hn.randomize(state["q"], 1, scale), q_target=hn.randomize(state["q"], 2))
 
 
@@ -70,7 +70,7 @@ def case():
     algo = DiscreteBCQ(DiscreteBCQConfig(hidden_dims=(5, 4), discount=GAMMA))
     state = make_state(algo)
     batch = make_batch(seed=3)
-    new_state, metrics = algo.update(state, batch, jax.random.PRNGKey(7))
+    new_state, metrics = jax.jit(algo.update)(state, batch, jax.random.PRNGKey(7))
     return algo, state, batch, new_state, hn.metrics_f64(metrics)
 
 

@@ -21,11 +21,11 @@ def net(params, obs):
 
 def test_loss_is_huber_td_on_the_logged_next_action():
     algo = BVE(BVEConfig(hidden_dims=(5, 4), discount=GAMMA))
-    state = algo.init(SPEC, jax.random.PRNGKey(0))
+    state = jax.jit(algo.init, static_argnums=0)(SPEC, jax.random.PRNGKey(0))
     state = dict(state, q=hn.randomize(state["q"], 1), q_target=hn.randomize(state["q"], 2))
     batch = make_batch(seed=6)
     batch["next_actions"] = np.random.default_rng(9).integers(0, N_ACTIONS, size=8)
-    _, metrics = algo.update(state, batch, jax.random.PRNGKey(0))
+    _, metrics = jax.jit(algo.update)(state, batch, jax.random.PRNGKey(0))
     metrics = hn.metrics_f64(metrics)
     obs, next_obs = hn.norm_obs(batch["observations"]), hn.norm_obs(batch["next_observations"])
     q_next = net(state["q_target"], next_obs)

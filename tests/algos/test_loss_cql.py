@@ -25,7 +25,7 @@ N = 3
 
 def make_case(config: CQLConfig, seed: int = 0, state_edit=None):
     algo = CQL(config)
-    state = algo.init(hn.SPEC, jax.random.PRNGKey(0))
+    state = jax.jit(algo.init, static_argnums=0)(hn.SPEC, jax.random.PRNGKey(0))
     state = dict(
         state,
         actor=hn.randomize(state["actor"], seed + 1, scale=0.6),
@@ -37,7 +37,7 @@ def make_case(config: CQLConfig, seed: int = 0, state_edit=None):
         state = state_edit(state)
     batch = hn.make_batch(seed=seed + 9)
     key = jax.random.PRNGKey(seed + 11)
-    new_state, metrics = algo.update(state, batch, key)
+    new_state, metrics = jax.jit(algo.update)(state, batch, key)
     return state, batch, key, new_state, hn.metrics_f64(metrics)
 
 

@@ -16,10 +16,10 @@ GAMMA, ALPHA = 0.9, 0.7
 def test_cql_loss_is_td_plus_alpha_times_the_logsumexp_penalty():
     config = DiscreteCQLConfig(hidden_dims=(4, 3), discount=GAMMA, cql_alpha=ALPHA)
     algo = DiscreteCQL(config)
-    state = algo.init(hn.DISCRETE_SPEC, jax.random.PRNGKey(0))
+    state = jax.jit(algo.init, static_argnums=0)(hn.DISCRETE_SPEC, jax.random.PRNGKey(0))
     state = dict(state, q=hn.randomize(state["q"], 1), q_target=hn.randomize(state["q_target"], 2))
     batch = hn.make_discrete_batch(n=8, seed=5, reward_scale=2.0)
-    _, metrics = algo.update(state, batch, jax.random.PRNGKey(7))
+    _, metrics = jax.jit(algo.update)(state, batch, jax.random.PRNGKey(7))
     metrics = hn.metrics_f64(metrics)
 
     rows = np.arange(8)

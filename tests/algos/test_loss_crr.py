@@ -24,7 +24,7 @@ def net(params, obs):
 
 def run(weight_type: str, beta: float = 0.05):
     algo = CRR(CRRConfig(hidden_dims=(5, 4), discount=GAMMA, weight_type=weight_type, beta=beta))
-    state = algo.init(SPEC, jax.random.PRNGKey(0))
+    state = jax.jit(algo.init, static_argnums=0)(SPEC, jax.random.PRNGKey(0))
     state = dict(
         state,
         q=hn.randomize(state["q"], 1),
@@ -33,7 +33,7 @@ def run(weight_type: str, beta: float = 0.05):
         actor_target=hn.randomize(state["actor"], 4, scale=1.2),
     )
     batch = make_batch(seed=5)
-    new_state, metrics = algo.update(state, batch, jax.random.PRNGKey(7))
+    new_state, metrics = jax.jit(algo.update)(state, batch, jax.random.PRNGKey(7))
     return state, batch, new_state, hn.metrics_f64(metrics)
 
 

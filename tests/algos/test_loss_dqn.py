@@ -24,10 +24,10 @@ def one_update(double: bool, huber_delta: float = 1.0):
         target_update_period=2,
     )
     algo = DQN(config)
-    state = algo.init(hn.DISCRETE_SPEC, jax.random.PRNGKey(0))
+    state = jax.jit(algo.init, static_argnums=0)(hn.DISCRETE_SPEC, jax.random.PRNGKey(0))
     state = dict(state, q=hn.randomize(state["q"], 1), q_target=hn.randomize(state["q_target"], 2))
     batch = hn.make_discrete_batch(n=8, seed=5, reward_scale=2.0)
-    new_state, metrics = algo.update(state, batch, jax.random.PRNGKey(7))
+    new_state, metrics = jax.jit(algo.update)(state, batch, jax.random.PRNGKey(7))
     return algo, state, batch, new_state, hn.metrics_f64(metrics)
 
 
@@ -66,7 +66,7 @@ def test_target_network_is_copied_every_period_updates_and_acting_is_greedy():
     # step 1 of period 2: Q' unchanged; step 2: Q' is the online network after that update
     hn.assert_trees_close(new_state["q_target"], state["q_target"], rtol=0, atol=0)
     assert hn.trees_differ(new_state["q"], state["q"])
-    later, _ = algo.update(new_state, batch, jax.random.PRNGKey(8))
+    later, _ = jax.jit(algo.update)(new_state, batch, jax.random.PRNGKey(8))
     hn.assert_trees_close(later["q_target"], later["q"], rtol=0, atol=0)
     obs = batch["observations"]
     actions, carry = algo.act(algo.policy_params(state), obs, ())

@@ -38,11 +38,11 @@ def window_batch(seed: int, n: int = 8) -> dict[str, np.ndarray]:
 
 def test_loss_is_huber_of_the_return_to_go_minus_q_of_the_logged_action():
     algo = MCE(MCEConfig(hidden_dims=(5, 4), discount=GAMMA))
-    state = algo.init(SPEC, jax.random.PRNGKey(0))
+    state = jax.jit(algo.init, static_argnums=0)(SPEC, jax.random.PRNGKey(0))
     assert "q_target" not in state  # nothing bootstraps: no target network
     state = dict(state, q=hn.randomize(state["q"], 1))
     batch = window_batch(seed=4)
-    new_state, metrics = algo.update(state, batch, jax.random.PRNGKey(0))
+    new_state, metrics = jax.jit(algo.update)(state, batch, jax.random.PRNGKey(0))
     metrics = hn.metrics_f64(metrics)
     obs = hn.norm_obs(batch["observations"][:, 0])
     actions, returns = batch["actions"][:, 0], batch["returns_to_go"][:, 0].astype(np.float64)

@@ -19,10 +19,10 @@ GAMMA, N, A = 0.9, 4, 3
 def test_quantile_huber_loss_of_one_update(double):
     config = QRDQNConfig(hidden_dims=(4, 3), n_quantiles=N, double=double, discount=GAMMA)
     algo = QRDQN(config)
-    state = algo.init(hn.DISCRETE_SPEC, jax.random.PRNGKey(0))
+    state = jax.jit(algo.init, static_argnums=0)(hn.DISCRETE_SPEC, jax.random.PRNGKey(0))
     state = dict(state, q=hn.randomize(state["q"], 1), q_target=hn.randomize(state["q_target"], 2))
     batch = hn.make_discrete_batch(n=8, seed=5, reward_scale=2.0)
-    _, metrics = algo.update(state, batch, jax.random.PRNGKey(7))
+    _, metrics = jax.jit(algo.update)(state, batch, jax.random.PRNGKey(7))
 
     rows = np.arange(8)
     obs, next_obs = hn.norm_obs(batch["observations"]), hn.norm_obs(batch["next_observations"])
@@ -46,7 +46,7 @@ def test_quantile_huber_loss_of_one_update(double):
 
 def test_acts_greedily_on_the_mean_of_the_quantiles():
     algo = QRDQN(QRDQNConfig(hidden_dims=(4, 3), n_quantiles=N))
-    state = algo.init(hn.DISCRETE_SPEC, jax.random.PRNGKey(0))
+    state = jax.jit(algo.init, static_argnums=0)(hn.DISCRETE_SPEC, jax.random.PRNGKey(0))
     params = dict(algo.policy_params(state), q=hn.randomize(state["q"], 4))
     obs = hn.make_discrete_batch(n=16, seed=9)["observations"]
     actions, _ = algo.act(params, obs, ())

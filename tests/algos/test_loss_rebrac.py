@@ -23,11 +23,11 @@ def case():
         hidden_dims=(4, 3), actor_bc_coef=BETA_1, critic_bc_coef=BETA_2, policy_noise=0.3
     )
     algo = ReBRAC(config)
-    state = algo.init(hn.SPEC, jax.random.PRNGKey(0))
+    state = jax.jit(algo.init, static_argnums=0)(hn.SPEC, jax.random.PRNGKey(0))
     state = hn.randomize_entries(state, "actor", "actor_target", "critic", "critic_target")
     batch = hn.make_batch(seed=6)
     key = jax.random.PRNGKey(8)
-    new_state, metrics = algo.update(state, batch, key)
+    new_state, metrics = jax.jit(algo.update)(state, batch, key)
     return state, batch, key, new_state, hn.metrics_f64(metrics)
 
 

@@ -18,11 +18,11 @@ GAMMA, K, A = 0.9, 4, 3
 @pytest.mark.parametrize("double", [False, True])
 def test_rem_loss_of_one_update(double):
     algo = REM(REMConfig(hidden_dims=(4, 3), n_heads=K, double=double, discount=GAMMA))
-    state = algo.init(hn.DISCRETE_SPEC, jax.random.PRNGKey(0))
+    state = jax.jit(algo.init, static_argnums=0)(hn.DISCRETE_SPEC, jax.random.PRNGKey(0))
     state = dict(state, q=hn.randomize(state["q"], 1), q_target=hn.randomize(state["q_target"], 2))
     batch = hn.make_discrete_batch(n=8, seed=5, reward_scale=2.0)
     key = jax.random.PRNGKey(7)
-    _, metrics = algo.update(state, batch, key)
+    _, metrics = jax.jit(algo.update)(state, batch, key)
 
     u = np.asarray(jax.random.uniform(key, (K,)), np.float64)
     alphas = u / u.sum()
@@ -46,7 +46,7 @@ def test_rem_loss_of_one_update(double):
 
 def test_acts_greedily_on_the_mean_of_the_heads():
     algo = REM(REMConfig(hidden_dims=(4, 3), n_heads=K))
-    state = algo.init(hn.DISCRETE_SPEC, jax.random.PRNGKey(0))
+    state = jax.jit(algo.init, static_argnums=0)(hn.DISCRETE_SPEC, jax.random.PRNGKey(0))
     params = dict(algo.policy_params(state), q=hn.randomize(state["q"], 4))
     obs = hn.make_discrete_batch(n=16, seed=9)["observations"]
     actions, _ = algo.act(params, obs, ())

@@ -23,7 +23,7 @@ def run(**flags):
     # n_critics = 5 for every variant, so that all start from the same state
     config = IQLConfig(hidden_dims=(4, 3), n_critics=K, reward_normalization="none", **flags)
     algo = IQL(config)
-    state = algo.init(hn.SPEC, jax.random.PRNGKey(0))
+    state = jax.jit(algo.init, static_argnums=0)(hn.SPEC, jax.random.PRNGKey(0))
     actor = hn.randomize(state["actor"], 1)
     actor["params"]["log_std"] = jax.numpy.array([-0.4, 0.1])
     state = dict(
@@ -34,7 +34,7 @@ def run(**flags):
         value=hn.randomize(state["value"], 4),
     )
     batch = hn.make_batch(n=8, seed=5, reward_scale=3.0)  # TD errors on both sides of delta
-    new_state, metrics = algo.update(state, batch, jax.random.PRNGKey(6))
+    new_state, metrics = jax.jit(algo.update)(state, batch, jax.random.PRNGKey(6))
     return state, batch, new_state, hn.metrics_f64(metrics)
 
 

@@ -18,11 +18,11 @@ GAMMA = 0.99
 @pytest.fixture(scope="module")
 def case():
     algo = TD3BC(TD3BCConfig(hidden_dims=(4, 3), alpha=2.5, policy_noise=0.4, noise_clip=0.5))
-    state = algo.init(hn.SPEC, jax.random.PRNGKey(0))
+    state = jax.jit(algo.init, static_argnums=0)(hn.SPEC, jax.random.PRNGKey(0))
     state = hn.randomize_entries(state, "actor", "actor_target", "critic", "critic_target")
     batch = hn.make_batch(seed=5)
     key = jax.random.PRNGKey(7)
-    new_state, metrics = algo.update(state, batch, key)
+    new_state, metrics = jax.jit(algo.update)(state, batch, key)
     return algo, state, batch, key, new_state, hn.metrics_f64(metrics)
 
 
@@ -66,7 +66,7 @@ def test_actor_and_targets_update_every_policy_freq_steps(case):
         )
         hn.assert_trees_close(new_state[name], expected)
     # step 1 (policy_freq = 2): no actor step, no target update, the actor loss is NaN
-    later, metrics = algo.update(new_state, batch, key)
+    later, metrics = jax.jit(algo.update)(new_state, batch, key)
     assert np.isnan(float(metrics["actor_loss"]))
     for name in ("actor", "actor_target", "critic_target"):
         hn.assert_trees_close(later[name], new_state[name], rtol=0, atol=0)

@@ -32,7 +32,7 @@ Example:
     >>> batch = {"observations": jnp.zeros((3, 4)), "actions": jnp.array([0, 1, 1]),
     ...          "rewards": jnp.ones(3), "terminals": jnp.zeros(3),
     ...          "next_observations": jnp.zeros((3, 4))}
-    >>> state, metrics = algo.update(state, batch, jax.random.PRNGKey(1))
+    >>> state, metrics = jax.jit(algo.update)(state, batch, jax.random.PRNGKey(1))
     >>> sorted(metrics)
     ['imitation_loss', 'q_loss', 'q_mean', 'td_loss']
     >>> actions, _ = algo.act(algo.policy_params(state), jnp.zeros((3, 4)), ())

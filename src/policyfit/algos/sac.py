@@ -25,7 +25,8 @@ Example:
     >>> batch = {"observations": np.zeros((8, 3), np.float32), "actions": np.zeros((8, 1), np.float32),
     ...          "rewards": np.ones(8, np.float32), "terminals": np.zeros(8, np.float32),
     ...          "next_observations": np.zeros((8, 3), np.float32)}
-    >>> state, metrics = algo.update(state, batch, jax.random.PRNGKey(1))
+    >>> update = jax.jit(algo.update)  # one compiled program, as the trainer runs it
+    >>> state, metrics = update(state, batch, jax.random.PRNGKey(1))
     >>> sorted(metrics)[:3]
     ['actor_loss', 'alpha', 'alpha_loss']
     >>> algo.act(state.actor_params, np.zeros((2, 3), np.float32)).shape
