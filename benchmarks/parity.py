@@ -441,15 +441,25 @@ class Data:
 
 
 def policyfit_run(
-    algo: str, data: Data, seed: int, steps: int, episodes: int, work: Path
+    algo: str,
+    data: Data,
+    seed: int,
+    steps: int,
+    episodes: int,
+    work: Path,
+    config: dict[str, Any] | None = None,
+    suffix: str = "",
 ) -> dict[str, Any]:
-    """Train (or resume, or read) the policyfit run, then evaluate its policy."""
+    """Train (or resume, or read) the policyfit run, then evaluate its policy.
+
+    ``config`` overrides policyfit's defaults (``init_ablation.py``'s variants; the run
+    directory's name then ends in ``suffix``)."""
     from discrete_peer import steady_rate
 
     from common import train_or_resume
     from policyfit.training.rundir import RunDir
 
-    run_dir = work / run_name("policyfit", algo, data.name, seed, steps)
+    run_dir = work / (run_name("policyfit", algo, data.name, seed, steps) + suffix)
     t0 = time.perf_counter()
     summary = train_or_resume(
         algo,
@@ -460,6 +470,7 @@ def policyfit_run(
         eval_every=0,
         save_every=min(SAVE_EVERY, steps),
         eval_episodes=1,  # the trainer's own final check; the score is evaluate_policy's
+        config=config,
     )
     session_seconds = time.perf_counter() - t0
     ev = evaluate_policy(str(run_dir), data.ds.env_id, seed, episodes, data.refs)

@@ -70,3 +70,37 @@ def test_actor_and_targets_update_every_policy_freq_steps(case):
     assert np.isnan(float(metrics["actor_loss"]))
     for name in ("actor", "actor_target", "critic_target"):
         hn.assert_trees_close(later[name], new_state[name], rtol=0, atol=0)
+
+
+def test_pytorch_init_scheme_draws_every_layer_uniform_in_one_over_sqrt_fan_in():
+    """``init_scheme="pytorch"``: ``torch.nn.Linear``'s defaults (the paper's code, d3rlpy):
+    weights and biases ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` in every layer, heads included;
+    the default stays orthogonal with zero biases and a 1e-2 policy head."""
+    spec = hn.SPEC
+    state = TD3BC(TD3BCConfig(hidden_dims=(256, 256), init_scheme="pytorch")).init(
+        spec, jax.random.PRNGKey(0)
+    )
+    dense = [
+        leaf
+        for net in ("actor", "critic")
+        for leaf in jax.tree_util.tree_leaves(state[net], is_leaf=lambda x: "kernel" in x)
+        if isinstance(leaf, dict) and "kernel" in leaf
+    ]
+    assert len(dense) == 3 + 3  # actor: 2 hidden + head; critic ensemble: 2 hidden + head
+    for layer in dense:
+        w, b = np.asarray(layer["kernel"]), np.asarray(layer["bias"])
+        bound = 1 / np.sqrt(w.shape[-2])
+        assert np.abs(w).max() <= bound and np.abs(b).max() <= bound
+        # a uniform on [-bound, bound] has std bound / sqrt 3 (a wrong fan would be far off)
+        assert np.std(w) == pytest.approx(bound / np.sqrt(3), rel=0.1)
+        assert np.all(b != 0) and (b.size < 100 or np.std(b) > 0.5 * bound)
+    ortho = TD3BC(TD3BCConfig(hidden_dims=(256, 256))).init(spec, jax.random.PRNGKey(0))
+    head = ortho["actor"]["params"]["Dense_0"]
+    assert np.all(np.asarray(head["bias"]) == 0) and np.abs(head["kernel"]).max() < 0.05
+
+
+def test_unknown_init_scheme_is_a_config_error():
+    from policyfit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="td3bc: init_scheme: must be one of orthogonal, pytorch"):
+        TD3BC(TD3BCConfig(init_scheme="xavier")).init(hn.SPEC, jax.random.PRNGKey(0))

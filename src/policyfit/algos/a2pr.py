@@ -147,7 +147,9 @@ class A2PR(TD3BC):
                     field=field,
                 )
         super().setup(spec)  # TD3+BC's actor (hidden_dims) and optimizers, policy_freq's check
-        self.critic = EnsembleCritic(cfg.critic_hidden_dims, n_critics=2)
+        self.critic = EnsembleCritic(
+            cfg.critic_hidden_dims, n_critics=2, init_scheme=cfg.init_scheme
+        )
         self.value = ValueNet(cfg.critic_hidden_dims)
         self.latent_dim = cfg.latent_dim or 2 * spec.action_dim
         self.vae = ConditionalVAE(spec.action_dim, self.latent_dim, cfg.vae_hidden_dims)

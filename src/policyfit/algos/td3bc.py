@@ -23,7 +23,7 @@ import optax
 from policyfit.algos.base import AlgoConfig, Algorithm, Carry, DatasetSpec, register
 from policyfit.algos.losses import delayed_actor_update, gradient_step, td_target
 from policyfit.errors import ConfigError
-from policyfit.nn import DeterministicPolicy, EnsembleCritic
+from policyfit.nn import INIT_SCHEMES, DeterministicPolicy, EnsembleCritic
 from policyfit.nn.normalization import (
     action_scale_from_spec,
     from_unit_actions,
@@ -55,6 +55,9 @@ class TD3BCConfig(AlgoConfig):
     critic_lr: float = 3e-4
     hidden_dims: tuple[int, ...] = (256, 256)
     normalize_observations: bool = True  # Sec. 5: states normalized by dataset mean/std (eps 1e-3)
+    # weight initialization, one of policyfit.nn.INIT_SCHEMES: "orthogonal" (policyfit's, as the
+    # JAX ports) or "pytorch" (torch.nn.Linear's defaults, as the paper's code, CORL and d3rlpy)
+    init_scheme: str = "orthogonal"
 
 
 @register("td3bc")
@@ -67,9 +70,15 @@ class TD3BC(Algorithm):
         cfg = self.config
         if cfg.policy_freq < 1:
             raise ConfigError("must be >= 1", path=self.name, field="policy_freq")
+        if cfg.init_scheme not in INIT_SCHEMES:
+            raise ConfigError(
+                f"must be one of {', '.join(INIT_SCHEMES)}", path=self.name, field="init_scheme"
+            )
         self.spec = spec
-        self.actor = DeterministicPolicy(spec.action_dim, cfg.hidden_dims)
-        self.critic = EnsembleCritic(cfg.hidden_dims, n_critics=2)
+        self.actor = DeterministicPolicy(
+            spec.action_dim, cfg.hidden_dims, init_scheme=cfg.init_scheme
+        )
+        self.critic = EnsembleCritic(cfg.hidden_dims, n_critics=2, init_scheme=cfg.init_scheme)
         self.actor_opt = optax.adam(cfg.actor_lr)
         self.critic_opt = optax.adam(cfg.critic_lr)
 

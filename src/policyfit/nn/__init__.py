@@ -1,6 +1,7 @@
 """Flax building blocks shared by every algorithm: MLPs, critic ensembles and policy heads."""
 
 from policyfit.nn.modules import (
+    INIT_SCHEMES,
     MLP,
     CategoricalPolicy,
     DeterministicPolicy,
@@ -12,6 +13,7 @@ from policyfit.nn.modules import (
 )
 
 __all__ = [
+    "INIT_SCHEMES",
     "MLP",
     "CategoricalPolicy",
     "DeterministicPolicy",

@@ -89,6 +89,50 @@ def default_init(scale: float = jnp.sqrt(2.0)):
     return nn.initializers.orthogonal(scale)
 
 
+#: Weight initializations a network may ask for: ``"orthogonal"`` (policyfit's default, as CORL's
+#: JAX ports: orthogonal with gain sqrt 2 in hidden layers and a per-head gain) and ``"pytorch"``
+#: (``torch.nn.Linear``'s defaults, as the TD3+BC paper's code, CORL's PyTorch files and d3rlpy:
+#: weights and biases ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``, every layer alike).
+INIT_SCHEMES = ("orthogonal", "pytorch")
+
+
+def _uniform_bias(fan_in: int):
+    bound = 1.0 / math.sqrt(fan_in)
+
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return init
+
+
+def dense(
+    features: int, fan_in: int, init: str = "orthogonal", scale: float = math.sqrt(2.0), **kw
+):
+    """An ``nn.Dense`` of ``features`` outputs on ``fan_in`` inputs, initialized by ``init``.
+
+    ``"orthogonal"``: orthogonal kernel of gain ``scale``, zero bias. ``"pytorch"``: kernel and
+    bias uniform in ``+-1/sqrt(fan_in)`` (Kaiming-uniform with ``a = sqrt 5``, PyTorch's
+    ``nn.Linear``), ``scale`` ignored.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> layer = dense(3, fan_in=4, init="pytorch")
+        >>> p = layer.init(jax.random.PRNGKey(0), jnp.zeros((1, 4)))["params"]
+        >>> bool(jnp.abs(p["kernel"]).max() <= 0.5 and jnp.abs(p["bias"]).max() <= 0.5)
+        True
+    """
+    if init == "orthogonal":
+        return nn.Dense(features, kernel_init=default_init(scale), **kw)
+    if init == "pytorch":
+        return nn.Dense(
+            features,
+            kernel_init=nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform"),
+            bias_init=_uniform_bias(fan_in),
+            **kw,
+        )
+    raise ValueError(f"init must be one of {INIT_SCHEMES}, got {init!r}")
+
+
 class MLP(nn.Module):
     """Fully connected network; ReLU between layers, none after the last unless ``activate_final``."""
 
@@ -98,12 +142,16 @@ class MLP(nn.Module):
     layer_norm: bool = False
     dropout_rate: float | None = None
     kernel_init: Callable | None = None
+    init_scheme: str = "orthogonal"  # one of INIT_SCHEMES; a given kernel_init overrides it
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, training: bool = False) -> jnp.ndarray:
-        init = self.kernel_init or default_init()
         for i, size in enumerate(self.hidden_dims):
-            x = nn.Dense(size, kernel_init=init, dot_general=matmul_dot_general())(x)
+            dg = matmul_dot_general()
+            if self.kernel_init is not None:
+                x = nn.Dense(size, kernel_init=self.kernel_init, dot_general=dg)(x)
+            else:
+                x = dense(size, x.shape[-1], self.init_scheme, dot_general=dg)(x)
             if i + 1 < len(self.hidden_dims) or self.activate_final:
                 if self.layer_norm:
                     x = nn.LayerNorm()(x)
@@ -128,12 +176,18 @@ class ValueNet(nn.Module):
 class _Critic(nn.Module):
     hidden_dims: Sequence[int]
     layer_norm: bool = False
+    init_scheme: str = "orthogonal"
 
     @nn.compact
     def __call__(self, obs: jnp.ndarray, act: jnp.ndarray) -> jnp.ndarray:
         x = jnp.concatenate([obs, act], axis=-1)
-        x = MLP(self.hidden_dims, activate_final=True, layer_norm=self.layer_norm)(x)
-        return nn.Dense(1, kernel_init=default_init(1.0))(x)[..., 0]
+        x = MLP(
+            self.hidden_dims,
+            activate_final=True,
+            layer_norm=self.layer_norm,
+            init_scheme=self.init_scheme,
+        )(x)
+        return dense(1, x.shape[-1], self.init_scheme, 1.0)(x)[..., 0]
 
 
 class EnsembleCritic(nn.Module):
@@ -142,6 +196,7 @@ class EnsembleCritic(nn.Module):
     hidden_dims: Sequence[int] = (256, 256)
     n_critics: int = 2
     layer_norm: bool = False
+    init_scheme: str = "orthogonal"  # one of INIT_SCHEMES
 
     @nn.compact
     def __call__(self, obs: jnp.ndarray, act: jnp.ndarray) -> jnp.ndarray:
@@ -153,7 +208,7 @@ class EnsembleCritic(nn.Module):
             out_axes=0,
             axis_size=self.n_critics,
         )
-        return ensemble(self.hidden_dims, self.layer_norm)(obs, act)
+        return ensemble(self.hidden_dims, self.layer_norm, self.init_scheme)(obs, act)
 
 
 @dataclass(frozen=True)
@@ -246,12 +301,18 @@ class DeterministicPolicy(nn.Module):
     hidden_dims: Sequence[int] = (256, 256)
     layer_norm: bool = False
     max_action: float = 1.0
+    init_scheme: str = "orthogonal"  # one of INIT_SCHEMES
 
     @nn.compact
     def __call__(self, obs: jnp.ndarray) -> jnp.ndarray:
-        x = MLP(self.hidden_dims, activate_final=True, layer_norm=self.layer_norm)(obs)
+        x = MLP(
+            self.hidden_dims,
+            activate_final=True,
+            layer_norm=self.layer_norm,
+            init_scheme=self.init_scheme,
+        )(obs)
         return self.max_action * jnp.tanh(
-            nn.Dense(self.action_dim, kernel_init=default_init(1e-2))(x)
+            dense(self.action_dim, x.shape[-1], self.init_scheme, 1e-2)(x)
         )
 
 
